@@ -1,0 +1,1 @@
+"""Everything with side effects: model providers, tools, transforms and the mirror writer."""

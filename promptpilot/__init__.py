@@ -1,0 +1,1 @@
+"""Shared infrastructure: settings, the Postgres store, the local stack and the CLI."""

@@ -1,0 +1,113 @@
+"""One settings root, built once in an entry point and passed down.
+
+Every value comes from the environment (prefix ``PROMPTPILOT_``, nested with ``__``) or a
+``.env`` file; provider keys also come from their standard variables (``OPENAI_API_KEY``...).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class OpenAISettings(BaseSettings):
+    """OpenAI, read from the standard ``OPENAI_*`` variables."""
+
+    model_config = SettingsConfigDict(env_prefix="OPENAI_", extra="ignore")
+    api_key: SecretStr | None = None
+    base_url: str | None = None
+
+
+class AnthropicSettings(BaseSettings):
+    """Anthropic, read from the standard ``ANTHROPIC_*`` variables."""
+
+    model_config = SettingsConfigDict(env_prefix="ANTHROPIC_", extra="ignore")
+    api_key: SecretStr | None = None
+    base_url: str | None = None
+
+
+class CompatibleProvider(BaseModel):
+    """Any server speaking the OpenAI chat API: vLLM, Ollama, LM Studio..."""
+
+    base_url: str
+    api_key: SecretStr | None = None
+
+
+class LlmSettings(BaseModel):
+    """Model providers."""
+
+    openai: OpenAISettings = Field(default_factory=OpenAISettings)
+    anthropic: AnthropicSettings = Field(default_factory=AnthropicSettings)
+    compatible: dict[str, CompatibleProvider] = Field(default_factory=dict)
+    request_timeout_seconds: float = 120.0
+
+
+class ToolSettings(BaseModel):
+    """Built-in tools."""
+
+    http_allow_private: bool = False
+    http_timeout_seconds: float = 30.0
+    http_max_response_bytes: int = 1_000_000
+    web_search_backend: Literal["none", "offline", "searxng", "brave"] = "none"
+    web_search_url: str | None = None
+    web_search_api_key: SecretStr | None = None
+
+
+class TemporalSettings(BaseModel):
+    """Where the Temporal server is and which queue the worker serves."""
+
+    address: str = "localhost:7233"
+    namespace: str | None = None
+    task_queue: str = "promptpilot"
+    ui_url: str = "http://localhost:8233"
+
+
+class DatabaseSettings(BaseModel):
+    """Postgres; with no URL, ``promptpilot dev`` starts an embedded PostgreSQL."""
+
+    url: str | None = None
+    pool_size: int = 10
+
+
+class ApiSettings(BaseModel):
+    """The HTTP front door."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    run_wait_seconds: float = 30.0
+    dev_api_key: SecretStr | None = None
+
+
+class Settings(BaseSettings):
+    """The settings root."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PROMPTPILOT_", env_nested_delimiter="__", env_file=".env", extra="ignore"
+    )
+    environment: str = Field(default="dev", pattern=r"^[a-z][a-z0-9-]{0,31}$")
+    data_dir: Path = Path("var")
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    temporal: TemporalSettings = Field(default_factory=TemporalSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    llm: LlmSettings = Field(default_factory=LlmSettings)
+    tools: ToolSettings = Field(default_factory=ToolSettings)
+
+    @model_validator(mode="after")
+    def _checks(self) -> Settings:
+        if self.database_url and not self.database.url:
+            self.database.url = self.database_url
+        key = self.api.dev_api_key
+        if key is not None and self.environment != "dev" and key.get_secret_value() in {
+            "changethis", "dev", "pp_dev_key"
+        }:
+            raise ValueError("refusing a placeholder API key outside the dev environment")
+        return self
+
+    @property
+    def namespace(self) -> str:
+        """The Temporal namespace of this environment."""
+        return self.temporal.namespace or self.environment

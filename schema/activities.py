@@ -1,0 +1,82 @@
+"""One request and one result model per activity, so every payload is typed on both ends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from schema.base import CamelModel
+
+
+class LlmRequest(CamelModel):
+    """A rendered LLM call: what the Temporal UI shows as the activity input."""
+
+    run_id: str
+    step_id: str
+    provider: str
+    model: str
+    system: str | None = None
+    user: str
+    output_schema: dict[str, Any] | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+
+class LlmResult(CamelModel):
+    """The model's answer with usage; `output` is parsed JSON when a schema was given."""
+
+    output: Any = None
+    text: str = ""
+    provider: str
+    model: str
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cached_tokens: int = 0
+    cost: float | None = None
+    latency_ms: float = 0.0
+    attempt: int = 1
+    warnings: list[str] = Field(default_factory=list)
+
+
+class ToolRequest(CamelModel):
+    """A tool invocation with its final arguments."""
+
+    run_id: str
+    step_id: str
+    tool_name: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class ToolTrace(CamelModel):
+    """What a tool was called with, what it returned and how long it took."""
+
+    tool_name: str
+    args: dict[str, Any]
+    result: Any = None
+    error: str | None = None
+    duration_ms: float
+
+
+class ToolResult(CamelModel):
+    """A tool's output and its trace."""
+
+    output: Any = None
+    trace: ToolTrace
+    attempt: int = 1
+
+
+class TransformRequest(CamelModel):
+    """A transform over the step's mapped input."""
+
+    run_id: str
+    step_id: str
+    input: Any = None
+    expression: str | None = None
+
+
+class TransformResult(CamelModel):
+    """The reshaped value."""
+
+    output: Any = None
+    attempt: int = 1

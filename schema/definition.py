@@ -1,0 +1,111 @@
+"""The workflow definition DSL (seed 000 "Workflow Definition Structure", seed 003 variables/retries)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
+
+from schema.base import CamelModel
+
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+STEP_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
+VariableType = Literal["string", "number", "integer", "boolean", "object", "array"]
+
+
+class RetryConfig(CamelModel):
+    """Per-step retry policy, seed 003's names; becomes a Temporal RetryPolicy."""
+
+    max_attempts: int = Field(default=3, ge=1, le=100)
+    initial_interval_seconds: float = Field(default=1.0, gt=0, le=3600)
+    backoff_coefficient: float = Field(default=2.0, ge=1, le=10)
+    maximum_interval_seconds: float = Field(default=60.0, gt=0, le=86400)
+
+    @model_validator(mode="after")
+    def _interval_order(self) -> RetryConfig:
+        if self.maximum_interval_seconds < self.initial_interval_seconds:
+            raise ValueError("maximumIntervalSeconds must be >= initialIntervalSeconds")
+        return self
+
+
+# LLM calls default to more attempts with exponential backoff; jitter is added by the
+# activity through next_retry_delay on 429/5xx (Temporal has no jitter knob of its own).
+DEFAULT_LLM_RETRY = RetryConfig(
+    max_attempts=5, initial_interval_seconds=1.0, backoff_coefficient=2.0,
+    maximum_interval_seconds=30.0,
+)
+DEFAULT_TOOL_RETRY = RetryConfig(max_attempts=3)
+DEFAULT_TRANSFORM_RETRY = RetryConfig(max_attempts=3)
+
+
+class Variable(CamelModel):
+    """A typed workflow input (seed 003 WorkflowVariable)."""
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    type: VariableType = "string"
+    required: bool = False
+    default: Any = None
+    description: str | None = None
+    sample_value: Any = None
+
+
+class _StepBase(CamelModel):
+    id: str = Field(pattern=STEP_ID_PATTERN)
+    name: str | None = None
+    input_mapping: dict[str, str] = Field(default_factory=dict)
+    retry_config: RetryConfig | None = None
+    timeout_seconds: float | None = Field(default=None, gt=0, le=3600)
+
+    @property
+    def label(self) -> str:
+        """A human name for logs and summaries."""
+        return self.name or self.id
+
+
+class LlmStep(_StepBase):
+    """Calls a model with rendered prompts (seed 000 "LLM Step")."""
+
+    type: Literal["llm"]
+    model: str = Field(min_length=1)
+    provider: str | None = None
+    prompt_system: str | None = None
+    prompt_user: str = Field(min_length=1)
+    output_schema: dict[str, Any] | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=1, le=200_000)
+
+
+class ToolStep(_StepBase):
+    """Runs a registered tool with mapped arguments (seed 000 "Tool Step")."""
+
+    type: Literal["tool"]
+    tool_name: str = Field(min_length=1)
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class TransformStep(_StepBase):
+    """Passes mapped inputs through, or reshapes them with a JMESPath expression."""
+
+    type: Literal["transform"]
+    expression: str | None = None
+
+
+Step = Annotated[LlmStep | ToolStep | TransformStep, Field(discriminator="type")]
+
+
+class WorkflowDefinition(CamelModel):
+    """A whole workflow: its slug (`id`), typed variables and ordered steps."""
+
+    id: str = Field(pattern=SLUG_PATTERN)
+    name: str = Field(min_length=1, max_length=200)
+    description: str | None = None
+    variables: list[Variable] = Field(default_factory=list)
+    steps: list[Step] = Field(min_length=1, max_length=2000)
+    max_cost_usd: float | None = Field(default=None, gt=0)
+
+    def step_index(self, step_id: str) -> int:
+        """Position of a step; raises KeyError when it is not defined."""
+        for index, step in enumerate(self.steps):
+            if step.id == step_id:
+                return index
+        raise KeyError(step_id)

@@ -1,0 +1,130 @@
+"""Payloads of the interpreter workflow: its input, live progress, step records and result."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field
+
+from schema.base import CamelModel
+from schema.definition import WorkflowDefinition
+
+RunStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
+StepStatus = Literal["pending", "running", "completed", "failed", "cancelled", "reused", "skipped"]
+TERMINAL_RUN_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+
+
+class StepError(CamelModel):
+    """Why a step failed, as stored in the mirror and returned by the API."""
+
+    type: str
+    message: str
+    retryable: bool = False
+    details: dict[str, Any] | None = None
+
+
+class SeedStep(CamelModel):
+    """A prior step's recorded result, carried into a rerun so it is not called again."""
+
+    step_id: str
+    source_record_id: str
+    input: Any = None
+    output: Any = None
+
+
+class RunWorkflowInput(CamelModel):
+    """Everything the interpreter needs; the definition snapshot travels with it."""
+
+    run_id: str
+    environment: str
+    workflow_id: str
+    workflow_slug: str
+    workflow_version: int
+    definition: WorkflowDefinition
+    input: dict[str, Any] = Field(default_factory=dict)
+    trigger: str = "api"
+    from_step_id: str | None = None
+    source_run_id: str | None = None
+    seed_steps: list[SeedStep] = Field(default_factory=list)
+    mirror: bool = True
+    max_cost_usd: float | None = None
+
+
+class StepRecord(CamelModel):
+    """One step of one run, the unit the mirror upserts (keyed by run id and step id)."""
+
+    run_id: str
+    environment: str
+    step_id: str
+    step_index: int
+    name: str | None = None
+    type: str
+    status: StepStatus
+    input: Any = None
+    output: Any = None
+    rendered: dict[str, Any] | None = None
+    error: StepError | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cached_tokens: int = 0
+    cost: float | None = None
+    attempts: int = 0
+    model: str | None = None
+    provider: str | None = None
+    tool_trace: list[dict[str, Any]] | None = None
+    warnings: list[str] = Field(default_factory=list)
+    reused_from_record_id: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class RunRecord(CamelModel):
+    """The run row the mirror upserts at start and at the end of a run."""
+
+    run_id: str
+    environment: str
+    workflow_id: str
+    workflow_version: int
+    status: RunStatus
+    input: dict[str, Any] = Field(default_factory=dict)
+    output: Any = None
+    error: StepError | None = None
+    actual_cost: float | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    trigger: str = "api"
+    source_run_id: str | None = None
+    from_step_id: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class StepProgress(CamelModel):
+    """A step's state as the progress query reports it."""
+
+    step_id: str
+    status: StepStatus
+    attempts: int = 0
+    error: str | None = None
+
+
+class RunProgress(CamelModel):
+    """Answer of the interpreter's `progress` query."""
+
+    run_id: str
+    status: RunStatus
+    current_step_id: str | None = None
+    steps: list[StepProgress] = Field(default_factory=list)
+    actual_cost: float | None = None
+
+
+class RunResult(CamelModel):
+    """What the interpreter returns when a run completes."""
+
+    run_id: str
+    status: RunStatus
+    output: Any = None
+    actual_cost: float | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0

@@ -1,0 +1,1 @@
+"""Deterministic code that runs inside Temporal's workflow sandbox."""
