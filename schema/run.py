@@ -128,3 +128,4 @@ class RunResult(CamelModel):
     actual_cost: float | None = None
     tokens_in: int = 0
     tokens_out: int = 0
+    steps: list[StepRecord] = Field(default_factory=list)

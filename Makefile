@@ -1,0 +1,50 @@
+# The task runner. Needs only Python 3.11+; everything else goes into .venv.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+.PHONY: help install dev test test-reliability lint bench worker api clean
+
+help:
+	@echo "make dev | test | test-reliability | lint | bench | worker | api | clean"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+
+# Re-install only when pyproject.toml is newer than the stamp.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -e '.[dev]'
+	touch $@
+
+install: $(STAMP)
+
+dev: $(STAMP)
+	$(BIN)/promptpilot dev
+
+# Exit code 5 (no tests collected) fails the target like any other failure.
+test: $(STAMP)
+	$(BIN)/python -m pytest -q tests --ignore=tests/reliability -m "not browser" $(PYTEST_ARGS)
+
+test-reliability: $(STAMP)
+	$(BIN)/python -m pytest -q tests/reliability $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy schema workflows activities api promptpilot worker.py tests
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+worker: $(STAMP)
+	$(BIN)/promptpilot worker
+
+api: $(STAMP)
+	$(BIN)/promptpilot api
+
+clean:
+	rm -rf var/

@@ -1,0 +1,25 @@
+"""The mirror writer: idempotent upserts of runs and steps, run as local activities."""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from promptpilot.store import Store
+from schema.run import RunRecord, StepRecord
+
+
+class MirrorActivities:
+    """Writes the interpreter's run and step records into Postgres."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    @activity.defn(name="mirror_run")
+    async def mirror_run(self, record: RunRecord) -> None:
+        """Upsert the run row."""
+        await self._store.upsert_run(record)
+
+    @activity.defn(name="mirror_step")
+    async def mirror_step(self, record: StepRecord) -> None:
+        """Upsert one step row (keyed by run id and step id: retries never duplicate)."""
+        await self._store.upsert_step(record)

@@ -1,0 +1,30 @@
+"""The provider interface: one request in, one ``Completion`` out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from schema.activities import LlmRequest
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A provider's raw answer; ``tokens_in`` includes ``cached_tokens``."""
+
+    text: str
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cached_tokens: int = 0
+
+
+class Provider(Protocol):
+    """Something that can answer an ``LlmRequest`` for a given model name."""
+
+    async def complete(self, request: LlmRequest, model: str) -> Completion:
+        """Send one request (no SDK retries) and return the answer."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the provider's HTTP connections."""
+        ...

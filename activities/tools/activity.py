@@ -1,0 +1,99 @@
+"""The ``tool_call`` activity: look a tool up, validate its arguments, run it and trace it."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.tools.registry import ToolContext, ToolSpec, get_tool, known_tools
+from promptpilot.settings import Settings
+from schema.activities import ToolRequest, ToolResult, ToolTrace
+from schema.errors import ErrorType
+
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key",
+                            "x-subscription-token", "api-key"})
+
+
+class ToolActivities:
+    """Runs registered tools; holds the one HTTP client they share."""
+
+    def __init__(self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None):
+        # Tools decide about redirects themselves (http_request never follows them).
+        self._context = ToolContext(settings, httpx.AsyncClient(
+            transport=transport, follow_redirects=False,
+            timeout=settings.tools.http_timeout_seconds,
+        ))
+
+    async def aclose(self) -> None:
+        """Close the shared HTTP client."""
+        await self._context.http.aclose()
+
+    @activity.defn(name="tool_call")
+    async def call(self, request: ToolRequest) -> ToolResult:
+        """Run one tool call; errors are ApplicationErrors typed with schema.errors.ErrorType."""
+        spec = get_tool(request.tool_name)
+        if spec is None:
+            raise ApplicationError(
+                f"unknown tool {request.tool_name!r}; known tools: {sorted(known_tools())}",
+                type=ErrorType.UNKNOWN_TOOL, non_retryable=True,
+            )
+        args = _validate(spec, request.args)
+        shown_args = _redacted(request.args)
+        started = time.perf_counter()
+        try:
+            output = await spec.fn(args, self._context)
+        except Exception as err:
+            failure = _as_application_error(err)
+            trace = ToolTrace(tool_name=spec.name, args=shown_args, error=failure.message,
+                              duration_ms=_ms_since(started))
+            activity.logger.warning("tool %s failed after %.1f ms (%s): %s", spec.name,
+                                    trace.duration_ms, failure.type, failure.message)
+            raise ApplicationError(
+                failure.message, *failure.details, {"trace": trace.model_dump(mode="json")},
+                type=failure.type, non_retryable=failure.non_retryable,
+                next_retry_delay=failure.next_retry_delay,
+            ) from err
+        trace = ToolTrace(tool_name=spec.name, args=shown_args, result=output,
+                          duration_ms=_ms_since(started))
+        activity.logger.info("tool %s done in %.1f ms (run %s, step %s)", spec.name,
+                             trace.duration_ms, request.run_id, request.step_id)
+        return ToolResult(output=output, trace=trace, attempt=activity.info().attempt)
+
+
+def _validate(spec: ToolSpec, raw: dict[str, Any]) -> Any:
+    try:
+        return spec.input_model.model_validate(raw)
+    except ValidationError as err:
+        problems = [
+            {"field": ".".join(str(part) for part in e["loc"]) or "(args)", "message": e["msg"]}
+            for e in err.errors(include_url=False, include_input=False)
+        ]
+        listed = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+        raise ApplicationError(
+            f"invalid arguments for tool {spec.name!r}: {listed}", {"fields": problems},
+            type=ErrorType.TOOL_BAD_INPUT, non_retryable=True,
+        ) from None
+
+
+def _as_application_error(err: Exception) -> ApplicationError:
+    if isinstance(err, ApplicationError):
+        return err
+    # An unexpected exception is a bug or an unforeseen outage: let the retry policy decide.
+    return ApplicationError(f"{type(err).__name__}: {err}", type=ErrorType.TOOL_FAILED)
+
+
+def _redacted(args: dict[str, Any]) -> dict[str, Any]:
+    headers = args.get("headers")
+    if not isinstance(headers, dict):
+        return args
+    masked = {k: "***" if str(k).lower() in SECRET_HEADERS else v for k, v in headers.items()}
+    return {**args, "headers": masked}
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)

@@ -1,0 +1,134 @@
+"""The http_request tool: one HTTP call, answered as ``{status, headers, body, truncated}``.
+
+Decisions:
+- Only http and https URLs; anything else is TOOL_BAD_INPUT naming ``url``.
+- Private, loopback, link-local, multicast, reserved and unspecified targets are refused with
+  TOOL_FORBIDDEN_TARGET unless ``tools.http_allow_private`` (see ``addresses``). The request
+  goes to the address that was vetted, with the original Host header and TLS server name.
+- Redirects are not followed: a 3xx is returned as a result with its ``location`` header, so a
+  public URL cannot bounce the worker to a private one.
+- 2xx and 3xx are results. Other 4xx fail the step for good (TOOL_FAILED, non-retryable): the
+  same request would get the same answer, and a failed step names the status instead of handing
+  an error page to the next prompt. 429, 5xx, timeouts and connection errors are retried,
+  honouring Retry-After.
+- Bodies are read up to ``tools.http_max_response_bytes``; a longer body is cut, returned as
+  text and flagged ``truncated``. JSON content types are parsed when the body is whole.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+import httpx
+from pydantic import Field, field_validator
+
+from activities.tools.addresses import vetted_address
+from activities.tools.failures import status_error, transport_error
+from activities.tools.registry import ToolContext, tool
+from schema.base import CamelModel
+
+Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
+ParamValue = str | int | float | bool | list[str | int | float | bool]
+KEPT_HEADERS = ("content-type", "content-length", "location", "retry-after", "etag",
+                "last-modified")
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class HttpRequestArgs(CamelModel):
+    """Arguments of http_request."""
+
+    url: str = Field(min_length=1, description="Absolute http(s) URL.")
+    method: Method = "GET"
+    headers: dict[str, str] = Field(default_factory=dict)
+    params: dict[str, ParamValue] = Field(default_factory=dict, description="Query parameters.")
+    body: Any = Field(default=None, alias="json", description="JSON request body.")
+    timeout_seconds: float | None = Field(default=None, gt=0, le=600)
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("url")
+    @classmethod
+    def _http_only(cls, value: str) -> str:
+        try:
+            url = httpx.URL(value)
+        except httpx.InvalidURL as err:
+            raise ValueError(f"not a valid URL: {err}") from err
+        if url.scheme not in DEFAULT_PORTS:
+            raise ValueError(f"only http and https URLs are allowed, not {url.scheme or 'none'!r}")
+        if not url.host:
+            raise ValueError("the URL has no host")
+        return value
+
+
+@tool("http_request", description="Make an HTTP request to a public URL and return status, "
+      "headers and body (parsed JSON when the response is JSON).")
+async def http_request(args: HttpRequestArgs, ctx: ToolContext) -> dict[str, Any]:
+    """Send the request to a vetted address and read a capped body."""
+    url = httpx.URL(args.url)
+    host = url.raw_host.decode("ascii")
+    headers = httpx.Headers(args.headers)
+    extensions: dict[str, Any] = {}
+    if not ctx.settings.tools.http_allow_private:
+        ip = await vetted_address(host, url.port or DEFAULT_PORTS[url.scheme])
+        if str(ip) != host:
+            headers["Host"] = url.netloc.decode("ascii")
+            if url.scheme == "https":
+                extensions["sni_hostname"] = host
+            url = url.copy_with(host=str(ip))
+    label = f"{args.method} {url.scheme}://{host}{url.path}"
+    limit = ctx.settings.tools.http_max_response_bytes
+    request = ctx.http.build_request(
+        args.method, url, headers=headers, params=args.params or None,
+        json=args.body, timeout=args.timeout_seconds or ctx.settings.tools.http_timeout_seconds,
+        extensions=extensions,
+    )
+    try:
+        response = await ctx.http.send(request, stream=True, follow_redirects=False)
+        try:
+            raw, truncated = await _read_capped(response, limit)
+        finally:
+            await response.aclose()
+    except httpx.TransportError as err:
+        raise transport_error(err, label) from err
+    text = raw.decode(_charset(response), errors="replace")
+    if response.status_code >= 400:
+        raise status_error(response, label, text)
+    return {
+        "status": response.status_code,
+        "headers": {name: response.headers[name] for name in KEPT_HEADERS
+                    if name in response.headers},
+        "body": _body(response, raw, text, truncated),
+        "truncated": truncated,
+    }
+
+
+async def _read_capped(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
+    buffer = bytearray()
+    async for chunk in response.aiter_bytes():
+        buffer += chunk
+        if len(buffer) > limit:
+            return bytes(buffer[:limit]), True
+    return bytes(buffer), False
+
+
+def _charset(response: httpx.Response) -> str:
+    charset = response.charset_encoding or "utf-8"
+    try:
+        "".encode(charset)
+    except LookupError:
+        return "utf-8"
+    return charset
+
+
+def _body(response: httpx.Response, raw: bytes, text: str, truncated: bool) -> Any:
+    content_type = response.headers.get("content-type", "").lower()
+    if raw and not truncated and "json" in content_type:
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return text
+    return text

@@ -1,0 +1,47 @@
+"""The app factory: routes, error handlers and the lifespan that owns the services."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import errors
+from api.routes import health, runs, tools, workflows
+from api.state import AppState
+from promptpilot.database import make_engine
+from promptpilot.keys import ApiKeys
+from promptpilot.settings import Settings
+from promptpilot.store import Store
+
+
+def create_app(settings: Settings, database_url: str | None = None) -> FastAPI:
+    """Build the API; `database_url` overrides settings (the dev stack's embedded Postgres)."""
+    url = database_url or settings.database.url
+    if not url:
+        raise ValueError("no database: set DATABASE_URL or run `promptpilot dev`")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(url, settings.database.pool_size)
+        app.state.services = AppState(settings=settings, store=Store(engine),
+                                      keys=ApiKeys(engine))
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="PromptPilot",
+        version="0.1.0",
+        description="Durable multi-step LLM workflows on Temporal, mirrored into Postgres.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    # Run routes go first: `/api/workflows/runs/{id}` must not be read as a slug.
+    app.include_router(runs.router)
+    app.include_router(workflows.router)
+    app.include_router(tools.router)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,87 @@
+"""Domain errors mapped to HTTP in one place; every body says what was wrong and where."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from promptpilot.store import Conflict
+from promptpilot.validation import DefinitionInvalid
+from schema.api import ErrorBody, ErrorEnvelope
+from schema.problems import Problem, pointer
+
+
+log = logging.getLogger("promptpilot.api")
+
+
+class ApiError(Exception):
+    """An error with an HTTP status and a stable code."""
+
+    def __init__(self, status: int, code: str, message: str,
+                 problems: list[Problem] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.problems = problems or []
+
+
+def not_found(what: str) -> ApiError:
+    """A 404 naming what was not found."""
+    return ApiError(404, "not_found", f"{what} not found")
+
+
+def _body(code: str, message: str, problems: list[Problem] | None = None) -> dict[str, Any]:
+    envelope = ErrorEnvelope(error=ErrorBody(code=code, message=message, problems=problems or []))
+    return envelope.model_dump(mode="json", exclude_none=True)
+
+
+def _request_problems(exc: RequestValidationError) -> list[Problem]:
+    problems = []
+    for error in exc.errors():
+        loc = [p for p in error.get("loc", ()) if p not in ("body",)]
+        if len(loc) >= 3 and loc[0] == "steps" and loc[2] in ("llm", "tool", "transform"):
+            del loc[2]
+        problems.append(Problem(pointer=pointer(*loc), message=str(error.get("msg")),
+                                field=str(loc[-1]) if loc else None))
+    return problems
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(_body(exc.code, exc.message, exc.problems), status_code=exc.status,
+                            headers={"WWW-Authenticate": "Bearer"} if exc.status == 401 else None)
+
+    @app.exception_handler(DefinitionInvalid)
+    async def _invalid(_: Request, exc: DefinitionInvalid) -> JSONResponse:
+        summary = "; ".join(f"{p.pointer}: {p.message}" for p in exc.problems[:5])
+        return JSONResponse(_body("validation_error", f"{exc}: {summary}", exc.problems),
+                            status_code=422)
+
+    @app.exception_handler(RequestValidationError)
+    async def _request_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = _request_problems(exc)
+        summary = "; ".join(f"{p.pointer or '/'}: {p.message}" for p in problems[:5])
+        return JSONResponse(_body("validation_error", f"invalid request: {summary}", problems),
+                            status_code=422)
+
+    @app.exception_handler(Conflict)
+    async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
+        return JSONResponse(_body("conflict", str(exc)), status_code=409)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # The cause is logged server-side; the client gets no stack trace.
+        log.exception("unhandled error", exc_info=exc)
+        return JSONResponse(_body("internal_error", "internal error; see the API log"),
+                            status_code=500)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(_body("http_error", str(exc.detail)), status_code=exc.status_code)

@@ -1,0 +1,95 @@
+"""Starting runs: validate the input, record the run, start the interpreter, maybe wait."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from temporalio.client import WorkflowFailureError
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.service import RPCError
+
+from api.errors import ApiError
+from api.state import AppState
+from promptpilot.search_attributes import SA_ENVIRONMENT, SA_SLUG, SA_TRIGGER, SA_VERSION
+from promptpilot.validation import validate_input
+from schema.definition import WorkflowDefinition
+from schema.run import RunRecord, RunWorkflowInput, SeedStep
+from schema.tables import WorkflowRow, WorkflowVersionRow
+from workflows.interpreter import WORKFLOW_NAME
+
+
+
+@dataclass
+class StartRequest:
+    """What a run start needs, whatever triggered it."""
+
+    environment: str
+    workflow: WorkflowRow
+    version: WorkflowVersionRow
+    input: dict[str, Any]
+    trigger: str = "api"
+    from_step_id: str | None = None
+    source_run_id: str | None = None
+    seed_steps: list[SeedStep] | None = None
+    max_cost_usd: float | None = None
+    idempotency_key: str | None = None
+
+
+async def start_run(state: AppState, request: StartRequest) -> str:
+    """Validate, record the run as pending, start its workflow; returns the run id.
+
+    If Temporal refuses the start, the pending row is removed: nothing half-written stays.
+    """
+    definition = WorkflowDefinition.model_validate(request.version.definition)
+    run_input = validate_input(definition, request.input)
+    run_id = str(uuid.uuid4())
+    record = RunRecord(run_id=run_id, environment=request.environment,
+                       workflow_id=str(request.workflow.id),
+                       workflow_version=request.version.version, status="pending",
+                       input=run_input, trigger=request.trigger,
+                       source_run_id=request.source_run_id, from_step_id=request.from_step_id)
+    await state.store.create_run(record, request.idempotency_key)
+    workflow_input = RunWorkflowInput(
+        run_id=run_id, environment=request.environment, workflow_id=str(request.workflow.id),
+        workflow_slug=request.workflow.slug, workflow_version=request.version.version,
+        definition=definition, input=run_input, trigger=request.trigger,
+        from_step_id=request.from_step_id, source_run_id=request.source_run_id,
+        seed_steps=request.seed_steps or [],
+        max_cost_usd=request.max_cost_usd or definition.max_cost_usd,
+    )
+    try:
+        client = await state.temporal(request.environment)
+        await client.start_workflow(
+            WORKFLOW_NAME, workflow_input, id=run_id,
+            task_queue=state.settings.temporal.task_queue,
+            search_attributes=TypedSearchAttributes([
+                SearchAttributePair(SA_SLUG, request.workflow.slug),
+                SearchAttributePair(SA_ENVIRONMENT, request.environment),
+                SearchAttributePair(SA_TRIGGER, request.trigger),
+                SearchAttributePair(SA_VERSION, request.version.version),
+            ]),
+            static_summary=f"{request.workflow.slug} v{request.version.version}"
+                           f" ({request.trigger})",
+        )
+    except (RPCError, RuntimeError, OSError) as exc:
+        await state.store.delete_run(run_id)
+        raise ApiError(503, "temporal_unavailable", f"could not start the run: {exc}") from exc
+    return run_id
+
+
+async def wait_for(state: AppState, environment: str, run_id: str, seconds: float) -> bool:
+    """Wait up to `seconds` for the run to finish; True when it did (completed or not)."""
+    if seconds <= 0:
+        return False
+    client = await state.temporal(environment)
+    handle = client.get_workflow_handle(run_id)
+    try:
+        await asyncio.wait_for(handle.result(), timeout=seconds)
+    except TimeoutError:
+        return False
+    except WorkflowFailureError:
+        return True
+    return True

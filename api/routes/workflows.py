@@ -1,0 +1,170 @@
+"""Workflow definitions and the seed-000 run routes under /api/workflows."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Response
+
+from activities.providers.registry import known_providers, providers_missing_credentials
+from api.deps import CurrentKey, StateDep
+from api.errors import ApiError, not_found
+from api.launcher import StartRequest, start_run, wait_for
+from api.presenters import run_public, workflow_public
+from api.state import AppState
+from promptpilot.validation import parse_definition
+from schema.api import (
+    RunEnvelope,
+    RunListEnvelope,
+    RunRequest,
+    VersionListEnvelope,
+    VersionPublic,
+    WorkflowEnvelope,
+    WorkflowListEnvelope,
+)
+from schema.definition import LlmStep, WorkflowDefinition
+from schema.model_ref import resolve_model
+from schema.run import TERMINAL_RUN_STATUSES
+from schema.tables import WorkflowRow, WorkflowVersionRow
+
+router = APIRouter(prefix="/api/workflows", tags=["workflows"])
+RESERVED_SLUGS = {"runs"}
+DefinitionBody = Annotated[dict[str, Any], Body(description="A workflow definition (seed 000)")]
+
+
+def _credential_warnings(state: AppState, definition: WorkflowDefinition) -> list[str]:
+    missing = providers_missing_credentials(state.settings)
+    warnings = []
+    for step in definition.steps:
+        if isinstance(step, LlmStep):
+            provider, _ = resolve_model(step.model, step.provider)
+            if provider in missing:
+                warnings.append(f"step '{step.id}' uses provider '{provider}', which has no "
+                                "credentials configured: runs will fail until its key is set")
+    return warnings
+
+
+def _parse(state: AppState, raw: dict[str, Any]) -> WorkflowDefinition:
+    return parse_definition(raw, known_providers(state.settings))
+
+
+async def load_workflow(state: AppState, environment: str,
+                        slug: str) -> tuple[WorkflowRow, WorkflowVersionRow]:
+    """A workflow and its current version, or a 404."""
+    row = await state.store.get_workflow(environment, slug)
+    if row is None:
+        raise not_found(f"workflow '{slug}'")
+    version = await state.store.get_version(row.id, row.current_version)
+    if version is None:
+        raise not_found(f"version {row.current_version} of workflow '{slug}'")
+    return row, version
+
+
+@router.get("", response_model=WorkflowListEnvelope)
+async def list_workflows(state: StateDep, key: CurrentKey) -> WorkflowListEnvelope:
+    """All workflows of the key's environment."""
+    rows = await state.store.list_workflows(key.environment)
+    return WorkflowListEnvelope(workflows=[workflow_public(r) for r in rows])
+
+
+@router.post("", status_code=201, response_model=WorkflowEnvelope)
+async def create_workflow(state: StateDep, key: CurrentKey,
+                          body: DefinitionBody) -> WorkflowEnvelope:
+    """Validate and store a new definition as version 1."""
+    definition = _parse(state, body)
+    if definition.id in RESERVED_SLUGS:
+        raise ApiError(422, "validation_error", f"'{definition.id}' is a reserved slug")
+    row, version = await state.store.create_workflow(key.environment, definition)
+    return WorkflowEnvelope(workflow=workflow_public(
+        row, version.definition, _credential_warnings(state, definition)))
+
+
+@router.get("/{slug}", response_model=WorkflowEnvelope)
+async def get_workflow(slug: str, state: StateDep, key: CurrentKey) -> WorkflowEnvelope:
+    """A workflow by slug, with its current definition (seed 000)."""
+    row, version = await load_workflow(state, key.environment, slug)
+    return WorkflowEnvelope(workflow=workflow_public(row, version.definition))
+
+
+@router.put("/{slug}", response_model=WorkflowEnvelope)
+async def update_workflow(slug: str, state: StateDep, key: CurrentKey,
+                          body: DefinitionBody) -> WorkflowEnvelope:
+    """Store a new immutable version; the definition's `id` must match the slug if given."""
+    row, _ = await load_workflow(state, key.environment, slug)
+    definition = _parse(state, {**body, "id": body.get("id", slug)})
+    if definition.id != slug:
+        raise ApiError(422, "validation_error", f"definition id '{definition.id}' does not "
+                       f"match the workflow slug '{slug}'")
+    version = await state.store.update_workflow(row, definition)
+    row.current_version = version.version
+    return WorkflowEnvelope(workflow=workflow_public(
+        row, version.definition, _credential_warnings(state, definition)))
+
+
+@router.get("/{slug}/versions", response_model=VersionListEnvelope)
+async def list_versions(slug: str, state: StateDep, key: CurrentKey) -> VersionListEnvelope:
+    """Every version of a workflow, oldest first."""
+    row, _ = await load_workflow(state, key.environment, slug)
+    versions = await state.store.list_versions(row.id)
+    return VersionListEnvelope(versions=[
+        VersionPublic(version=v.version, created_at=v.created_at, definition=v.definition)
+        for v in versions])
+
+
+@router.post("/{slug}/run", response_model=RunEnvelope,
+             responses={202: {"model": RunEnvelope, "description": "still running"}})
+async def run_workflow(
+    slug: str, body: RunRequest, response: Response, state: StateDep, key: CurrentKey,
+    wait: Annotated[float | None, Query(ge=0, le=300, description="seconds to wait")] = None,
+) -> RunEnvelope:
+    """Start a run and wait for it up to the configured limit; 202 if it is still going."""
+    row, version = await load_workflow(state, key.environment, slug)
+    run_id = await start_run(state, StartRequest(
+        environment=key.environment, workflow=row, version=version, input=body.input,
+        from_step_id=body.from_step_id, source_run_id=body.source_run_id,
+        max_cost_usd=body.max_cost_usd))
+    seconds = state.settings.api.run_wait_seconds if wait is None else wait
+    await wait_for(state, key.environment, run_id, seconds)
+    run = await state.store.get_run(key.environment, uuid.UUID(run_id))
+    if run is None:
+        raise not_found(f"run '{run_id}'")
+    steps = await state.store.get_steps(run.id)
+    if run.status not in TERMINAL_RUN_STATUSES:
+        response.status_code = 202
+    return RunEnvelope(run=run_public(run, steps, slug))
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        stamp, _, ident = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        return datetime.fromisoformat(stamp), uuid.UUID(ident)
+    except ValueError as exc:
+        raise ApiError(422, "validation_error", "invalid cursor") from exc
+
+
+def encode_cursor(created_at: datetime, run_id: uuid.UUID) -> str:
+    """An opaque keyset cursor."""
+    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{run_id}".encode()).decode()
+
+
+@router.get("/{slug}/runs", response_model=RunListEnvelope)
+async def list_runs(
+    slug: str, state: StateDep, key: CurrentKey,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+    status: Annotated[str | None, Query(pattern="^(pending|running|completed|failed|cancelled)$")]
+    = None,
+    trigger: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    cursor: str | None = None,
+) -> RunListEnvelope:
+    """Runs of a workflow, newest first (seed 000), with filters and a cursor."""
+    row, _ = await load_workflow(state, key.environment, slug)
+    rows = await state.store.list_runs(
+        key.environment, workflow_id=row.id, status=status, trigger=trigger, since=since,
+        until=until, before=_decode_cursor(cursor) if cursor else None, limit=limit)
+    next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if len(rows) == limit else None
+    return RunListEnvelope(runs=[run_public(r, slug=slug) for r in rows], next_cursor=next_cursor)

@@ -1,0 +1,32 @@
+"""What the API process holds for its lifetime: settings, the store and Temporal clients."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from temporalio.client import Client
+
+from promptpilot.keys import ApiKeys
+from promptpilot.settings import Settings
+from promptpilot.store import Store
+from promptpilot.temporal import connect
+
+
+@dataclass
+class AppState:
+    """Shared services; one Temporal client per environment's namespace, made on first use."""
+
+    settings: Settings
+    store: Store
+    keys: ApiKeys
+    clients: dict[str, Client] = field(default_factory=dict)
+
+    async def temporal(self, environment: str) -> Client:
+        """The client for an environment (its own namespace)."""
+        client = self.clients.get(environment)
+        if client is None:
+            namespace = (self.settings.namespace if environment == self.settings.environment
+                         else environment)
+            client = await connect(self.settings.temporal.address, namespace)
+            self.clients[environment] = client
+        return client

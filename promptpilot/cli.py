@@ -1,0 +1,206 @@
+"""The `promptpilot` command: dev, worker, api, run, migrate, keys."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from contextlib import AsyncExitStack
+from typing import Any
+
+from promptpilot.settings import Settings
+
+DEFAULT_DEV_KEY = "pp_dev_key"
+
+
+def _out(message: str = "") -> None:
+    sys.stdout.write(message + "\n")
+    sys.stdout.flush()
+
+
+async def _until_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def _dev(settings: Settings, args: argparse.Namespace) -> int:
+    from promptpilot.services import prepare_database, run_all
+    from promptpilot.stack import EmbeddedPostgres, TemporalDevServer
+    from promptpilot.search_attributes import SEARCH_ATTRIBUTES
+
+    data_dir = settings.data_dir.resolve()
+    if settings.tools.web_search_backend == "none":
+        # The example's web_search step needs a backend; offline is deterministic and local.
+        settings.tools.web_search_backend = "offline"
+    dev_key = (settings.api.dev_api_key.get_secret_value() if settings.api.dev_api_key
+               else DEFAULT_DEV_KEY)
+    host, port = settings.temporal.address.rsplit(":", 1)
+    async with AsyncExitStack() as stack:
+        temporal = TemporalDevServer(
+            data_dir / "temporal", db_file=data_dir / "temporal" / "temporal.db",
+            namespaces=sorted({settings.namespace, "prod"}), ip=host, port=int(port),
+            ui_port=args.ui_port, search_attributes=SEARCH_ATTRIBUTES,
+        )
+        stack.callback(temporal.stop)
+        await temporal.start()
+        url = settings.database.url
+        if not url:
+            postgres = EmbeddedPostgres(data_dir / "postgres")
+            stack.callback(postgres.stop)
+            await postgres.start()
+            url = postgres.url
+        await prepare_database(settings, url, load_examples=True, dev_key=dev_key)
+        api = await run_all(settings, url, stack)
+        _out("PromptPilot is running (Ctrl-C stops everything):")
+        _out(f"  API          {api.url}")
+        _out(f"  API docs     {api.url}/docs")
+        _out(f"  Temporal UI  {temporal.ui_url}/namespaces/{settings.namespace}/workflows")
+        _out(f"  Postgres     {'embedded' if not settings.database.url else 'DATABASE_URL'}")
+        _out(f"  API key      {dev_key}")
+        _out("Try:")
+        _out(f"  curl -s -X POST {api.url}/api/workflows/feed-discovery/run \\")
+        _out(f"    -H 'Authorization: Bearer {dev_key}' -H 'Content-Type: application/json' \\")
+        _out("    -d '{\"input\": {\"interests\": \"AI, machine learning\"}}'")
+        await _until_signal()
+        _out("stopping...")
+    return 0
+
+
+async def _worker(settings: Settings) -> int:
+    from promptpilot.services import running_worker
+
+    url = _require_db(settings)
+    async with running_worker(settings, url):
+        logging.getLogger("promptpilot").info(
+            "worker on %s namespace=%s queue=%s", settings.temporal.address,
+            settings.namespace, settings.temporal.task_queue)
+        await _until_signal()
+    return 0
+
+
+async def _api(settings: Settings) -> int:
+    from promptpilot.services import running_api
+
+    url = _require_db(settings)
+    async with running_api(settings, url) as api:
+        _out(f"API on {api.url} (docs at {api.url}/docs)")
+        await _until_signal()
+    return 0
+
+
+async def _migrate(settings: Settings) -> int:
+    from promptpilot.services import prepare_database
+
+    await prepare_database(settings, _require_db(settings), load_examples=False, dev_key=None)
+    _out("database is at the newest revision")
+    return 0
+
+
+async def _keys_create(settings: Settings, args: argparse.Namespace) -> int:
+    from promptpilot.database import make_engine
+    from promptpilot.keys import ApiKeys
+
+    engine = make_engine(_require_db(settings), pool_size=1)
+    try:
+        key = await ApiKeys(engine).create(args.environment or settings.environment, args.name)
+    finally:
+        await engine.dispose()
+    _out(key)
+    _out("(shown once: only its SHA-256 digest is stored)")
+    return 0
+
+
+async def _run(settings: Settings, args: argparse.Namespace) -> int:
+    import httpx
+
+    try:
+        run_input = json.loads(args.input)
+    except json.JSONDecodeError as exc:
+        _out(f"--input is not JSON: {exc}")
+        return 2
+    key = args.key or (settings.api.dev_api_key.get_secret_value() if settings.api.dev_api_key
+                       else DEFAULT_DEV_KEY)
+    base = args.api or f"http://{settings.api.host}:{settings.api.port}"
+    headers = {"Authorization": f"Bearer {key}"}
+    body: dict[str, Any] = {"input": run_input}
+    if args.from_step:
+        body["fromStepId"] = args.from_step
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as http:
+        started = await http.post(f"/api/workflows/{args.slug}/run", params={"wait": 0},
+                                  json=body)
+        if started.status_code >= 400:
+            _out(f"error {started.status_code}: {started.text}")
+            return 1
+        run = started.json()["run"]
+        _out(f"run {run['id']} started")
+        seen: dict[str, str] = {}
+        while True:
+            run = (await http.get(f"/api/workflows/runs/{run['id']}")).json()["run"]
+            for step in run.get("steps") or []:
+                if seen.get(step["stepId"]) != step["status"]:
+                    seen[step["stepId"]] = step["status"]
+                    cost = "" if step.get("cost") is None else f" cost=${step['cost']:.6f}"
+                    error = f" error={step['error']['message']}" if step.get("error") else ""
+                    _out(f"  {step['stepId']:<20} {step['status']:<10}{cost}{error}")
+            if run["status"] in ("completed", "failed", "cancelled"):
+                break
+            await asyncio.sleep(0.3)
+    _out(f"run {run['status']}; actualCost={run.get('actualCost')}")
+    _out(json.dumps(run.get("outputJson"), indent=2))
+    return 0 if run["status"] == "completed" else 1
+
+
+def _require_db(settings: Settings) -> str:
+    if not settings.database.url:
+        raise SystemExit("set DATABASE_URL (or use `promptpilot dev`, which embeds Postgres)")
+    return settings.database.url
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="promptpilot", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    dev = sub.add_parser("dev", help="start Temporal, Postgres, worker and API in one process")
+    dev.add_argument("--ui-port", type=int, default=8233)
+    sub.add_parser("worker", help="run a worker")
+    sub.add_parser("api", help="run the HTTP API")
+    sub.add_parser("migrate", help="apply database migrations")
+    run = sub.add_parser("run", help="start a run through the API and follow it")
+    run.add_argument("slug")
+    run.add_argument("--input", default="{}", help="the run input as JSON")
+    run.add_argument("--from-step", default=None, help="rerun from this step id")
+    run.add_argument("--api", default=None, help="API base URL")
+    run.add_argument("--key", default=None, help="API key (default: the dev key)")
+    keys = sub.add_parser("keys", help="manage API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="create a key and print it once")
+    create.add_argument("--name", required=True)
+    create.add_argument("--environment", default=None)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse arguments, run the command, and exit hard after flushing (see ARCHITECTURE)."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=os.environ.get("PROMPTPILOT_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings()
+    commands = {
+        "dev": lambda: _dev(settings, args),
+        "worker": lambda: _worker(settings),
+        "api": lambda: _api(settings),
+        "migrate": lambda: _migrate(settings),
+        "run": lambda: _run(settings, args),
+        "keys": lambda: _keys_create(settings, args),
+    }
+    code = asyncio.run(commands[args.command]())
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # The SDK's native runtime can abort at interpreter exit; leave without running it.
+    os._exit(code)

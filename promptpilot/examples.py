@@ -1,0 +1,14 @@
+"""The example workflows `promptpilot dev` loads (seed 000's feed-discovery)."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any
+
+
+def example_definitions() -> list[dict[str, Any]]:
+    """Every packaged example definition."""
+    folder = resources.files("promptpilot") / "examples"
+    return [json.loads(entry.read_text()) for entry in sorted(folder.iterdir(), key=str)
+            if entry.name.endswith(".json")]

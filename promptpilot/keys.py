@@ -1,0 +1,67 @@
+"""API keys: random, shown once, stored only as a SHA-256 digest.
+
+A key carries 256 bits of randomness, so a fast digest is enough at rest (the same choice
+GitHub and Stripe make for tokens); a slow password hash would only add latency per request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from schema.tables import ApiKeyRow, utcnow
+
+KEY_PREFIX = "pp_"
+
+
+def digest(key: str) -> str:
+    """The at-rest form of a key."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key(environment: str) -> str:
+    """A fresh key that names its environment, e.g. ``pp_dev_...``."""
+    return f"{KEY_PREFIX}{environment}_{secrets.token_urlsafe(32)}"
+
+
+class ApiKeys:
+    """Creates and verifies API keys."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+    async def create(self, environment: str, name: str, key: str | None = None) -> str:
+        """Store a key (a given one, for the dev key, or a new one) and return it once."""
+        key = key or new_key(environment)
+        async with self._sessions() as session:
+            existing = await session.execute(
+                select(ApiKeyRow).where(ApiKeyRow.key_hash == digest(key))  # type: ignore[arg-type]
+            )
+            if existing.scalar_one_or_none() is None:
+                session.add(ApiKeyRow(environment=environment, name=name,
+                                      prefix=key[:12], key_hash=digest(key)))
+                await session.commit()
+        return key
+
+    async def verify(self, key: str) -> ApiKeyRow | None:
+        """The live key row for a presented key, or None."""
+        async with self._sessions() as session:
+            result = await session.execute(
+                select(ApiKeyRow).where(ApiKeyRow.key_hash == digest(key),  # type: ignore[arg-type]
+                                        ApiKeyRow.revoked_at.is_(None))  # type: ignore[union-attr]
+            )
+            return result.scalar_one_or_none()
+
+    async def revoke(self, key_id: str, at: datetime | None = None) -> None:
+        """Revoke a key by id."""
+        async with self._sessions() as session:
+            await session.execute(
+                update(ApiKeyRow).where(ApiKeyRow.id == key_id)  # type: ignore[arg-type]
+                .values(revoked_at=at or utcnow())
+            )
+            await session.commit()

@@ -1,0 +1,118 @@
+"""Composition of the running services: migrations, keys, examples, worker and API server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from dataclasses import dataclass
+
+import uvicorn
+from fastapi import FastAPI
+from temporalio.worker import Worker
+
+from api.app import create_app
+from promptpilot.database import make_engine
+from promptpilot.examples import example_definitions
+from promptpilot.keys import ApiKeys
+from promptpilot.migrate import upgrade
+from promptpilot.settings import Settings
+from promptpilot.store import Store
+from promptpilot.temporal import connect
+from promptpilot.validation import parse_definition
+from activities.providers.registry import known_providers
+from worker import WorkerParts, build_worker
+
+log = logging.getLogger("promptpilot")
+
+
+async def prepare_database(settings: Settings, url: str, *, load_examples: bool,
+                           dev_key: str | None) -> None:
+    """Migrate, register the dev key (hashed) and load the examples that are missing."""
+    engine = make_engine(url, pool_size=2)
+    try:
+        await upgrade(engine)
+        if dev_key:
+            await ApiKeys(engine).create(settings.environment, "dev key", dev_key)
+        if load_examples:
+            store = Store(engine)
+            for raw in example_definitions():
+                definition = parse_definition(raw, known_providers(settings))
+                if await store.get_workflow(settings.environment, definition.id) is None:
+                    await store.create_workflow(settings.environment, definition)
+    finally:
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def running_worker(settings: Settings, url: str, *,
+                         task_queue: str | None = None) -> AsyncIterator[Worker]:
+    """A worker serving the environment's namespace until the block ends."""
+    engine = make_engine(url, settings.database.pool_size)
+    parts = WorkerParts(settings, Store(engine))
+    client = await connect(settings.temporal.address, settings.namespace)
+    worker = build_worker(client, task_queue or settings.temporal.task_queue, parts)
+    task = asyncio.create_task(worker.run())
+    try:
+        yield worker
+    finally:
+        # Bounded: a stop must not hang on an activity that will not finish.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(worker.shutdown(), timeout=10)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await parts.aclose()
+        await engine.dispose()
+
+
+@dataclass
+class ApiServer:
+    """A uvicorn server running in this event loop."""
+
+    app: FastAPI
+    server: uvicorn.Server
+    task: asyncio.Task[None]
+
+    @property
+    def url(self) -> str:
+        """Where the API listens."""
+        config = self.server.config
+        return f"http://{config.host}:{config.port}"
+
+
+class _QuietServer(uvicorn.Server):
+    """A uvicorn server that leaves signals to its host (the CLI or the test session)."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@asynccontextmanager
+async def running_api(settings: Settings, url: str, *, host: str | None = None,
+                      port: int | None = None) -> AsyncIterator[ApiServer]:
+    """Serve the API until the block ends."""
+    app = create_app(settings, url)
+    config = uvicorn.Config(app, host=host or settings.api.host, port=port or settings.api.port,
+                            log_level="warning", lifespan="on",
+                            timeout_graceful_shutdown=5)
+    server = _QuietServer(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            await task
+            raise RuntimeError("the API server did not start")
+        await asyncio.sleep(0.02)
+    try:
+        yield ApiServer(app, server, task)
+    finally:
+        server.should_exit = True
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def run_all(settings: Settings, url: str, stack: AsyncExitStack) -> ApiServer:
+    """Worker and API together (what `promptpilot dev` runs)."""
+    await stack.enter_async_context(running_worker(settings, url))
+    return await stack.enter_async_context(running_api(settings, url))

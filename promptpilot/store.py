@@ -1,0 +1,260 @@
+"""The Postgres store shared by the API and the mirror activities. Every call is env-scoped."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from schema.definition import WorkflowDefinition
+from schema.run import RunRecord, StepRecord
+from schema.tables import RunRow, StepRow, WorkflowRow, WorkflowVersionRow, utcnow
+
+TERMINAL_STEP = ("completed", "failed", "cancelled", "reused", "skipped")
+TERMINAL_RUN = ("completed", "failed", "cancelled")
+
+
+class Conflict(Exception):
+    """A write that collides with an existing row (duplicate slug, idempotency key...)."""
+
+
+def step_record_id(run_id: str, step_id: str) -> uuid.UUID:
+    """Stable id of a step record, so retried mirror writes hit the same row."""
+    return uuid.uuid5(uuid.UUID(run_id), step_id)
+
+
+class Store:
+    """Reads and writes the mirror tables."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+    # -- workflows -----------------------------------------------------------------------
+    async def create_workflow(
+        self, environment: str, definition: WorkflowDefinition
+    ) -> tuple[WorkflowRow, WorkflowVersionRow]:
+        """Store a new workflow at version 1; Conflict when the slug is taken."""
+        async with self._sessions() as session:
+            row = WorkflowRow(environment=environment, slug=definition.id,
+                              name=definition.name, description=definition.description)
+            session.add(row)
+            try:
+                await session.flush()
+            except IntegrityError as exc:
+                raise Conflict(f"workflow '{definition.id}' already exists") from exc
+            version = WorkflowVersionRow(environment=environment, workflow_id=row.id, version=1,
+                                         definition=definition.model_dump(mode="json"))
+            session.add(version)
+            await session.commit()
+            return row, version
+
+    async def update_workflow(
+        self, row: WorkflowRow, definition: WorkflowDefinition
+    ) -> WorkflowVersionRow:
+        """Append an immutable version and make it current."""
+        async with self._sessions() as session:
+            result = await session.execute(
+                update(WorkflowRow).where(WorkflowRow.id == row.id)  # type: ignore[arg-type]
+                .values(current_version=WorkflowRow.current_version + 1, name=definition.name,
+                        description=definition.description, updated_at=utcnow())
+                .returning(WorkflowRow.current_version)  # type: ignore[arg-type]
+            )
+            number = int(result.scalar_one())
+            version = WorkflowVersionRow(environment=row.environment, workflow_id=row.id,
+                                         version=number,
+                                         definition=definition.model_dump(mode="json"))
+            session.add(version)
+            await session.commit()
+            return version
+
+    async def list_workflows(self, environment: str) -> Sequence[WorkflowRow]:
+        """All workflows of an environment, by slug."""
+        async with self._sessions() as session:
+            result = await session.exec(
+                select(WorkflowRow).where(WorkflowRow.environment == environment)  # type: ignore[call-overload]
+                .order_by(WorkflowRow.slug)
+            )
+            return list(result.scalars().all())
+
+    async def get_workflow(self, environment: str, slug: str) -> WorkflowRow | None:
+        """A workflow by slug."""
+        async with self._sessions() as session:
+            result = await session.execute(
+                select(WorkflowRow).where(WorkflowRow.environment == environment,  # type: ignore[arg-type]
+                                          WorkflowRow.slug == slug)  # type: ignore[arg-type]
+            )
+            return result.scalar_one_or_none()
+
+    async def get_workflow_by_id(self, workflow_id: uuid.UUID) -> WorkflowRow | None:
+        """A workflow by its uuid."""
+        async with self._sessions() as session:
+            return await session.get(WorkflowRow, workflow_id)
+
+    async def get_version(self, workflow_id: uuid.UUID, version: int) -> WorkflowVersionRow | None:
+        """One version of a workflow."""
+        async with self._sessions() as session:
+            result = await session.execute(
+                select(WorkflowVersionRow).where(
+                    WorkflowVersionRow.workflow_id == workflow_id,  # type: ignore[arg-type]
+                    WorkflowVersionRow.version == version)  # type: ignore[arg-type]
+            )
+            return result.scalar_one_or_none()
+
+    async def list_versions(self, workflow_id: uuid.UUID) -> Sequence[WorkflowVersionRow]:
+        """Every version of a workflow, oldest first."""
+        async with self._sessions() as session:
+            result = await session.execute(
+                select(WorkflowVersionRow)
+                .where(WorkflowVersionRow.workflow_id == workflow_id)  # type: ignore[arg-type]
+                .order_by(WorkflowVersionRow.version)  # type: ignore[arg-type]
+            )
+            return list(result.scalars().all())
+
+    # -- runs ----------------------------------------------------------------------------
+    async def create_run(self, record: RunRecord, idempotency_key: str | None = None) -> RunRow:
+        """Insert a run as `pending` before its workflow starts; Conflict on a reused key."""
+        async with self._sessions() as session:
+            row = RunRow(id=uuid.UUID(record.run_id), environment=record.environment,
+                         workflow_id=uuid.UUID(record.workflow_id),
+                         workflow_version=record.workflow_version, status=record.status,
+                         trigger=record.trigger, input_json=record.input,
+                         source_run_id=uuid.UUID(record.source_run_id)
+                         if record.source_run_id else None,
+                         from_step_id=record.from_step_id, idempotency_key=idempotency_key)
+            session.add(row)
+            try:
+                await session.commit()
+            except IntegrityError as exc:
+                raise Conflict("a run with this idempotency key already exists") from exc
+            return row
+
+    async def delete_run(self, run_id: str) -> None:
+        """Remove a run whose workflow never started, so nothing half-written stays."""
+        async with self._sessions() as session:
+            await session.execute(delete(RunRow).where(RunRow.id == uuid.UUID(run_id)))  # type: ignore[arg-type]
+            await session.commit()
+
+    async def upsert_run(self, record: RunRecord) -> None:
+        """Idempotent write of a run's state from the interpreter."""
+        values: dict[str, Any] = {
+            "environment": record.environment, "workflow_id": uuid.UUID(record.workflow_id),
+            "workflow_version": record.workflow_version, "status": record.status,
+            "trigger": record.trigger, "input_json": record.input,
+            "output_json": record.output,
+            "error": record.error.model_dump(mode="json") if record.error else None,
+            "actual_cost": record.actual_cost, "tokens_in": record.tokens_in,
+            "tokens_out": record.tokens_out,
+            "source_run_id": uuid.UUID(record.source_run_id) if record.source_run_id else None,
+            "from_step_id": record.from_step_id, "started_at": record.started_at,
+            "finished_at": record.finished_at,
+        }
+        table = RunRow.__table__  # type: ignore[attr-defined]
+        statement = insert(table).values(id=uuid.UUID(record.run_id), created_at=utcnow(),
+                                         **values)
+        statement = statement.on_conflict_do_update(
+            index_elements=[table.c.id], set_=values,
+            # A late or retried "running" write never undoes a finished run.
+            where=table.c.status.notin_(TERMINAL_RUN) | statement.excluded.status.in_(TERMINAL_RUN),
+        )
+        async with self.engine.begin() as connection:
+            await connection.execute(statement)
+
+    async def upsert_step(self, record: StepRecord) -> None:
+        """Idempotent write of one step, keyed by (run id, step id)."""
+        duration = None
+        if record.started_at and record.finished_at:
+            duration = (record.finished_at - record.started_at).total_seconds() * 1000
+        values: dict[str, Any] = {
+            "environment": record.environment, "step_index": record.step_index,
+            "name": record.name, "type": record.type, "status": record.status,
+            "input_json": record.input, "output_json": record.output,
+            "rendered": record.rendered,
+            "error": record.error.model_dump(mode="json") if record.error else None,
+            "tokens_in": record.tokens_in, "tokens_out": record.tokens_out,
+            "cached_tokens": record.cached_tokens, "cost": record.cost,
+            "attempts": record.attempts, "retry_count": max(record.attempts - 1, 0),
+            "model": record.model, "provider": record.provider,
+            "tool_trace": record.tool_trace, "warnings": record.warnings,
+            "reused_from_record_id": uuid.UUID(record.reused_from_record_id)
+            if record.reused_from_record_id else None,
+            "started_at": record.started_at, "finished_at": record.finished_at,
+            "duration_ms": duration, "updated_at": utcnow(),
+        }
+        table = StepRow.__table__  # type: ignore[attr-defined]
+        statement = insert(table).values(
+            id=step_record_id(record.run_id, record.step_id),
+            run_id=uuid.UUID(record.run_id), step_id=record.step_id, **values,
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=[table.c.run_id, table.c.step_id], set_=values,
+            where=table.c.status.notin_(TERMINAL_STEP)
+            | statement.excluded.status.in_(TERMINAL_STEP),
+        )
+        async with self.engine.begin() as connection:
+            await connection.execute(statement)
+
+    async def get_run(self, environment: str, run_id: uuid.UUID) -> RunRow | None:
+        """A run of this environment."""
+        async with self._sessions() as session:
+            row = await session.get(RunRow, run_id)
+            return row if row is not None and row.environment == environment else None
+
+    async def get_run_by_idempotency_key(self, environment: str, key: str) -> RunRow | None:
+        """The run an idempotency key already started."""
+        async with self._sessions() as session:
+            result = await session.execute(
+                select(RunRow).where(RunRow.environment == environment,  # type: ignore[arg-type]
+                                     RunRow.idempotency_key == key)  # type: ignore[arg-type]
+            )
+            return result.scalar_one_or_none()
+
+    async def get_steps(self, run_id: uuid.UUID) -> Sequence[StepRow]:
+        """A run's steps in definition order."""
+        async with self._sessions() as session:
+            result = await session.execute(
+                select(StepRow).where(StepRow.run_id == run_id)  # type: ignore[arg-type]
+                .order_by(StepRow.step_index)  # type: ignore[arg-type]
+            )
+            return list(result.scalars().all())
+
+    async def list_runs(
+        self, environment: str, *, workflow_id: uuid.UUID | None = None,
+        status: str | None = None, trigger: str | None = None,
+        since: datetime | None = None, until: datetime | None = None,
+        before: tuple[datetime, uuid.UUID] | None = None, limit: int = 20,
+    ) -> Sequence[RunRow]:
+        """Runs newest first, filtered; `before` is the keyset cursor (created_at, id)."""
+        query = select(RunRow).where(RunRow.environment == environment)  # type: ignore[arg-type]
+        if workflow_id is not None:
+            query = query.where(RunRow.workflow_id == workflow_id)  # type: ignore[arg-type]
+        if status:
+            query = query.where(RunRow.status == status)  # type: ignore[arg-type]
+        if trigger:
+            query = query.where(RunRow.trigger == trigger)  # type: ignore[arg-type]
+        if since:
+            query = query.where(RunRow.created_at >= since)  # type: ignore[arg-type,operator]
+        if until:
+            query = query.where(RunRow.created_at < until)  # type: ignore[arg-type,operator]
+        if before:
+            query = query.where(
+                func.row(RunRow.created_at, RunRow.id) < func.row(*before)  # type: ignore[arg-type]
+            )
+        query = query.order_by(RunRow.created_at.desc(), RunRow.id.desc()).limit(limit)  # type: ignore[attr-defined,union-attr]
+        async with self._sessions() as session:
+            result = await session.execute(query)
+            return list(result.scalars().all())
+
+    async def count_rows(self) -> dict[str, int]:
+        """Row counts of the run tables (used to prove that nothing was written)."""
+        async with self._sessions() as session:
+            runs = (await session.execute(select(func.count()).select_from(RunRow))).scalar_one()
+            steps = (await session.execute(select(func.count()).select_from(StepRow))).scalar_one()
+            return {"runs": int(runs), "steps": int(steps)}

@@ -1,0 +1,145 @@
+"""Bodies of the HTTP API: requests and the seed-000 response shapes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field
+
+from schema.base import CamelModel
+from schema.problems import Problem
+
+
+class RunRequest(CamelModel):
+    """Body of `POST /api/workflows/{slug}/run` (seed 000)."""
+
+    input: dict[str, Any] = Field(default_factory=dict)
+    from_step_id: str | None = None
+    source_run_id: str | None = None
+    max_cost_usd: float | None = Field(default=None, gt=0)
+
+
+class StepPublic(CamelModel):
+    """One step of a run as the API shows it."""
+
+    id: str
+    step_id: str
+    step_index: int
+    name: str | None = None
+    type: str
+    status: str
+    input_json: Any = None
+    output_json: Any = None
+    rendered: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cached_tokens: int = 0
+    cost: float | None = None
+    attempts: int = 0
+    retry_count: int = 0
+    model: str | None = None
+    provider: str | None = None
+    tool_trace: list[dict[str, Any]] | None = None
+    warnings: list[str] | None = None
+    reused_from_step_record_id: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_ms: float | None = None
+
+
+class RunPublic(CamelModel):
+    """A run in seed 000's shape, plus lineage and totals."""
+
+    id: str
+    workflow_id: str
+    workflow_slug: str | None = None
+    workflow_version: int
+    status: str
+    trigger: str
+    input_json: Any = None
+    output_json: Any = None
+    error: dict[str, Any] | None = None
+    actual_cost: float | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    source_run_id: str | None = None
+    from_step_id: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    created_at: datetime
+    steps: list[StepPublic] | None = None
+
+
+class RunEnvelope(CamelModel):
+    """`{"success": true, "run": {...}}` as in seed 000."""
+
+    success: bool = True
+    run: RunPublic
+
+
+class RunListEnvelope(CamelModel):
+    """A page of runs; `nextCursor` fetches the next page."""
+
+    success: bool = True
+    runs: list[RunPublic]
+    next_cursor: str | None = None
+
+
+class WorkflowPublic(CamelModel):
+    """A stored workflow with its current definition."""
+
+    id: str
+    slug: str
+    name: str
+    description: str | None = None
+    current_version: int
+    created_at: datetime
+    updated_at: datetime
+    definition: dict[str, Any] | None = None
+    warnings: list[str] = Field(default_factory=list)
+
+
+class WorkflowEnvelope(CamelModel):
+    """`{"success": true, "workflow": {...}}`."""
+
+    success: bool = True
+    workflow: WorkflowPublic
+
+
+class WorkflowListEnvelope(CamelModel):
+    """All workflows of the caller's environment."""
+
+    success: bool = True
+    workflows: list[WorkflowPublic]
+
+
+class VersionPublic(CamelModel):
+    """One immutable definition version."""
+
+    version: int
+    created_at: datetime
+    definition: dict[str, Any]
+
+
+class VersionListEnvelope(CamelModel):
+    """The versions of a workflow, oldest first."""
+
+    success: bool = True
+    versions: list[VersionPublic]
+
+
+class ErrorBody(CamelModel):
+    """What went wrong and where."""
+
+    code: str
+    message: str
+    problems: list[Problem] = Field(default_factory=list)
+
+
+class ErrorEnvelope(CamelModel):
+    """Every 4xx/5xx body: `{"success": false, "error": {...}}`."""
+
+    success: bool = False
+    error: ErrorBody

@@ -1,0 +1,20 @@
+"""The shape of a validation problem: where (a JSON pointer) and what."""
+
+from __future__ import annotations
+
+from schema.base import CamelModel
+
+
+class Problem(CamelModel):
+    """One thing wrong with a request, located by a JSON pointer into its body."""
+
+    pointer: str
+    message: str
+    step_id: str | None = None
+    field: str | None = None
+
+
+def pointer(*parts: str | int) -> str:
+    """A JSON pointer (RFC 6901) from path parts."""
+    escaped = (str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+    return "/" + "/".join(escaped) if parts else ""

@@ -1,0 +1,148 @@
+"""The Postgres mirror's tables (SQLModel). Every row carries its environment.
+
+Imported by the store and migrations only: workflow code never imports this module.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Column, DateTime, Index, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now, for row timestamps."""
+    return datetime.now(UTC)
+
+
+def _ts(nullable: bool = True) -> Any:
+    return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=nullable))
+
+
+def _json() -> Any:
+    return Field(default=None, sa_column=Column(JSONB(none_as_null=True), nullable=True))
+
+
+class WorkflowRow(SQLModel, table=True):
+    """A stored workflow; its definitions live in versions."""
+
+    __tablename__ = "workflows"
+    __table_args__ = (UniqueConstraint("environment", "slug", name="uq_workflows_env_slug"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    environment: str = Field(max_length=32, index=True)
+    slug: str = Field(max_length=64)
+    name: str = Field(max_length=200)
+    description: str | None = None
+    current_version: int = 1
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+    updated_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+class WorkflowVersionRow(SQLModel, table=True):
+    """One immutable version of a workflow definition."""
+
+    __tablename__ = "workflow_versions"
+    __table_args__ = (UniqueConstraint("workflow_id", "version", name="uq_versions_wf_version"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    environment: str = Field(max_length=32, index=True)
+    workflow_id: uuid.UUID = Field(foreign_key="workflows.id", ondelete="CASCADE")
+    version: int
+    definition: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+class RunRow(SQLModel, table=True):
+    """One run of a workflow; its id is the Temporal workflow id."""
+
+    __tablename__ = "workflow_runs"
+    __table_args__ = (
+        Index("ix_runs_env_workflow_created", "environment", "workflow_id", "created_at"),
+        UniqueConstraint("environment", "idempotency_key", name="uq_runs_env_idempotency"),
+    )
+
+    id: uuid.UUID = Field(primary_key=True)
+    environment: str = Field(max_length=32, index=True)
+    workflow_id: uuid.UUID = Field(foreign_key="workflows.id", ondelete="CASCADE")
+    workflow_version: int
+    status: str = Field(max_length=16)
+    trigger: str = Field(default="api", max_length=32)
+    input_json: dict[str, Any] | None = _json()
+    output_json: Any = _json()
+    error: dict[str, Any] | None = _json()
+    actual_cost: float | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    source_run_id: uuid.UUID | None = None
+    from_step_id: str | None = Field(default=None, max_length=64)
+    idempotency_key: str | None = Field(default=None, max_length=200)
+    started_at: datetime | None = _ts()
+    finished_at: datetime | None = _ts()
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+class StepRow(SQLModel, table=True):
+    """One step of one run, upserted by the mirror activity (unique per run and stepId)."""
+
+    __tablename__ = "workflow_run_steps"
+    __table_args__ = (UniqueConstraint("run_id", "step_id", name="uq_steps_run_step"),)
+
+    id: uuid.UUID = Field(primary_key=True)
+    environment: str = Field(max_length=32, index=True)
+    run_id: uuid.UUID = Field(foreign_key="workflow_runs.id", ondelete="CASCADE")
+    step_id: str = Field(max_length=64)
+    step_index: int
+    name: str | None = None
+    type: str = Field(max_length=16)
+    status: str = Field(max_length=16)
+    input_json: Any = _json()
+    output_json: Any = _json()
+    rendered: dict[str, Any] | None = _json()
+    error: dict[str, Any] | None = _json()
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cached_tokens: int = 0
+    cost: float | None = None
+    attempts: int = 0
+    retry_count: int = 0
+    model: str | None = None
+    provider: str | None = None
+    tool_trace: list[dict[str, Any]] | None = _json()
+    warnings: list[str] | None = _json()
+    reused_from_record_id: uuid.UUID | None = None
+    started_at: datetime | None = _ts()
+    finished_at: datetime | None = _ts()
+    duration_ms: float | None = None
+    updated_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+class ApiKeyRow(SQLModel, table=True):
+    """An API key, stored as a SHA-256 digest; the key itself is shown once."""
+
+    __tablename__ = "api_keys"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    environment: str = Field(max_length=32, index=True)
+    name: str = Field(max_length=100)
+    prefix: str = Field(max_length=16)
+    key_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+    last_used_at: datetime | None = _ts()
+    revoked_at: datetime | None = _ts()

@@ -1,0 +1,292 @@
+"""A real local HTTP server speaking just enough OpenAI and Anthropic for their SDKs.
+
+Endpoints: ``POST /v1/chat/completions`` (OpenAI) and ``POST /v1/messages`` (Anthropic).
+Point ``OpenAISettings.base_url`` at ``server.openai_base_url`` (ends in ``/v1``) and
+``AnthropicSettings.base_url`` at ``server.anthropic_base_url`` (the root)::
+
+    with FakeLlmServer() as server:
+        server.enqueue(rate_limited(retry_after=2), ok(content='{"a": 1}', tokens_in=10))
+        ...                                    # each request takes the next scripted reply
+        assert server.count("/v1/chat/completions") == 2
+        server.requests[0].body["messages"]    # every request is recorded
+        server.reset()                         # clear script and records between tests
+
+Scripted replies (FIFO, shared by both endpoints, rendered in the endpoint's own format):
+``ok(content=None, tokens_in=None, tokens_out=None, cached=0, model=None)``,
+``rate_limited(retry_after=None, retry_after_ms=None)``, ``server_error(status=500)``,
+``overloaded_529()``, ``status(code, message)``, ``malformed_json()``, ``hang(seconds)``.
+With the queue empty, or for ``ok()`` without content, the answer is generated: a JSON value
+satisfying the requested schema (OpenAI ``response_format`` json_schema, or the schema the
+Anthropic provider puts in its system prompt), else ``"echo: <user prompt>"``. Token counts
+default to ceil(chars / 4). Recorded headers have their key values redacted.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+from activities.providers.anthropic_provider import SCHEMA_INSTRUCTION
+from activities.providers.offline import estimate_tokens, example_for_schema, keywords
+
+OPENAI_PATH = "/v1/chat/completions"
+ANTHROPIC_PATH = "/v1/messages"
+_SECRET_HEADERS = frozenset({"authorization", "x-api-key"})
+
+
+@dataclass
+class Reply:
+    """One scripted reply: ``kind`` is ok, error, malformed or hang."""
+
+    kind: str = "ok"
+    status: int = 200
+    content: str | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    cached: int = 0
+    model: str | None = None
+    message: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass
+class RecordedRequest:
+    """What a client sent: path, parsed JSON body and headers (keys redacted)."""
+
+    path: str
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+def ok(content: str | None = None, *, tokens_in: int | None = None,
+       tokens_out: int | None = None, cached: int = 0, model: str | None = None) -> Reply:
+    """A successful answer; ``content=None`` generates one from the request."""
+    return Reply(content=content, tokens_in=tokens_in, tokens_out=tokens_out, cached=cached,
+                 model=model)
+
+
+def status(code: int, message: str = "scripted error") -> Reply:
+    """An error answer with this HTTP status, in the API's error format."""
+    return Reply(kind="error", status=code, message=message)
+
+
+def rate_limited(retry_after: float | str | None = None,
+                 retry_after_ms: float | None = None) -> Reply:
+    """429, optionally with ``Retry-After`` (seconds or HTTP date) and ``retry-after-ms``."""
+    reply = status(429, "rate limited")
+    if retry_after is not None:
+        reply.headers["retry-after"] = str(retry_after)
+    if retry_after_ms is not None:
+        reply.headers["retry-after-ms"] = str(retry_after_ms)
+    return reply
+
+
+def server_error(code: int = 500) -> Reply:
+    """A 5xx answer."""
+    return status(code, "internal server error")
+
+
+def overloaded_529() -> Reply:
+    """Anthropic's 529 overloaded."""
+    return status(529, "Overloaded")
+
+
+def malformed_json() -> Reply:
+    """HTTP 200 labelled application/json whose body is not JSON."""
+    return Reply(kind="malformed")
+
+
+def hang(seconds: float) -> Reply:
+    """Wait ``seconds`` before answering normally, to trigger client timeouts."""
+    return Reply(kind="hang", seconds=seconds)
+
+
+def _user_text(body: dict[str, Any]) -> str:
+    texts = []
+    for message in body.get("messages", []):
+        if message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, list):
+                content = " ".join(str(part.get("text", "")) for part in content)
+            texts.append(str(content))
+    return "\n".join(texts)
+
+
+def _requested_schema(path: str, body: dict[str, Any]) -> Any:
+    if path == OPENAI_PATH:
+        fmt = body.get("response_format") or {}
+        return (fmt.get("json_schema") or {}).get("schema") if fmt.get("type") == "json_schema" \
+            else None
+    system = body.get("system")
+    if isinstance(system, str) and SCHEMA_INSTRUCTION in system:
+        tail = system.split(SCHEMA_INSTRUCTION, 1)[1]
+        return json.JSONDecoder().raw_decode(tail)[0]
+    return None
+
+
+def _render_ok(path: str, body: dict[str, Any], reply: Reply) -> dict[str, Any]:
+    prompt = _user_text(body)
+    content = reply.content
+    if content is None:
+        schema = _requested_schema(path, body)
+        content = (json.dumps(example_for_schema(schema, keywords(prompt)))
+                   if schema is not None else f"echo: {prompt}")
+    tokens_in = reply.tokens_in if reply.tokens_in is not None else estimate_tokens(prompt)
+    tokens_out = reply.tokens_out if reply.tokens_out is not None else estimate_tokens(content)
+    model = reply.model or str(body.get("model", "fake"))
+    if path == OPENAI_PATH:
+        return {
+            "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
+            "model": model, "choices": [{"index": 0, "finish_reason": "stop", "message": {
+                "role": "assistant", "content": content}}],
+            "usage": {"prompt_tokens": tokens_in, "completion_tokens": tokens_out,
+                      "total_tokens": tokens_in + tokens_out,
+                      "prompt_tokens_details": {"cached_tokens": reply.cached}},
+        }
+    return {
+        "id": "msg_fake", "type": "message", "role": "assistant", "model": model,
+        "content": [{"type": "text", "text": content}], "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": tokens_in - reply.cached, "output_tokens": tokens_out,
+                  "cache_read_input_tokens": reply.cached, "cache_creation_input_tokens": 0},
+    }
+
+
+def _render_error(path: str, reply: Reply) -> dict[str, Any]:
+    if path == OPENAI_PATH:
+        return {"error": {"message": reply.message, "type": "fake_error", "code": reply.status}}
+    return {"type": "error", "error": {"type": "fake_error", "message": reply.message}}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    def do_POST(self) -> None:
+        raw = self.rfile.read(int(self.headers.get("content-length") or 0))
+        body = json.loads(raw or b"{}")
+        headers = {k.lower(): ("<redacted>" if k.lower() in _SECRET_HEADERS else v)
+                   for k, v in self.headers.items()}
+        fake = self.server.fake
+        fake.record(RecordedRequest(self.path, body, headers))
+        if self.path not in (OPENAI_PATH, ANTHROPIC_PATH):
+            self._send(404, json.dumps({"error": {"message": "no such route"}}).encode())
+            return
+        reply = fake.next_reply()
+        if reply.kind == "hang":
+            time.sleep(reply.seconds)
+        if reply.kind == "malformed":
+            self._send(200, b'{"id": "chatcmpl-fake", "choices": [ this is not json')
+        elif reply.kind == "error":
+            payload = _render_error(self.path, reply)
+            self._send(reply.status, json.dumps(payload).encode(), reply.headers)
+        else:
+            self._send(200, json.dumps(_render_ok(self.path, body, reply)).encode())
+
+    def _send(self, code: int, data: bytes, headers: dict[str, str] | None = None) -> None:
+        try:
+            self.send_response(code)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+        except OSError:  # the client gave up (timeout test)
+            self.close_connection = True
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    fake: FakeLlmServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # clients that time out and disconnect are expected
+
+
+class FakeLlmServer:
+    """The scriptable fake on 127.0.0.1 with an ephemeral port."""
+
+    def __init__(self) -> None:
+        self.requests: list[RecordedRequest] = []
+        self._script: deque[Reply] = deque()
+        self._lock = threading.Lock()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """Root URL, e.g. ``http://127.0.0.1:54321``."""
+        if self._server is None:
+            raise RuntimeError("server not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def openai_base_url(self) -> str:
+        """Base URL for ``AsyncOpenAI`` (with ``/v1``)."""
+        return f"{self.url}/v1"
+
+    @property
+    def anthropic_base_url(self) -> str:
+        """Base URL for ``AsyncAnthropic`` (the root; the SDK adds ``/v1``)."""
+        return self.url
+
+    def start(self) -> FakeLlmServer:
+        """Listen and serve in a daemon thread."""
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.fake = self
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
+                                        name="fake-llm-server")
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeLlmServer:
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def enqueue(self, *replies: Reply) -> None:
+        """Append scripted replies; each request consumes one, oldest first."""
+        with self._lock:
+            self._script.extend(replies)
+
+    def next_reply(self) -> Reply:
+        """The next scripted reply, or a generated ``ok()``."""
+        with self._lock:
+            return self._script.popleft() if self._script else ok()
+
+    def record(self, request: RecordedRequest) -> None:
+        """Keep a request for later assertions."""
+        with self._lock:
+            self.requests.append(request)
+
+    def count(self, path: str | None = None) -> int:
+        """How many requests arrived (at ``path`` when given)."""
+        with self._lock:
+            return sum(1 for r in self.requests if path is None or r.path == path)
+
+    def reset(self) -> None:
+        """Forget the script and the recorded requests."""
+        with self._lock:
+            self._script.clear()
+            self.requests.clear()

@@ -1,0 +1,70 @@
+"""The worker: the interpreter workflow and every activity on one task queue.
+
+Run it with ``promptpilot worker`` (or ``python worker.py``); ``promptpilot dev`` runs one too.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.llm import LlmActivities
+from activities.mirror import MirrorActivities
+from activities.tools import ToolActivities
+from activities.transform import transform
+from promptpilot.store import Store
+from workflows.interpreter import InterpreterWorkflow
+
+log = logging.getLogger("promptpilot.worker")
+
+
+class WorkerParts:
+    """The activity objects a worker owns, so they can be closed with it."""
+
+    def __init__(self, settings: Any, store: Store) -> None:
+        self.llm = LlmActivities(settings)
+        self.tools = ToolActivities(settings)
+        self.mirror = MirrorActivities(store)
+
+    def activities(self) -> Sequence[Callable[..., Any]]:
+        """Every activity the interpreter may schedule."""
+        return [
+            self.llm.call,
+            self.tools.call,
+            transform,
+            self.mirror.mirror_run,
+            self.mirror.mirror_step,
+        ]
+
+    async def aclose(self) -> None:
+        """Release HTTP clients."""
+        await self.tools.aclose()
+
+
+def build_worker(client: Client, task_queue: str, parts: WorkerParts) -> Worker:
+    """A worker serving the interpreter and all step activities."""
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[InterpreterWorkflow],
+        activities=parts.activities(),
+        activity_executor=ThreadPoolExecutor(max_workers=8),
+        max_concurrent_activities=200,
+        max_concurrent_local_activities=200,
+    )
+
+
+def main() -> None:
+    """Entry point used by ``python worker.py``; the CLI offers the same as ``promptpilot worker``."""
+    from promptpilot.cli import main as cli_main
+
+    cli_main(["worker"])
+
+
+if __name__ == "__main__":
+    main()
