@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.llm import LlmActivities
 from activities.mirror import MirrorActivities
@@ -44,6 +44,18 @@ class WorkerParts:
     async def aclose(self) -> None:
         """Release HTTP clients."""
         await self.tools.aclose()
+        await self.llm.aclose()
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """The sandbox, passing through the pure libraries templates use.
+
+    Jinja2 imports parts of itself lazily while compiling; inside the sandbox that would
+    re-import them per run. It is deterministic, so it is shared with the host instead.
+    """
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules("jinja2", "markupsafe")
+    )
 
 
 def build_worker(client: Client, task_queue: str, parts: WorkerParts) -> Worker:
@@ -52,8 +64,8 @@ def build_worker(client: Client, task_queue: str, parts: WorkerParts) -> Worker:
         client,
         task_queue=task_queue,
         workflows=[InterpreterWorkflow],
+        workflow_runner=workflow_runner(),
         activities=parts.activities(),
-        activity_executor=ThreadPoolExecutor(max_workers=8),
         max_concurrent_activities=200,
         max_concurrent_local_activities=200,
     )

@@ -10,8 +10,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from schema.definition import WorkflowDefinition
 from schema.run import RunRecord, StepRecord
@@ -78,7 +77,7 @@ class Store:
     async def list_workflows(self, environment: str) -> Sequence[WorkflowRow]:
         """All workflows of an environment, by slug."""
         async with self._sessions() as session:
-            result = await session.exec(
+            result = await session.execute(
                 select(WorkflowRow).where(WorkflowRow.environment == environment)  # type: ignore[call-overload]
                 .order_by(WorkflowRow.slug)
             )

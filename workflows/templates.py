@@ -57,13 +57,16 @@ def referenced_names(source: str) -> set[str]:
     return set(meta.find_undeclared_variables(_environment().parse(source)))
 
 
+@lru_cache(maxsize=512)
+def _compiled(source: str) -> jinja2.Template:
+    return _environment().from_string(source)
+
+
 def render(source: str, mapped: dict[str, Any], context: dict[str, Any]) -> str:
     """Render with mapped inputs shadowing context roots; dicts and lists render as JSON."""
-    env = _environment()
     variables = {**context, **mapped}
     try:
-        template = env.from_string(source)
-        return template.render(variables)
+        return _compiled(source).render(variables)
     except jinja2.UndefinedError as exc:
         raise TemplateError(f"undefined variable: {exc.message}") from exc
     except jinja2.TemplateError as exc:

@@ -1,0 +1,153 @@
+"""Session-wide real services (Temporal dev server, embedded Postgres, a fake LLM server) and a
+per-test worker + API on a fresh task queue."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="pp-xdg-"))
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from promptpilot.database import make_engine
+from promptpilot.keys import ApiKeys
+from promptpilot.migrate import upgrade
+from promptpilot.search_attributes import SEARCH_ATTRIBUTES
+from promptpilot.services import running_api, running_worker
+from promptpilot.settings import (
+    AnthropicSettings,
+    ApiSettings,
+    DatabaseSettings,
+    LlmSettings,
+    OpenAISettings,
+    Settings,
+    TemporalSettings,
+    ToolSettings,
+)
+from promptpilot.stack import EmbeddedPostgres, TemporalDevServer
+from promptpilot.store import Store
+from promptpilot.temporal_server import free_port
+from tests.fakes.llm_server import FakeLlmServer
+
+DEV_KEY = "pp_dev_test_key"
+PROD_KEY = "pp_prod_test_key"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="pp-test-") as folder:
+        yield Path(folder)
+
+
+@pytest.fixture(scope="session")
+async def temporal(data_dir: Path) -> AsyncIterator[TemporalDevServer]:
+    server = TemporalDevServer(data_dir / "temporal", namespaces=["dev", "prod"], ui=False,
+                               search_attributes=SEARCH_ATTRIBUTES)
+    try:
+        yield await server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+async def postgres(data_dir: Path) -> AsyncIterator[EmbeddedPostgres]:
+    server = EmbeddedPostgres(data_dir / "postgres")
+    try:
+        yield await server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+async def engine(postgres: EmbeddedPostgres) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(postgres.url, pool_size=5)
+    await upgrade(engine)
+    keys = ApiKeys(engine)
+    await keys.create("dev", "test dev key", DEV_KEY)
+    await keys.create("prod", "test prod key", PROD_KEY)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def llm_server() -> Iterator[FakeLlmServer]:
+    with FakeLlmServer() as server:
+        yield server
+
+
+@pytest.fixture
+def llm(llm_server: FakeLlmServer) -> FakeLlmServer:
+    """The fake LLM server, emptied of scripts and records for this test."""
+    llm_server.reset()
+    return llm_server
+
+
+@pytest.fixture
+def store(engine: AsyncEngine) -> Store:
+    return Store(engine)
+
+
+@pytest.fixture
+def settings(temporal: TemporalDevServer, postgres: EmbeddedPostgres,
+             llm_server: FakeLlmServer) -> Settings:
+    """Settings for one test: a fresh task queue, the fake LLM server, offline search."""
+    return Settings(
+        environment="dev",
+        database=DatabaseSettings(url=postgres.url, pool_size=5),
+        temporal=TemporalSettings(address=temporal.address,
+                                  task_queue=f"test-{uuid.uuid4().hex[:12]}"),
+        api=ApiSettings(port=free_port(), run_wait_seconds=20),
+        llm=LlmSettings(
+            openai=OpenAISettings(api_key=SecretStr("sk-test"),
+                                  base_url=llm_server.openai_base_url),
+            anthropic=AnthropicSettings(api_key=SecretStr("sk-ant-test"),
+                                        base_url=llm_server.anthropic_base_url),
+        ),
+        tools=ToolSettings(web_search_backend="offline"),
+    )
+
+
+@dataclass
+class Service:
+    """A running worker + API for one test, and an authenticated HTTP client."""
+
+    settings: Settings
+    http: httpx.AsyncClient
+    store: Store
+    url: str
+
+    async def create_workflow(self, definition: dict[str, Any]) -> dict[str, Any]:
+        response = await self.http.post("/api/workflows", json=definition)
+        assert response.status_code == 201, response.text
+        workflow: dict[str, Any] = response.json()["workflow"]
+        return workflow
+
+    async def run(self, slug: str, run_input: dict[str, Any], **body: Any) -> httpx.Response:
+        return await self.http.post(f"/api/workflows/{slug}/run",
+                                    json={"input": run_input, **body})
+
+
+@pytest.fixture
+async def service(settings: Settings, engine: AsyncEngine, store: Store) -> AsyncIterator[Service]:
+    url = settings.database.url
+    assert url
+    async with running_worker(settings, url), running_api(settings, url) as api:
+        async with httpx.AsyncClient(base_url=api.url, timeout=60,
+                                     headers={"Authorization": f"Bearer {DEV_KEY}"}) as http:
+            yield Service(settings=settings, http=http, store=store, url=api.url)
+
+
+def unique_slug(prefix: str = "wf") -> str:
+    """A slug no other test uses (the database is shared by the session)."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
