@@ -72,7 +72,7 @@ def build_worker(client: Client, task_queue: str, parts: WorkerParts) -> Worker:
 
 
 def main() -> None:
-    """Entry point used by ``python worker.py``; the CLI offers the same as ``promptpilot worker``."""
+    """Entry point for ``python worker.py``; the same as ``promptpilot worker``."""
     from promptpilot.cli import main as cli_main
 
     cli_main(["worker"])

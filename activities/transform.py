@@ -28,7 +28,8 @@ def compile_expression(expr: str) -> str | None:
         parsed = jmespath.compile(expr)
     except JMESPathError as err:
         return _describe(err)
-    return _unknown_function(parsed.parsed)
+    tree: dict[str, Any] = dict(parsed.parsed)
+    return _unknown_function(tree)
 
 
 def _unknown_function(node: dict[str, Any]) -> str | None:

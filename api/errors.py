@@ -15,7 +15,6 @@ from promptpilot.validation import DefinitionInvalid
 from schema.api import ErrorBody, ErrorEnvelope
 from schema.problems import Problem, pointer
 
-
 log = logging.getLogger("promptpilot.api")
 
 

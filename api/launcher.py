@@ -21,7 +21,6 @@ from schema.tables import WorkflowRow, WorkflowVersionRow
 from workflows.interpreter import WORKFLOW_NAME
 
 
-
 @dataclass
 class StartRequest:
     """What a run start needs, whatever triggered it."""

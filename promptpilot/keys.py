@@ -12,6 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlmodel import col
 
 from schema.tables import ApiKeyRow, utcnow
 
@@ -39,7 +40,7 @@ class ApiKeys:
         key = key or new_key(environment)
         async with self._sessions() as session:
             existing = await session.execute(
-                select(ApiKeyRow).where(ApiKeyRow.key_hash == digest(key))  # type: ignore[arg-type]
+                select(ApiKeyRow).where(col(ApiKeyRow.key_hash) == digest(key))
             )
             if existing.scalar_one_or_none() is None:
                 session.add(ApiKeyRow(environment=environment, name=name,
@@ -51,8 +52,8 @@ class ApiKeys:
         """The live key row for a presented key, or None."""
         async with self._sessions() as session:
             result = await session.execute(
-                select(ApiKeyRow).where(ApiKeyRow.key_hash == digest(key),  # type: ignore[arg-type]
-                                        ApiKeyRow.revoked_at.is_(None))  # type: ignore[union-attr]
+                select(ApiKeyRow).where(col(ApiKeyRow.key_hash) == digest(key),
+                                        col(ApiKeyRow.revoked_at).is_(None))
             )
             return result.scalar_one_or_none()
 
@@ -60,7 +61,7 @@ class ApiKeys:
         """Revoke a key by id."""
         async with self._sessions() as session:
             await session.execute(
-                update(ApiKeyRow).where(ApiKeyRow.id == key_id)  # type: ignore[arg-type]
+                update(ApiKeyRow).where(col(ApiKeyRow.id) == key_id)
                 .values(revoked_at=at or utcnow())
             )
             await session.commit()

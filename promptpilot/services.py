@@ -13,6 +13,7 @@ import uvicorn
 from fastapi import FastAPI
 from temporalio.worker import Worker
 
+from activities.providers.registry import known_providers
 from api.app import create_app
 from promptpilot.database import make_engine
 from promptpilot.examples import example_definitions
@@ -22,7 +23,6 @@ from promptpilot.settings import Settings
 from promptpilot.store import Store
 from promptpilot.temporal import connect
 from promptpilot.validation import parse_definition
-from activities.providers.registry import known_providers
 from worker import WorkerParts, build_worker
 
 log = logging.getLogger("promptpilot")

@@ -11,6 +11,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlmodel import SQLModel, col
 
 from schema.definition import WorkflowDefinition
 from schema.run import RunRecord, StepRecord
@@ -61,10 +62,10 @@ class Store:
         """Append an immutable version and make it current."""
         async with self._sessions() as session:
             result = await session.execute(
-                update(WorkflowRow).where(WorkflowRow.id == row.id)  # type: ignore[arg-type]
-                .values(current_version=WorkflowRow.current_version + 1, name=definition.name,
+                update(WorkflowRow).where(col(WorkflowRow.id) == row.id)
+                .values(current_version=col(WorkflowRow.current_version) + 1, name=definition.name,
                         description=definition.description, updated_at=utcnow())
-                .returning(WorkflowRow.current_version)  # type: ignore[arg-type]
+                .returning(col(WorkflowRow.current_version))
             )
             number = int(result.scalar_one())
             version = WorkflowVersionRow(environment=row.environment, workflow_id=row.id,
@@ -78,8 +79,8 @@ class Store:
         """All workflows of an environment, by slug."""
         async with self._sessions() as session:
             result = await session.execute(
-                select(WorkflowRow).where(WorkflowRow.environment == environment)  # type: ignore[call-overload]
-                .order_by(WorkflowRow.slug)
+                select(WorkflowRow).where(col(WorkflowRow.environment) == environment)
+                .order_by(col(WorkflowRow.slug))
             )
             return list(result.scalars().all())
 
@@ -87,8 +88,8 @@ class Store:
         """A workflow by slug."""
         async with self._sessions() as session:
             result = await session.execute(
-                select(WorkflowRow).where(WorkflowRow.environment == environment,  # type: ignore[arg-type]
-                                          WorkflowRow.slug == slug)  # type: ignore[arg-type]
+                select(WorkflowRow).where(col(WorkflowRow.environment) == environment,
+                                          col(WorkflowRow.slug) == slug)
             )
             return result.scalar_one_or_none()
 
@@ -102,8 +103,8 @@ class Store:
         async with self._sessions() as session:
             result = await session.execute(
                 select(WorkflowVersionRow).where(
-                    WorkflowVersionRow.workflow_id == workflow_id,  # type: ignore[arg-type]
-                    WorkflowVersionRow.version == version)  # type: ignore[arg-type]
+                    col(WorkflowVersionRow.workflow_id) == workflow_id,
+                    col(WorkflowVersionRow.version) == version)
             )
             return result.scalar_one_or_none()
 
@@ -112,8 +113,8 @@ class Store:
         async with self._sessions() as session:
             result = await session.execute(
                 select(WorkflowVersionRow)
-                .where(WorkflowVersionRow.workflow_id == workflow_id)  # type: ignore[arg-type]
-                .order_by(WorkflowVersionRow.version)  # type: ignore[arg-type]
+                .where(col(WorkflowVersionRow.workflow_id) == workflow_id)
+                .order_by(col(WorkflowVersionRow.version))
             )
             return list(result.scalars().all())
 
@@ -138,7 +139,7 @@ class Store:
     async def delete_run(self, run_id: str) -> None:
         """Remove a run whose workflow never started, so nothing half-written stays."""
         async with self._sessions() as session:
-            await session.execute(delete(RunRow).where(RunRow.id == uuid.UUID(run_id)))  # type: ignore[arg-type]
+            await session.execute(delete(RunRow).where(col(RunRow.id) == uuid.UUID(run_id)))
             await session.commit()
 
     async def upsert_run(self, record: RunRecord) -> None:
@@ -155,7 +156,7 @@ class Store:
             "from_step_id": record.from_step_id, "started_at": record.started_at,
             "finished_at": record.finished_at,
         }
-        table = RunRow.__table__  # type: ignore[attr-defined]
+        table = SQLModel.metadata.tables[RunRow.__tablename__]
         statement = insert(table).values(id=uuid.UUID(record.run_id), created_at=utcnow(),
                                          **values)
         statement = statement.on_conflict_do_update(
@@ -187,7 +188,7 @@ class Store:
             "started_at": record.started_at, "finished_at": record.finished_at,
             "duration_ms": duration, "updated_at": utcnow(),
         }
-        table = StepRow.__table__  # type: ignore[attr-defined]
+        table = SQLModel.metadata.tables[StepRow.__tablename__]
         statement = insert(table).values(
             id=step_record_id(record.run_id, record.step_id),
             run_id=uuid.UUID(record.run_id), step_id=record.step_id, **values,
@@ -210,8 +211,8 @@ class Store:
         """The run an idempotency key already started."""
         async with self._sessions() as session:
             result = await session.execute(
-                select(RunRow).where(RunRow.environment == environment,  # type: ignore[arg-type]
-                                     RunRow.idempotency_key == key)  # type: ignore[arg-type]
+                select(RunRow).where(col(RunRow.environment) == environment,
+                                     col(RunRow.idempotency_key) == key)
             )
             return result.scalar_one_or_none()
 
@@ -219,8 +220,8 @@ class Store:
         """A run's steps in definition order."""
         async with self._sessions() as session:
             result = await session.execute(
-                select(StepRow).where(StepRow.run_id == run_id)  # type: ignore[arg-type]
-                .order_by(StepRow.step_index)  # type: ignore[arg-type]
+                select(StepRow).where(col(StepRow.run_id) == run_id)
+                .order_by(col(StepRow.step_index))
             )
             return list(result.scalars().all())
 
@@ -231,22 +232,22 @@ class Store:
         before: tuple[datetime, uuid.UUID] | None = None, limit: int = 20,
     ) -> Sequence[RunRow]:
         """Runs newest first, filtered; `before` is the keyset cursor (created_at, id)."""
-        query = select(RunRow).where(RunRow.environment == environment)  # type: ignore[arg-type]
+        query = select(RunRow).where(col(RunRow.environment) == environment)
         if workflow_id is not None:
-            query = query.where(RunRow.workflow_id == workflow_id)  # type: ignore[arg-type]
+            query = query.where(col(RunRow.workflow_id) == workflow_id)
         if status:
-            query = query.where(RunRow.status == status)  # type: ignore[arg-type]
+            query = query.where(col(RunRow.status) == status)
         if trigger:
-            query = query.where(RunRow.trigger == trigger)  # type: ignore[arg-type]
+            query = query.where(col(RunRow.trigger) == trigger)
         if since:
-            query = query.where(RunRow.created_at >= since)  # type: ignore[arg-type,operator]
+            query = query.where(col(RunRow.created_at) >= since)
         if until:
-            query = query.where(RunRow.created_at < until)  # type: ignore[arg-type,operator]
+            query = query.where(col(RunRow.created_at) < until)
         if before:
             query = query.where(
-                func.row(RunRow.created_at, RunRow.id) < func.row(*before)  # type: ignore[arg-type]
+                func.row(col(RunRow.created_at), col(RunRow.id)) < func.row(*before)
             )
-        query = query.order_by(RunRow.created_at.desc(), RunRow.id.desc()).limit(limit)  # type: ignore[attr-defined,union-attr]
+        query = query.order_by(col(RunRow.created_at).desc(), col(RunRow.id).desc()).limit(limit)
         async with self._sessions() as session:
             result = await session.execute(query)
             return list(result.scalars().all())

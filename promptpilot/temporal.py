@@ -8,4 +8,6 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 async def connect(address: str, namespace: str) -> Client:
     """A client for one environment's namespace."""
-    return await Client.connect(address, namespace=namespace, data_converter=pydantic_data_converter)
+    return await Client.connect(
+        address, namespace=namespace, data_converter=pydantic_data_converter
+    )

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import jmespath
-import jmespath.exceptions
 from jsonschema import Draft202012Validator, SchemaError, validators
 from pydantic import ValidationError
 
 from activities.tools.registry import known_tools
+from activities.transform import compile_expression
 from schema.definition import LlmStep, ToolStep, TransformStep, Variable, WorkflowDefinition
 from schema.model_ref import resolve_model
 from schema.problems import Problem, pointer
@@ -48,7 +47,9 @@ def _loc_pointer(loc: tuple[int | str, ...], raw: Any) -> tuple[str, str | None,
     return pointer(*parts), step_id, field
 
 
-def problems_from_pydantic(exc: ValidationError, raw: Any, prefix: tuple[str, ...] = ()) -> list[Problem]:
+def problems_from_pydantic(
+    exc: ValidationError, raw: Any, prefix: tuple[str, ...] = ()
+) -> list[Problem]:
     """Pydantic's errors as problems with pointers into the request body."""
     problems = []
     for error in exc.errors(include_url=False):
@@ -91,10 +92,9 @@ def check_definition(definition: WorkflowDefinition, known_providers: set[str]) 
             add(f"unknown tool '{step.tool_name}'; known tools: {', '.join(sorted(known_tools()))}",
                 "toolName")
         elif isinstance(step, TransformStep) and step.expression is not None:
-            try:
-                jmespath.compile(step.expression)
-            except jmespath.exceptions.JMESPathError as exc:
-                add(f"invalid JMESPath expression: {exc}", "expression")
+            problem = compile_expression(step.expression)
+            if problem:
+                add(f"invalid JMESPath expression: {problem}", "expression")
         seen.add(step.id)
     return problems
 

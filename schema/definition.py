@@ -1,4 +1,4 @@
-"""The workflow definition DSL (seed 000 "Workflow Definition Structure", seed 003 variables/retries)."""
+"""The workflow definition DSL (seed 000 "Workflow Definition Structure"; seed 003 variables)."""
 
 from __future__ import annotations
 

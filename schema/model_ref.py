@@ -1,4 +1,4 @@
-"""How a step's `model` (and optional `provider`) names a provider. Pure; used at save and run time."""
+"""How a step's `model` (and optional `provider`) names its provider. Pure."""
 
 from __future__ import annotations
 

@@ -142,10 +142,13 @@ class Service:
 async def service(settings: Settings, engine: AsyncEngine, store: Store) -> AsyncIterator[Service]:
     url = settings.database.url
     assert url
-    async with running_worker(settings, url), running_api(settings, url) as api:
-        async with httpx.AsyncClient(base_url=api.url, timeout=60,
-                                     headers={"Authorization": f"Bearer {DEV_KEY}"}) as http:
-            yield Service(settings=settings, http=http, store=store, url=api.url)
+    headers = {"Authorization": f"Bearer {DEV_KEY}"}
+    async with (
+        running_worker(settings, url),
+        running_api(settings, url) as api,
+        httpx.AsyncClient(base_url=api.url, timeout=60, headers=headers) as http,
+    ):
+        yield Service(settings=settings, http=http, store=store, url=api.url)
 
 
 def unique_slug(prefix: str = "wf") -> str:

@@ -36,7 +36,8 @@ async def test_feed_discovery_completes_and_mirrors_every_step(
     assert all(s["status"] == "completed" for s in steps)
     llm_step = steps[0]
     assert (llm_step["tokensIn"], llm_step["tokensOut"]) == (120, 8)
-    assert llm_step["cost"] is not None and llm_step["cost"] > 0
+    assert llm_step["cost"] is not None
+    assert llm_step["cost"] > 0
     assert llm_step["rendered"]["user"].startswith("Generate a web search query for feeds about AI")
     assert run["actualCost"] == llm_step["cost"]
     assert steps[1]["toolTrace"][0]["args"]["query"] == "ai feeds"
@@ -56,11 +57,13 @@ async def test_feed_discovery_completes_and_mirrors_every_step(
 
     # The seed's read routes agree with the run response.
     fetched = (await service.http.get(f"/api/workflows/runs/{run['id']}")).json()["run"]
-    assert fetched["status"] == "completed" and len(fetched["steps"]) == 3
+    assert fetched["status"] == "completed"
+    assert len(fetched["steps"]) == 3
     listed = (await service.http.get(f"/api/workflows/{slug}/runs", params={"limit": 10})).json()
     assert [r["id"] for r in listed["runs"]] == [run["id"]]
     workflow = (await service.http.get(f"/api/workflows/{slug}")).json()["workflow"]
-    assert workflow["slug"] == slug and workflow["definition"]["steps"][0]["type"] == "llm"
+    assert workflow["slug"] == slug
+    assert workflow["definition"]["steps"][0]["type"] == "llm"
 
 
 async def test_failing_step_fails_the_run_and_stops_later_steps(
