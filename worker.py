@@ -17,8 +17,10 @@ from activities.llm import LlmActivities
 from activities.mirror import MirrorActivities
 from activities.tools import ToolActivities
 from activities.transform import transform
+from activities.triggers import TriggerActivities
 from promptpilot.store import Store
 from workflows.interpreter import InterpreterWorkflow
+from workflows.triggered import TriggeredStartWorkflow
 
 log = logging.getLogger("promptpilot.worker")
 
@@ -26,10 +28,12 @@ log = logging.getLogger("promptpilot.worker")
 class WorkerParts:
     """The activity objects a worker owns, so they can be closed with it."""
 
-    def __init__(self, settings: Any, store: Store) -> None:
+    def __init__(self, settings: Any, store: Store, client: Client | None = None) -> None:
         self.llm = LlmActivities(settings)
         self.tools = ToolActivities(settings)
         self.mirror = MirrorActivities(store)
+        # Wraps mirror_run to fire event triggers; without a client they do not fire.
+        self.triggers = TriggerActivities(store, self.mirror, client)
 
     def activities(self) -> Sequence[Callable[..., Any]]:
         """Every activity the interpreter may schedule."""
@@ -37,8 +41,9 @@ class WorkerParts:
             self.llm.call,
             self.tools.call,
             transform,
-            self.mirror.mirror_run,
+            self.triggers.mirror_run,
             self.mirror.mirror_step,
+            self.triggers.resolve_triggered_start,
         ]
 
     async def aclose(self) -> None:
@@ -63,7 +68,7 @@ def build_worker(client: Client, task_queue: str, parts: WorkerParts) -> Worker:
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[InterpreterWorkflow],
+        workflows=[InterpreterWorkflow, TriggeredStartWorkflow],
         workflow_runner=workflow_runner(),
         activities=parts.activities(),
         max_concurrent_activities=200,

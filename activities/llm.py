@@ -1,31 +1,43 @@
-"""The ``llm_call`` activity: one model call through a registered provider, priced and checked."""
+"""The ``llm_call`` activity: one model call through a registered provider, priced and checked.
+
+One activity attempt is the initial call plus up to ``repairAttempts`` re-prompts when the
+answer fails ``outputSchema``, so Temporal's retries stay for infrastructure failures. Every
+attempt heartbeats the attempt log (see ``attempt_log``), and the final result or failure
+carries it with the tokens and cost spent, repairs listed apart.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Awaitable
-from typing import TypeVar
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
+from activities.attempt_log import failed_entry, now, prior_attempts, with_log
+from activities.budget import check_budget
 from activities.pricing import price
 from activities.providers import errors, registry
-from activities.providers.completion import Provider
+from activities.providers.completion import Completion, Provider
 from activities.providers.validation import validated_output
+from activities.repair import repair_request
 from promptpilot.settings import Settings
-from schema.activities import LlmRequest, LlmResult
+from schema.activities import AttemptEntry, LlmRequest, LlmResult, RepairEntry
+from schema.errors import ErrorType
 
 HEARTBEAT_SECONDS = 2.0
 T = TypeVar("T")
 
 
-async def _heartbeating(call: Awaitable[T]) -> T:
+async def _heartbeating(call: Awaitable[T], *details: Any) -> T:
     """Await ``call`` while heartbeating, so a lost worker shows within the heartbeat timeout."""
 
     async def beat() -> None:
         while True:
-            activity.heartbeat()
+            activity.heartbeat(*details)
             await asyncio.sleep(HEARTBEAT_SECONDS)
 
     beating = asyncio.create_task(beat())
@@ -33,6 +45,41 @@ async def _heartbeating(call: Awaitable[T]) -> T:
         return await call
     finally:
         beating.cancel()
+
+
+@dataclass
+class _Usage:
+    """Everything one activity attempt spent, across its initial call and repairs."""
+
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cached_tokens: int = 0
+    known_cost: float = 0.0
+    unpriced: bool = False
+    latency_ms: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    def add(self, completion: Completion, cost: float | None, latency_ms: float) -> None:
+        self.tokens_in += completion.tokens_in
+        self.tokens_out += completion.tokens_out
+        self.cached_tokens += completion.cached_tokens
+        self.known_cost += cost or 0.0
+        self.unpriced = self.unpriced or cost is None
+        self.latency_ms += latency_ms
+
+    def warn(self, message: str | None) -> None:
+        if message and message not in self.warnings:
+            self.warnings.append(message)
+
+    @property
+    def cost(self) -> float | None:
+        # An unknown price makes the total unknown: never a silent zero.
+        return None if self.unpriced else self.known_cost
+
+    def as_json(self) -> dict[str, Any]:
+        return {"tokensIn": self.tokens_in, "tokensOut": self.tokens_out,
+                "cachedTokens": self.cached_tokens, "cost": self.cost,
+                "latencyMs": self.latency_ms}
 
 
 class LlmActivities:
@@ -60,32 +107,84 @@ class LlmActivities:
 
     @activity.defn(name="llm_call")
     async def call(self, request: LlmRequest) -> LlmResult:
-        """Call the model, validate the answer against ``outputSchema`` and price it."""
+        """Call the model, repair answers that fail ``outputSchema``, price it, log the attempt."""
+        info = activity.info()
+        log = prior_attempts(info.heartbeat_details, info.attempt)
+        label = f"{request.provider}/{request.model}" if request.provider else request.model
+        started = now()
+        usage, repairs = _Usage(), list[RepairEntry]()
+        try:
+            result = await self._call(request, log, usage, repairs)
+        except ApplicationError as exc:
+            error = exc
+        except Exception as exc:  # a bug, not a provider answer: still logged, then retried
+            error = ApplicationError(f"{type(exc).__name__}: {exc}", type=ErrorType.INTERNAL)
+        else:
+            log.append(AttemptEntry(number=info.attempt, status="completed", model=label,
+                                    started_at=started, finished_at=now()))
+            result.attempt_log = log
+            return result
+        log.append(failed_entry(error, info.attempt, label, started))
+        raise with_log(error, info.attempt, log, {
+            "usage": usage.as_json(),
+            "repairs": [r.model_dump(mode="json") for r in repairs],
+        }) from error
+
+    async def _call(self, request: LlmRequest, log: list[AttemptEntry], usage: _Usage,
+                    repairs: list[RepairEntry]) -> LlmResult:
         provider_name, model = registry.resolve_model(request.model, request.provider or None)
         if not provider_name:
             known = registry.known_providers(self.settings)
             raise errors.unknown_provider("", known, request.model)
-        provider = self.provider(provider_name)
-        started = time.monotonic()
-        completion = await _heartbeating(provider.complete(request, model))
-        latency_ms = (time.monotonic() - started) * 1000
-        attempt = activity.info().attempt
-        activity.logger.info(
-            "llm step %s: %s/%s answered in %.0f ms, tokens in=%d out=%d cached=%d (attempt %d)",
-            request.step_id, provider_name, model, latency_ms, completion.tokens_in,
-            completion.tokens_out, completion.cached_tokens, attempt,
-        )
-        output = (
-            validated_output(completion.text, request.output_schema)
-            if request.output_schema is not None else completion.text
-        )
-        cost, warnings = price(provider_name, model, completion.tokens_in,
-                               completion.tokens_out, completion.cached_tokens)
-        for warning in warnings:
+        beat = [e.model_dump(mode="json") for e in log]
+        current, reason, output = request, "", None
+        for number in range(request.repair_attempts + 1):
+            # Before every provider call, repairs included: never spend past the budget.
+            usage.warn(check_budget(provider_name, model, current, usage.known_cost))
+            provider = self.provider(provider_name)
+            started = time.monotonic()
+            completion = await _heartbeating(provider.complete(current, model), beat)
+            latency_ms = (time.monotonic() - started) * 1000
+            cost, price_warnings = price(provider_name, model, completion.tokens_in,
+                                         completion.tokens_out, completion.cached_tokens)
+            usage.add(completion, cost, latency_ms)
+            for warning in price_warnings:
+                usage.warn(warning)
+            activity.logger.info(
+                "llm step %s: %s/%s answered in %.0f ms, tokens in=%d out=%d cached=%d "
+                "(attempt %d, repair %d)", request.step_id, provider_name, model, latency_ms,
+                completion.tokens_in, completion.tokens_out, completion.cached_tokens,
+                activity.info().attempt, number,
+            )
+            if request.output_schema is None:
+                output = completion.text
+                break
+            try:
+                output = validated_output(completion.text, request.output_schema)
+            except ApplicationError as violation:
+                if number:
+                    repairs.append(_repair(number, reason, False, completion, cost, latency_ms))
+                if number == request.repair_attempts:
+                    raise
+                reason = violation.message
+                current = repair_request(request, completion.text, violation.message)
+                continue
+            if number:
+                repairs.append(_repair(number, reason, True, completion, cost, latency_ms))
+                usage.warn(f"output repaired after {number} repair attempt(s)")
+            break
+        for warning in usage.warnings:
             activity.logger.warning("llm step %s: %s", request.step_id, warning)
         return LlmResult(
             output=output, text=completion.text, provider=provider_name, model=model,
-            tokens_in=completion.tokens_in, tokens_out=completion.tokens_out,
-            cached_tokens=completion.cached_tokens, cost=cost, latency_ms=latency_ms,
-            attempt=attempt, warnings=warnings,
+            tokens_in=usage.tokens_in, tokens_out=usage.tokens_out,
+            cached_tokens=usage.cached_tokens, cost=usage.cost, latency_ms=usage.latency_ms,
+            attempt=activity.info().attempt, warnings=usage.warnings, repairs=repairs,
         )
+
+
+def _repair(number: int, reason: str, valid: bool, completion: Completion,
+            cost: float | None, latency_ms: float) -> RepairEntry:
+    return RepairEntry(number=number, reason=reason, valid=valid,
+                       tokens_in=completion.tokens_in, tokens_out=completion.tokens_out,
+                       cached_tokens=completion.cached_tokens, cost=cost, latency_ms=latency_ms)

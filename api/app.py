@@ -8,9 +8,23 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors
-from api.routes import health, runs, tools, workflows
+from api.routes import (
+    events,
+    health,
+    preview,
+    run_actions,
+    runs,
+    schedules,
+    tools,
+    triggers,
+    usage,
+    versions,
+    webhooks,
+    workflows,
+)
 from api.state import AppState
 from promptpilot.database import make_engine
+from promptpilot.events import RunEventHub
 from promptpilot.keys import ApiKeys
 from promptpilot.settings import Settings
 from promptpilot.store import Store
@@ -27,9 +41,11 @@ def create_app(settings: Settings, database_url: str | None = None) -> FastAPI:
         engine = make_engine(url, settings.database.pool_size)
         app.state.services = AppState(settings=settings, store=Store(engine),
                                       keys=ApiKeys(engine))
+        app.state.run_events = RunEventHub(engine)
         try:
             yield
         finally:
+            await events.close_hub(app.state)
             await engine.dispose()
 
     app = FastAPI(
@@ -41,7 +57,16 @@ def create_app(settings: Settings, database_url: str | None = None) -> FastAPI:
     errors.install(app)
     # Run routes go first: `/api/workflows/runs/{id}` must not be read as a slug.
     app.include_router(runs.router)
+    app.include_router(run_actions.router)
+    app.include_router(events.router)
+    # `/api/workflows/preview` and `/{slug}/versions/diff` before the `/{slug}` routes.
+    app.include_router(preview.router)
+    app.include_router(versions.router)
     app.include_router(workflows.router)
+    app.include_router(triggers.router)
+    app.include_router(schedules.router)
+    app.include_router(webhooks.router)
     app.include_router(tools.router)
+    app.include_router(usage.router)
     app.include_router(health.router)
     return app

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from temporalio.client import WorkflowFailureError
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.service import RPCError
 
 from api.errors import ApiError
 from api.state import AppState
 from promptpilot.search_attributes import SA_ENVIRONMENT, SA_SLUG, SA_TRIGGER, SA_VERSION
+from promptpilot.store import Conflict
 from promptpilot.validation import validate_input
 from schema.definition import WorkflowDefinition
 from schema.run import RunRecord, RunWorkflowInput, SeedStep
@@ -35,6 +43,10 @@ class StartRequest:
     seed_steps: list[SeedStep] | None = None
     max_cost_usd: float | None = None
     idempotency_key: str | None = None
+    trigger_id: str | None = None
+    # A rerun's definition may be patched by `stepOverrides` (recorded in `overrides`).
+    definition: WorkflowDefinition | None = None
+    overrides: dict[str, Any] | None = None
 
 
 async def start_run(state: AppState, request: StartRequest) -> str:
@@ -42,19 +54,35 @@ async def start_run(state: AppState, request: StartRequest) -> str:
 
     If Temporal refuses the start, the pending row is removed: nothing half-written stays.
     """
-    definition = WorkflowDefinition.model_validate(request.version.definition)
+    definition = request.definition or WorkflowDefinition.model_validate(
+        request.version.definition)
     run_input = validate_input(definition, request.input)
-    run_id = str(uuid.uuid4())
+    digest = request_hash(request)
+    if request.idempotency_key:
+        existing = await _existing_run(state, request, digest)
+        if existing:
+            return existing
+    run_id = idempotent_run_id(request.environment, request.idempotency_key)
     record = RunRecord(run_id=run_id, environment=request.environment,
                        workflow_id=str(request.workflow.id),
                        workflow_version=request.version.version, status="pending",
-                       input=run_input, trigger=request.trigger,
+                       input=run_input, trigger=request.trigger, trigger_id=request.trigger_id,
                        source_run_id=request.source_run_id, from_step_id=request.from_step_id)
-    await state.store.create_run(record, request.idempotency_key)
+    try:
+        await state.store.create_run(record, request.idempotency_key, digest,
+                                     overrides=request.overrides)
+    except Conflict:
+        # A concurrent start with the same key won the insert: answer with its run.
+        existing = await _existing_run(state, request, digest) if request.idempotency_key \
+            else None
+        if existing is None:
+            raise
+        return existing
     workflow_input = RunWorkflowInput(
         run_id=run_id, environment=request.environment, workflow_id=str(request.workflow.id),
         workflow_slug=request.workflow.slug, workflow_version=request.version.version,
         definition=definition, input=run_input, trigger=request.trigger,
+        trigger_id=request.trigger_id,
         from_step_id=request.from_step_id, source_run_id=request.source_run_id,
         seed_steps=request.seed_steps or [],
         max_cost_usd=request.max_cost_usd or definition.max_cost_usd,
@@ -64,6 +92,9 @@ async def start_run(state: AppState, request: StartRequest) -> str:
         await client.start_workflow(
             WORKFLOW_NAME, workflow_input, id=run_id,
             task_queue=state.settings.temporal.task_queue,
+            # With an idempotency key the id is derived from it: Temporal keeps one run too.
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=TypedSearchAttributes([
                 SearchAttributePair(SA_SLUG, request.workflow.slug),
                 SearchAttributePair(SA_ENVIRONMENT, request.environment),
@@ -77,6 +108,38 @@ async def start_run(state: AppState, request: StartRequest) -> str:
         await state.store.delete_run(run_id)
         raise ApiError(503, "temporal_unavailable", f"could not start the run: {exc}") from exc
     return run_id
+
+
+IDEMPOTENCY_NAMESPACE = uuid.UUID("9a3c1f4e-6b2d-4f0a-8e57-2c9d1b7a4e63")
+
+
+def idempotent_run_id(environment: str, key: str | None) -> str:
+    """A fresh run id, or one derived from the environment and the Idempotency-Key."""
+    if not key:
+        return str(uuid.uuid4())
+    return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{environment}:{key}"))
+
+
+def request_hash(request: StartRequest) -> str:
+    """What a start asked for; the same key with a different request is refused."""
+    body = {"workflow": str(request.workflow.id), "trigger": request.trigger_id,
+            "input": request.input, "fromStepId": request.from_step_id,
+            "sourceRunId": request.source_run_id, "maxCostUsd": request.max_cost_usd,
+            "overrides": request.overrides}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+async def _existing_run(state: AppState, request: StartRequest, digest: str) -> str | None:
+    assert request.idempotency_key
+    row = await state.store.get_run_by_idempotency_key(request.environment,
+                                                       request.idempotency_key)
+    if row is None:
+        return None
+    if row.request_hash != digest:
+        raise ApiError(422, "idempotency_key_reused", "this Idempotency-Key was used with a "
+                       "different request; use a new key for a new request")
+    return str(row.id)
 
 
 async def wait_for(state: AppState, environment: str, run_id: str, seconds: float) -> bool:

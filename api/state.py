@@ -25,8 +25,7 @@ class AppState:
         """The client for an environment (its own namespace)."""
         client = self.clients.get(environment)
         if client is None:
-            namespace = (self.settings.namespace if environment == self.settings.environment
-                         else environment)
-            client = await connect(self.settings.temporal.address, namespace)
+            client = await connect(self.settings.temporal.address,
+                                   self.settings.namespace_for(environment))
             self.clients[environment] = client
         return client

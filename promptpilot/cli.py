@@ -124,7 +124,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
     import httpx
 
     try:
-        run_input = json.loads(args.input)
+        run_input = json.loads(args.input or "{}")
     except json.JSONDecodeError as exc:
         _out(f"--input is not JSON: {exc}")
         return 2
@@ -135,6 +135,8 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
     body: dict[str, Any] = {"input": run_input}
     if args.from_step:
         body["fromStepId"] = args.from_step
+        if args.input is None:
+            del body["input"]  # a rerun without --input reuses the source run's input
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as http:
         started = await http.post(f"/api/workflows/{args.slug}/run", params={"wait": 0},
                                   json=body)
@@ -176,7 +178,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply database migrations")
     run = sub.add_parser("run", help="start a run through the API and follow it")
     run.add_argument("slug")
-    run.add_argument("--input", default="{}", help="the run input as JSON")
+    run.add_argument("--input", default=None, help="the run input as JSON (default {}, or "
+                     "with --from-step the source run's input)")
     run.add_argument("--from-step", default=None, help="rerun from this step id")
     run.add_argument("--api", default=None, help="API base URL")
     run.add_argument("--key", default=None, help="API key (default: the dev key)")

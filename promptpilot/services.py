@@ -49,21 +49,29 @@ async def prepare_database(settings: Settings, url: str, *, load_examples: bool,
 @asynccontextmanager
 async def running_worker(settings: Settings, url: str, *,
                          task_queue: str | None = None) -> AsyncIterator[Worker]:
-    """A worker serving the environment's namespace until the block ends."""
+    """Workers serving each environment's namespace until the block ends; yields the first.
+
+    One Worker per served environment (``temporal.worker_environments``), sharing the engine:
+    environments are isolated by namespace, so a dev worker never runs a prod task.
+    """
     engine = make_engine(url, settings.database.pool_size)
-    parts = WorkerParts(settings, Store(engine))
-    client = await connect(settings.temporal.address, settings.namespace)
-    worker = build_worker(client, task_queue or settings.temporal.task_queue, parts)
-    task = asyncio.create_task(worker.run())
+    store = Store(engine)
+    workers: list[tuple[Worker, WorkerParts, asyncio.Task[None]]] = []
     try:
-        yield worker
+        for environment in settings.served_environments:
+            client = await connect(settings.temporal.address, settings.namespace_for(environment))
+            parts = WorkerParts(settings, store, client)
+            worker = build_worker(client, task_queue or settings.temporal.task_queue, parts)
+            workers.append((worker, parts, asyncio.create_task(worker.run())))
+        yield workers[0][0]
     finally:
-        # Bounded: a stop must not hang on an activity that will not finish.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(worker.shutdown(), timeout=10)
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await parts.aclose()
+        for worker, parts, task in workers:
+            # Bounded: a stop must not hang on an activity that will not finish.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(worker.shutdown(), timeout=10)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await parts.aclose()
         await engine.dispose()
 
 

@@ -63,6 +63,9 @@ class TemporalSettings(BaseModel):
     namespace: str | None = None
     task_queue: str = "promptpilot"
     ui_url: str = "http://localhost:8233"
+    # Environments this process's worker serves, one Worker per namespace; empty means only
+    # the settings' own environment (a production worker serves exactly one).
+    worker_environments: list[str] = Field(default_factory=list)
 
 
 class DatabaseSettings(BaseModel):
@@ -81,6 +84,13 @@ class ApiSettings(BaseModel):
     dev_api_key: SecretStr | None = None
 
 
+class WorkflowFeatures(BaseModel):
+    """Feature flags of the workflow engine (seed 003), e.g. PROMPTPILOT_WORKFLOW__MULTI_MODEL."""
+
+    multi_model: bool = False
+    """`models` + `mode` on llm steps (seed 003 `workflow.multiModel`); off: 422 at save."""
+
+
 class Settings(BaseSettings):
     """The settings root."""
 
@@ -95,6 +105,7 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
     tools: ToolSettings = Field(default_factory=ToolSettings)
+    workflow: WorkflowFeatures = Field(default_factory=WorkflowFeatures)
 
     @model_validator(mode="after")
     def _checks(self) -> Settings:
@@ -111,3 +122,12 @@ class Settings(BaseSettings):
     def namespace(self) -> str:
         """The Temporal namespace of this environment."""
         return self.temporal.namespace or self.environment
+
+    def namespace_for(self, environment: str) -> str:
+        """The namespace of any environment: its own name, unless it is this one's."""
+        return self.namespace if environment == self.environment else environment
+
+    @property
+    def served_environments(self) -> list[str]:
+        """The environments a worker of these settings serves."""
+        return list(dict.fromkeys(self.temporal.worker_environments or [self.environment]))

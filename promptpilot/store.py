@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -19,6 +20,10 @@ from schema.tables import RunRow, StepRow, WorkflowRow, WorkflowVersionRow, utcn
 
 TERMINAL_STEP = ("completed", "failed", "cancelled", "reused", "skipped")
 TERMINAL_RUN = ("completed", "failed", "cancelled")
+# Every mirror write that changes a row also NOTIFYs this channel in its own transaction, so
+# live subscribers (the run events stream) hear of it exactly when it is committed.
+RUN_EVENTS_CHANNEL = "promptpilot_run_events"
+_NOTIFY = text("select pg_notify(:channel, :payload)")
 
 
 class Conflict(Exception):
@@ -119,7 +124,9 @@ class Store:
             return list(result.scalars().all())
 
     # -- runs ----------------------------------------------------------------------------
-    async def create_run(self, record: RunRecord, idempotency_key: str | None = None) -> RunRow:
+    async def create_run(self, record: RunRecord, idempotency_key: str | None = None,
+                         request_hash: str | None = None,
+                         overrides: dict[str, Any] | None = None) -> RunRow:
         """Insert a run as `pending` before its workflow starts; Conflict on a reused key."""
         async with self._sessions() as session:
             row = RunRow(id=uuid.UUID(record.run_id), environment=record.environment,
@@ -128,7 +135,9 @@ class Store:
                          trigger=record.trigger, input_json=record.input,
                          source_run_id=uuid.UUID(record.source_run_id)
                          if record.source_run_id else None,
-                         from_step_id=record.from_step_id, idempotency_key=idempotency_key)
+                         from_step_id=record.from_step_id, idempotency_key=idempotency_key,
+                         trigger_id=uuid.UUID(record.trigger_id) if record.trigger_id else None,
+                         request_hash=request_hash, overrides=overrides)
             session.add(row)
             try:
                 await session.commit()
@@ -148,6 +157,7 @@ class Store:
             "environment": record.environment, "workflow_id": uuid.UUID(record.workflow_id),
             "workflow_version": record.workflow_version, "status": record.status,
             "trigger": record.trigger, "input_json": record.input,
+            "trigger_id": uuid.UUID(record.trigger_id) if record.trigger_id else None,
             "output_json": record.output,
             "error": record.error.model_dump(mode="json") if record.error else None,
             "actual_cost": record.actual_cost, "tokens_in": record.tokens_in,
@@ -164,8 +174,9 @@ class Store:
             # A late or retried "running" write never undoes a finished run.
             where=table.c.status.notin_(TERMINAL_RUN) | statement.excluded.status.in_(TERMINAL_RUN),
         )
-        async with self.engine.begin() as connection:
-            await connection.execute(statement)
+        event = {"kind": "run", "runId": record.run_id, "status": record.status,
+                 "actualCost": record.actual_cost}
+        await self._write_and_notify(statement.returning(table.c.id), event)
 
     async def upsert_step(self, record: StepRecord) -> None:
         """Idempotent write of one step, keyed by (run id, step id)."""
@@ -183,6 +194,8 @@ class Store:
             "attempts": record.attempts, "retry_count": max(record.attempts - 1, 0),
             "model": record.model, "provider": record.provider,
             "tool_trace": record.tool_trace, "warnings": record.warnings,
+            "attempt_log": record.attempt_log, "repairs": record.repairs,
+            "model_outputs": record.model_outputs, "aggregate_tokens": record.aggregate_tokens,
             "reused_from_record_id": uuid.UUID(record.reused_from_record_id)
             if record.reused_from_record_id else None,
             "started_at": record.started_at, "finished_at": record.finished_at,
@@ -198,8 +211,20 @@ class Store:
             where=table.c.status.notin_(TERMINAL_STEP)
             | statement.excluded.status.in_(TERMINAL_STEP),
         )
+        event = {"kind": "step", "runId": record.run_id, "stepId": record.step_id,
+                 "stepIndex": record.step_index, "status": record.status,
+                 "attempts": record.attempts, "tokensIn": record.tokens_in,
+                 "tokensOut": record.tokens_out, "cost": record.cost,
+                 # NOTIFY payloads must stay under 8000 bytes: long messages are cut.
+                 "error": record.error.message[:500] if record.error else None}
+        await self._write_and_notify(statement.returning(table.c.id), event)
+
+    async def _write_and_notify(self, statement: Any, event: dict[str, Any]) -> None:
         async with self.engine.begin() as connection:
-            await connection.execute(statement)
+            # A write the WHERE guard skipped (a late retry) changed nothing: no event.
+            if (await connection.execute(statement)).first() is not None:
+                await connection.execute(_NOTIFY, {"channel": RUN_EVENTS_CHANNEL,
+                                                   "payload": json.dumps(event)})
 
     async def get_run(self, environment: str, run_id: uuid.UUID) -> RunRow | None:
         """A run of this environment."""

@@ -59,19 +59,24 @@ def problems_from_pydantic(
     return problems
 
 
-def parse_definition(raw: Any, known_providers: set[str]) -> WorkflowDefinition:
-    """Parse and check a definition; raises DefinitionInvalid listing every problem."""
+def parse_definition(raw: Any, known_providers: set[str], *,
+                     multi_model: bool = False) -> WorkflowDefinition:
+    """Parse and check a definition; raises DefinitionInvalid listing every problem.
+
+    ``multi_model`` is the ``workflow.multiModel`` feature flag: off, ``models`` is refused.
+    """
     try:
         definition = WorkflowDefinition.model_validate(raw)
     except ValidationError as exc:
         raise DefinitionInvalid(problems_from_pydantic(exc, raw)) from None
-    problems = check_definition(definition, known_providers)
+    problems = check_definition(definition, known_providers, multi_model=multi_model)
     if problems:
         raise DefinitionInvalid(problems)
     return definition
 
 
-def check_definition(definition: WorkflowDefinition, known_providers: set[str]) -> list[Problem]:
+def check_definition(definition: WorkflowDefinition, known_providers: set[str], *,
+                     multi_model: bool = False) -> list[Problem]:
     """Semantic checks pydantic cannot do: ordering, references, schemas, templates."""
     problems: list[Problem] = []
     problems += _check_variables(definition.variables)
@@ -88,6 +93,10 @@ def check_definition(definition: WorkflowDefinition, known_providers: set[str]) 
             add_mapping_problem(path, seen, declared, lambda m, n=name: add(m, "inputMapping", n))
         if isinstance(step, LlmStep):
             _check_llm(step, known_providers, set(step.input_mapping), add)
+            if step.models is not None and not multi_model:
+                add("multi-model steps ('models') are behind the workflow.multiModel feature "
+                    "flag, which is off: set PROMPTPILOT_WORKFLOW__MULTI_MODEL=true or use "
+                    "'model'", "models")
         elif isinstance(step, ToolStep) and step.tool_name not in known_tools():
             add(f"unknown tool '{step.tool_name}'; known tools: {', '.join(sorted(known_tools()))}",
                 "toolName")
@@ -114,12 +123,15 @@ def add_mapping_problem(path: str, earlier: set[str], declared: set[str], add: A
 
 
 def _check_llm(step: LlmStep, known_providers: set[str], mapped: set[str], add: Any) -> None:
-    provider, _ = resolve_model(step.model, step.provider)
-    if provider not in known_providers:
-        field = "provider" if step.provider else "model"
-        add(f"unknown provider for model '{step.model}'"
+    for number, target in enumerate(step.targets()):
+        provider, _ = resolve_model(target.model, target.provider)
+        if provider in known_providers:
+            continue
+        field = "provider" if target.provider else "model"
+        where: tuple[str | int, ...] = ("models", number, field) if step.models else (field,)
+        add(f"unknown provider for model '{target.model}'"
             f"{f' ({provider})' if provider else ''}; known providers: "
-            f"{', '.join(sorted(known_providers))} (use 'provider' or 'provider/model')", field)
+            f"{', '.join(sorted(known_providers))} (use 'provider' or 'provider/model')", *where)
     for field, source in (("promptSystem", step.prompt_system), ("promptUser", step.prompt_user)):
         if source is None:
             continue

@@ -2,11 +2,39 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 from pydantic import Field
 
 from schema.base import CamelModel
+
+
+class AttemptEntry(CamelModel):
+    """One activity attempt of an llm call: the attemptLog entry shown on the step."""
+
+    number: int
+    status: Literal["completed", "failed"]
+    model: str | None = None
+    error_type: str | None = None
+    message: str | None = None
+    retryable: bool | None = None
+    retry_delay_seconds: float | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class RepairEntry(CamelModel):
+    """One structured-output repair: a re-prompt carrying the previous validation errors."""
+
+    number: int
+    reason: str
+    valid: bool
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cached_tokens: int = 0
+    cost: float | None = None
+    latency_ms: float = 0.0
 
 
 class LlmRequest(CamelModel):
@@ -21,6 +49,10 @@ class LlmRequest(CamelModel):
     output_schema: dict[str, Any] | None = None
     temperature: float | None = None
     max_tokens: int | None = None
+    repair_attempts: int = Field(default=0, ge=0)
+    budget_usd: float | None = None
+    """The most this call (with its repairs) may spend; refused before calling when it could
+    cost more. None: no budget."""
 
 
 class LlmResult(CamelModel):
@@ -37,6 +69,8 @@ class LlmResult(CamelModel):
     latency_ms: float = 0.0
     attempt: int = 1
     warnings: list[str] = Field(default_factory=list)
+    attempt_log: list[AttemptEntry] = Field(default_factory=list)
+    repairs: list[RepairEntry] = Field(default_factory=list)
 
 
 class ToolRequest(CamelModel):

@@ -17,6 +17,18 @@ class RunRequest(CamelModel):
     input: dict[str, Any] = Field(default_factory=dict)
     from_step_id: str | None = None
     source_run_id: str | None = None
+    step_overrides: dict[str, dict[str, Any]] | None = None
+    pin_version: bool = False
+    max_cost_usd: float | None = Field(default=None, gt=0)
+
+
+class RerunRequest(CamelModel):
+    """Body of `POST /api/workflows/runs/{runId}/rerun`: input defaults to the source's."""
+
+    from_step_id: str
+    input: dict[str, Any] | None = None
+    step_overrides: dict[str, dict[str, Any]] | None = None
+    pin_version: bool = False
     max_cost_usd: float | None = Field(default=None, gt=0)
 
 
@@ -43,6 +55,10 @@ class StepPublic(CamelModel):
     provider: str | None = None
     tool_trace: list[dict[str, Any]] | None = None
     warnings: list[str] | None = None
+    attempt_log: list[dict[str, Any]] | None = None
+    repairs: list[dict[str, Any]] | None = None
+    model_outputs: list[dict[str, Any]] | None = None
+    aggregate_tokens: dict[str, Any] | None = None
     reused_from_step_record_id: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -66,6 +82,7 @@ class RunPublic(CamelModel):
     tokens_out: int = 0
     source_run_id: str | None = None
     from_step_id: str | None = None
+    overrides: dict[str, Any] | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
     created_at: datetime
@@ -128,6 +145,42 @@ class VersionListEnvelope(CamelModel):
 
     success: bool = True
     versions: list[VersionPublic]
+
+
+class VersionEnvelope(CamelModel):
+    """One version of a workflow."""
+
+    success: bool = True
+    version: VersionPublic
+
+
+class DefinitionChange(CamelModel):
+    """One change between two versions, jsonpatch-style, located in the `to` version."""
+
+    op: str
+    path: str
+    step_id: str | None = None
+    old: Any = None
+    new: Any = None
+
+
+class StepChanges(CamelModel):
+    """Steps matched by id: which were added, removed, changed, or moved."""
+
+    added: list[str] = Field(default_factory=list)
+    removed: list[str] = Field(default_factory=list)
+    changed: list[str] = Field(default_factory=list)
+    moved: list[str] = Field(default_factory=list)
+
+
+class VersionDiffEnvelope(CamelModel):
+    """What changed from one version to another."""
+
+    success: bool = True
+    from_version: int
+    to_version: int
+    steps: StepChanges
+    changes: list[DefinitionChange]
 
 
 class ErrorBody(CamelModel):

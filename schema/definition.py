@@ -28,8 +28,11 @@ class RetryConfig(CamelModel):
         return self
 
 
-# LLM calls default to more attempts with exponential backoff; jitter is added by the
-# activity through next_retry_delay on 429/5xx (Temporal has no jitter knob of its own).
+# LLM steps without retryConfig: up to 5 attempts. Retryable failures (429, 5xx, 529,
+# timeouts, connection errors, unreadable responses) wait Retry-After / retry-after-ms when
+# the provider sends one, else exponential backoff with full jitter, uniform(0, min(30 s,
+# 1 s * 2**(attempt-1))), passed as next_retry_delay (Temporal has no jitter knob). 400, 401,
+# 403, 404, 422, missing keys, budget and schema failures (after repairs) never retry.
 DEFAULT_LLM_RETRY = RetryConfig(
     max_attempts=5, initial_interval_seconds=1.0, backoff_coefficient=2.0,
     maximum_interval_seconds=30.0,
@@ -62,17 +65,57 @@ class _StepBase(CamelModel):
         return self.name or self.id
 
 
+class ModelChoice(CamelModel):
+    """One model of a multi-model llm step (seed 003 section 5)."""
+
+    provider: str | None = None
+    model: str = Field(min_length=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=1, le=200_000)
+
+
+DEFAULT_REPAIR_ATTEMPTS = 1
+"""Re-prompts with the validation errors when an answer fails ``outputSchema``."""
+
+
 class LlmStep(_StepBase):
-    """Calls a model with rendered prompts (seed 000 "LLM Step")."""
+    """Calls a model with rendered prompts (seed 000 "LLM Step").
+
+    Either ``model`` (the single-model form) or ``models`` with ``mode`` (seed 003: parallel
+    fans out to every model, fallback tries them in order), never both.
+    """
 
     type: Literal["llm"]
-    model: str = Field(min_length=1)
+    model: str | None = Field(default=None, min_length=1)
     provider: str | None = None
+    models: list[ModelChoice] | None = Field(default=None, min_length=1, max_length=8)
+    mode: Literal["parallel", "fallback"] = "fallback"
     prompt_system: str | None = None
     prompt_user: str = Field(min_length=1)
     output_schema: dict[str, Any] | None = None
+    repair_attempts: int = Field(default=DEFAULT_REPAIR_ATTEMPTS, ge=0, le=5)
     temperature: float | None = Field(default=None, ge=0, le=2)
     max_tokens: int | None = Field(default=None, ge=1, le=200_000)
+
+    @model_validator(mode="after")
+    def _one_model_form(self) -> LlmStep:
+        if (self.model is None) == (self.models is None):
+            raise ValueError("give either 'model' or 'models', not both and not neither")
+        if self.models is not None and self.provider is not None:
+            raise ValueError("'provider' belongs inside each entry of 'models'")
+        return self
+
+    def targets(self) -> list[ModelChoice]:
+        """The models to call, in order; the single-model form is a list of one."""
+        if self.models is not None:
+            return [
+                m.model_copy(update={"temperature": m.temperature if m.temperature is not None
+                                     else self.temperature,
+                                     "max_tokens": m.max_tokens or self.max_tokens})
+                for m in self.models
+            ]
+        return [ModelChoice(provider=self.provider, model=self.model or "",
+                            temperature=self.temperature, max_tokens=self.max_tokens)]
 
 
 class ToolStep(_StepBase):

@@ -44,6 +44,7 @@ class RunWorkflowInput(CamelModel):
     definition: WorkflowDefinition
     input: dict[str, Any] = Field(default_factory=dict)
     trigger: str = "api"
+    trigger_id: str | None = None
     from_step_id: str | None = None
     source_run_id: str | None = None
     seed_steps: list[SeedStep] = Field(default_factory=list)
@@ -74,6 +75,10 @@ class StepRecord(CamelModel):
     provider: str | None = None
     tool_trace: list[dict[str, Any]] | None = None
     warnings: list[str] = Field(default_factory=list)
+    attempt_log: list[dict[str, Any]] | None = None
+    repairs: list[dict[str, Any]] | None = None
+    model_outputs: list[dict[str, Any]] | None = None
+    aggregate_tokens: dict[str, Any] | None = None
     reused_from_record_id: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -94,6 +99,7 @@ class RunRecord(CamelModel):
     tokens_in: int = 0
     tokens_out: int = 0
     trigger: str = "api"
+    trigger_id: str | None = None
     source_run_id: str | None = None
     from_step_id: str | None = None
     started_at: datetime | None = None

@@ -69,6 +69,7 @@ class RunRow(SQLModel, table=True):
     __tablename__ = "workflow_runs"
     __table_args__ = (
         Index("ix_runs_env_workflow_created", "environment", "workflow_id", "created_at"),
+        Index("ix_runs_env_created", "environment", "created_at"),
         UniqueConstraint("environment", "idempotency_key", name="uq_runs_env_idempotency"),
     )
 
@@ -86,7 +87,11 @@ class RunRow(SQLModel, table=True):
     tokens_out: int = 0
     source_run_id: uuid.UUID | None = None
     from_step_id: str | None = Field(default=None, max_length=64)
+    overrides: dict[str, Any] | None = _json()
     idempotency_key: str | None = Field(default=None, max_length=200)
+    # Set by trigger starts (migration 0003); request_hash refuses a reused key with a new body.
+    trigger_id: uuid.UUID | None = Field(default=None, index=True)
+    request_hash: str | None = Field(default=None, max_length=64)
     started_at: datetime | None = _ts()
     finished_at: datetime | None = _ts()
     created_at: datetime = Field(
@@ -122,6 +127,10 @@ class StepRow(SQLModel, table=True):
     provider: str | None = None
     tool_trace: list[dict[str, Any]] | None = _json()
     warnings: list[str] | None = _json()
+    attempt_log: list[dict[str, Any]] | None = _json()
+    repairs: list[dict[str, Any]] | None = _json()
+    model_outputs: list[dict[str, Any]] | None = _json()
+    aggregate_tokens: dict[str, Any] | None = _json()
     reused_from_record_id: uuid.UUID | None = None
     started_at: datetime | None = _ts()
     finished_at: datetime | None = _ts()
@@ -146,3 +155,62 @@ class ApiKeyRow(SQLModel, table=True):
     )
     last_used_at: datetime | None = _ts()
     revoked_at: datetime | None = _ts()
+
+
+class TriggerRow(SQLModel, table=True):
+    """A trigger (seed 003 WorkflowTrigger): what starts runs of one workflow, and how."""
+
+    __tablename__ = "triggers"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    environment: str = Field(max_length=32, index=True)
+    workflow_id: uuid.UUID = Field(foreign_key="workflows.id", ondelete="CASCADE", index=True)
+    name: str = Field(max_length=200)
+    type: str = Field(max_length=16)
+    enabled: bool = True
+    config: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
+    input_json: dict[str, Any] | None = _json()
+    version_policy: str = Field(default="latest", max_length=16)
+    pinned_version: int | None = None
+    # `api` triggers: SHA-256 digest of their own key (shown once). `webhook` triggers: the
+    # HMAC secret itself, which verification needs (see promptpilot/webhook_signatures.py).
+    api_key_hash: str | None = Field(default=None, max_length=64, unique=True)
+    webhook_secret: str | None = Field(default=None, max_length=100)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+    updated_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+class WebhookDeliveryRow(SQLModel, table=True):
+    """Every webhook delivery and its verification result (seed 003 roadmap)."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    environment: str = Field(max_length=32, index=True)
+    trigger_id: uuid.UUID = Field(foreign_key="triggers.id", ondelete="CASCADE", index=True)
+    webhook_id: str | None = Field(default=None, max_length=200)
+    verified: bool
+    reason: str | None = Field(default=None, max_length=200)
+    run_id: uuid.UUID | None = None
+    received_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+class WebhookSeenIdRow(SQLModel, table=True):
+    """Webhook ids already accepted per trigger: the unique constraint refuses replays."""
+
+    __tablename__ = "webhook_seen_ids"
+    __table_args__ = (UniqueConstraint("trigger_id", "webhook_id", name="uq_webhook_seen"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    environment: str = Field(max_length=32, index=True)
+    trigger_id: uuid.UUID = Field(foreign_key="triggers.id", ondelete="CASCADE")
+    webhook_id: str = Field(max_length=200)
+    seen_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )

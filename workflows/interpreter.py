@@ -13,7 +13,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from schema.definition import LlmStep
@@ -32,6 +32,8 @@ with workflow.unsafe.imports_passed_through():
     )
 
 from workflows.context import MappingError, new_context, record_step, resolve_mapping
+from workflows.llm_step import LlmStepFailed
+from workflows.options import step_options
 from workflows.steps import StepOutcome, run_step
 from workflows.templates import TemplateError
 
@@ -69,13 +71,14 @@ def step_error(exc: BaseException) -> StepError:
 
 def _attempts_of(exc: BaseException, max_attempts: int) -> int:
     if isinstance(exc, ActivityError):
-        if exc.retry_state is not None and exc.retry_state.name == "MAXIMUM_ATTEMPTS_REACHED":
-            return max_attempts
+        # The attempt number the activity itself reported is exact; the policy is a fallback.
         cause = exc.cause
         if isinstance(cause, ApplicationError) and cause.details:
             detail = cause.details[0]
             if isinstance(detail, dict) and isinstance(detail.get("attempt"), int):
                 return int(detail["attempt"])
+        if exc.retry_state is not None and exc.retry_state.name == "MAXIMUM_ATTEMPTS_REACHED":
+            return max_attempts
         return 1
     return 0
 
@@ -129,8 +132,14 @@ class InterpreterWorkflow:
             self._status = "failed"
             await self._mirror_run(run, "failed", started_at=started, output=None,
                                    error=failed.error)
+            # Without a mirror (previews) the caller has no other way to see the steps that
+            # ran, so the failure carries them as its details.
+            partial = [] if run.mirror else [RunResult(
+                run_id=run.run_id, status="failed", actual_cost=self._cost,
+                tokens_in=self._tokens()[0], tokens_out=self._tokens()[1],
+                steps=list(self._steps.values()))]
             raise ApplicationError(
-                f"step failed: {failed.error.message}", type=failed.error.type,
+                f"step failed: {failed.error.message}", *partial, type=failed.error.type,
                 non_retryable=True,
             ) from None
         except asyncio.CancelledError:
@@ -162,11 +171,21 @@ class InterpreterWorkflow:
             raise StepFailed(step_error(exc)) from None
         record.input = mapped
         await self._mirror_step(record)
+        budget = None if run.max_cost_usd is None else run.max_cost_usd - self._spent()
         try:
-            outcome = await run_step(step, run.run_id, mapped, context)
+            outcome = await run_step(step, run.run_id, mapped, context, budget)
+        except LlmStepFailed as failed:
+            # What the failed calls spent still counts: tokens, cost, attempts, repairs.
+            await self._finish(record, "failed", outcome=failed.partial, error=failed.error)
+            self._add_cost(failed.partial.cost)
+            raise StepFailed(failed.error) from None
         except (ActivityError, TemplateError) as exc:
+            if isinstance(exc, ActivityError) and isinstance(exc.cause, CancelledError):
+                # The run itself was cancelled (the only way an activity is): let run()
+                # mark it cancelled rather than failed.
+                raise asyncio.CancelledError from exc
             error = step_error(exc)
-            max_attempts = step.retry_config.max_attempts if step.retry_config else 0
+            max_attempts = step_options(step).retry_policy.maximum_attempts
             await self._finish(record, "failed", error=error,
                                attempts=_attempts_of(exc, max_attempts))
             raise StepFailed(error) from None
@@ -208,10 +227,18 @@ class InterpreterWorkflow:
             record.rendered = outcome.rendered
             record.tool_trace = outcome.tool_trace
             record.warnings = outcome.warnings
+            record.attempt_log = outcome.attempt_log
+            record.repairs = outcome.repairs
+            record.model_outputs = outcome.model_outputs
+            record.aggregate_tokens = outcome.aggregate_tokens
         elif attempts is not None:
             record.attempts = attempts
         self._steps[record.step_id] = record
         await self._mirror_step(record)
+
+    def _spent(self) -> float:
+        """Known spend so far (budgets count what is known; unpriced calls only warn)."""
+        return sum(r.cost or 0.0 for r in self._steps.values())
 
     def _add_cost(self, cost: float | None) -> None:
         # An unknown price makes the run's total unknown too: never a silent zero.
@@ -242,7 +269,8 @@ class InterpreterWorkflow:
                       workflow_id=run.workflow_id, workflow_version=run.workflow_version,
                       status=status, input=run.input, output=output, error=error,
                       actual_cost=self._cost, tokens_in=tokens_in, tokens_out=tokens_out,
-                      trigger=run.trigger, source_run_id=run.source_run_id,
+                      trigger=run.trigger, trigger_id=run.trigger_id,
+                      source_run_id=run.source_run_id,
                       from_step_id=run.from_step_id, started_at=started_at,
                       finished_at=finished),
             start_to_close_timeout=_MIRROR_TIMEOUT, retry_policy=_MIRROR_RETRY,

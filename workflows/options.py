@@ -30,6 +30,7 @@ NON_RETRYABLE_TYPES = [
     "tool_forbidden_target",
     "unknown_tool",
     "transform_error",
+    "budget_exceeded",
 ]
 
 
@@ -55,7 +56,8 @@ def retry_policy(config: RetryConfig) -> RetryPolicy:
     )
 
 
-def step_options(step: LlmStep | ToolStep | TransformStep, provider: str = "") -> ActivityOptions:
+def step_options(step: LlmStep | ToolStep | TransformStep, provider: str = "",
+                 model: str | None = None) -> ActivityOptions:
     """Options for a step; the summary makes the Temporal UI read like the definition."""
     label = f"{step.id}" if not step.name else f"{step.id} ({step.name})"
     if isinstance(step, LlmStep):
@@ -66,7 +68,7 @@ def step_options(step: LlmStep | ToolStep | TransformStep, provider: str = "") -
             # The LLM activity heartbeats while the request is in flight, so a lost worker
             # is noticed in seconds rather than after the whole start-to-close timeout.
             heartbeat=timedelta(seconds=10),
-            summary=f"{label} · llm {provider}/{step.model}".strip(),
+            summary=f"{label} · llm {provider}/{model or step.model or 'models'}".strip(),
         )
     if isinstance(step, ToolStep):
         return ActivityOptions(

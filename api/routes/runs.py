@@ -1,17 +1,47 @@
-"""Run detail: `GET /api/workflows/runs/{runId}` (seed 000)."""
+"""Runs across workflows: `GET /api/workflows/runs` and the detail `/runs/{runId}` (seed 000)."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from api.deps import CurrentKey, StateDep
 from api.errors import not_found
 from api.presenters import run_public
-from schema.api import RunEnvelope
+from api.routes.workflows import _decode_cursor, encode_cursor
+from schema.api import RunEnvelope, RunListEnvelope
 
 router = APIRouter(prefix="/api/workflows/runs", tags=["runs"])
+
+
+@router.get("", response_model=RunListEnvelope)
+async def list_all_runs(
+    state: StateDep, key: CurrentKey,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+    status: Annotated[str | None, Query(pattern="^(pending|running|completed|failed|cancelled)$")]
+    = None,
+    trigger: str | None = None,
+    workflow: Annotated[str | None, Query(description="only runs of this slug")] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    cursor: str | None = None,
+) -> RunListEnvelope:
+    """Runs of every workflow of the key's environment, newest first, filtered, paged."""
+    slugs = {row.id: row.slug for row in await state.store.list_workflows(key.environment)}
+    workflow_id = None
+    if workflow is not None:
+        workflow_id = next((i for i, slug in slugs.items() if slug == workflow), None)
+        if workflow_id is None:
+            raise not_found(f"workflow '{workflow}'")
+    rows = await state.store.list_runs(
+        key.environment, workflow_id=workflow_id, status=status, trigger=trigger, since=since,
+        until=until, before=_decode_cursor(cursor) if cursor else None, limit=limit)
+    next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if len(rows) == limit else None
+    return RunListEnvelope(runs=[run_public(r, slug=slugs.get(r.workflow_id)) for r in rows],
+                           next_cursor=next_cursor)
 
 
 @router.get("/{run_id}", response_model=RunEnvelope)

@@ -9,11 +9,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Response
 
+from activities.providers.errors import key_hint
 from activities.providers.registry import known_providers, providers_missing_credentials
-from api.deps import CurrentKey, StateDep
+from api.deps import CurrentKey, IdempotencyKey, StateDep
 from api.errors import ApiError, not_found
 from api.launcher import StartRequest, start_run, wait_for
 from api.presenters import run_public, workflow_public
+from api.rerun import plan_from_run_request
 from api.state import AppState
 from promptpilot.validation import parse_definition
 from schema.api import (
@@ -39,16 +41,20 @@ def _credential_warnings(state: AppState, definition: WorkflowDefinition) -> lis
     missing = providers_missing_credentials(state.settings)
     warnings = []
     for step in definition.steps:
-        if isinstance(step, LlmStep):
-            provider, _ = resolve_model(step.model, step.provider)
+        if not isinstance(step, LlmStep):
+            continue
+        for target in step.targets():
+            provider, _ = resolve_model(target.model, target.provider)
             if provider in missing:
                 warnings.append(f"step '{step.id}' uses provider '{provider}', which has no "
-                                "credentials configured: runs will fail until its key is set")
+                                "credentials configured: runs will fail until its key is set "
+                                f"({key_hint(provider)})")
     return warnings
 
 
 def _parse(state: AppState, raw: dict[str, Any]) -> WorkflowDefinition:
-    return parse_definition(raw, known_providers(state.settings))
+    return parse_definition(raw, known_providers(state.settings),
+                            multi_model=state.settings.workflow.multi_model)
 
 
 async def load_workflow(state: AppState, environment: str,
@@ -119,13 +125,17 @@ async def list_versions(slug: str, state: StateDep, key: CurrentKey) -> VersionL
 async def run_workflow(
     slug: str, body: RunRequest, response: Response, state: StateDep, key: CurrentKey,
     wait: Annotated[float | None, Query(ge=0, le=300, description="seconds to wait")] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> RunEnvelope:
     """Start a run and wait for it up to the configured limit; 202 if it is still going."""
     row, version = await load_workflow(state, key.environment, slug)
-    run_id = await start_run(state, StartRequest(
-        environment=key.environment, workflow=row, version=version, input=body.input,
-        from_step_id=body.from_step_id, source_run_id=body.source_run_id,
-        max_cost_usd=body.max_cost_usd))
+    if body.from_step_id or body.source_run_id:
+        request = await plan_from_run_request(state, key.environment, row, version, body)
+    else:
+        request = StartRequest(environment=key.environment, workflow=row, version=version,
+                               input=body.input, max_cost_usd=body.max_cost_usd)
+    request.idempotency_key = idempotency_key
+    run_id = await start_run(state, request)
     seconds = state.settings.api.run_wait_seconds if wait is None else wait
     await wait_for(state, key.environment, run_id, seconds)
     run = await state.store.get_run(key.environment, uuid.UUID(run_id))

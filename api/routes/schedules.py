@@ -1,0 +1,93 @@
+"""Schedule controls of a `scheduled` trigger: pause, unpause, trigger now, backfill."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter
+from temporalio.client import ScheduleHandle
+from temporalio.service import RPCError
+
+from api.deps import CurrentKey, StateDep
+from api.errors import ApiError
+from api.state import AppState
+from api.trigger_views import load_trigger, schedule_state, schedules
+from promptpilot.schedules import OVERLAP
+from schema.problems import Problem
+from schema.tables import TriggerRow
+from schema.triggers import BackfillRequest, PauseRequest, ScheduleState
+
+router = APIRouter(prefix="/api/triggers", tags=["triggers"])
+
+
+async def _scheduled(state: AppState, environment: str,
+                     trigger_id: uuid.UUID) -> tuple[TriggerRow, ScheduleHandle]:
+    row = await load_trigger(state, environment, trigger_id)
+    if row.type != "scheduled":
+        raise ApiError(409, "not_scheduled", f"trigger '{trigger_id}' is a {row.type} trigger, "
+                       "not a scheduled one")
+    if not row.enabled:
+        raise ApiError(409, "trigger_disabled", "the trigger is disabled: enable it first")
+    return row, (await schedules(state, environment)).handle(str(row.id))
+
+
+def _unavailable(exc: Exception) -> ApiError:
+    return ApiError(503, "temporal_unavailable", f"the schedule did not answer: {exc}")
+
+
+async def _state(state: AppState, row: TriggerRow) -> dict[str, Any]:
+    schedule: ScheduleState = await schedule_state(state, row, 5)
+    return {"success": True, "schedule": schedule.model_dump(mode="json")}
+
+
+@router.post("/{trigger_id}/pause")
+async def pause(trigger_id: uuid.UUID, state: StateDep, key: CurrentKey,
+                body: PauseRequest | None = None) -> dict[str, Any]:
+    """Pause the schedule with a note (shown in the Temporal UI)."""
+    row, handle = await _scheduled(state, key.environment, trigger_id)
+    try:
+        await handle.pause(note=(body.note if body else None) or "paused through the API")
+    except RPCError as exc:
+        raise _unavailable(exc) from exc
+    return await _state(state, row)
+
+
+@router.post("/{trigger_id}/unpause")
+async def unpause(trigger_id: uuid.UUID, state: StateDep, key: CurrentKey,
+                  body: PauseRequest | None = None) -> dict[str, Any]:
+    """Resume the schedule with a note."""
+    row, handle = await _scheduled(state, key.environment, trigger_id)
+    try:
+        await handle.unpause(note=(body.note if body else None) or "unpaused through the API")
+    except RPCError as exc:
+        raise _unavailable(exc) from exc
+    return await _state(state, row)
+
+
+@router.post("/{trigger_id}/trigger", status_code=202)
+async def trigger_now(trigger_id: uuid.UUID, state: StateDep,
+                      key: CurrentKey) -> dict[str, Any]:
+    """Fire the schedule's action once now (even while paused; overlap: allow all)."""
+    row, handle = await _scheduled(state, key.environment, trigger_id)
+    try:
+        await handle.trigger(overlap=OVERLAP["allow_all"])
+    except RPCError as exc:
+        raise _unavailable(exc) from exc
+    return await _state(state, row)
+
+
+@router.post("/{trigger_id}/backfill", status_code=202)
+async def backfill(trigger_id: uuid.UUID, body: BackfillRequest, state: StateDep,
+                   key: CurrentKey) -> dict[str, Any]:
+    """Fire every action the spec would have fired in [startAt, endAt)."""
+    if body.end_at <= body.start_at:
+        raise ApiError(422, "validation_error", "endAt must be after startAt",
+                       [Problem(pointer="/endAt", field="endAt", message="must be after startAt")])
+    row, _ = await _scheduled(state, key.environment, trigger_id)
+    try:
+        await (await schedules(state, key.environment)).backfill(
+            str(row.id), body.start_at, body.end_at, body.overlap_policy)
+    except RPCError as exc:
+        raise _unavailable(exc) from exc
+    return await _state(state, row)

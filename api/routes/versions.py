@@ -1,0 +1,57 @@
+"""One definition version, and the diff between two: `/api/workflows/{slug}/versions/...`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from api.deps import CurrentKey, StateDep
+from api.errors import ApiError, not_found
+from api.routes.workflows import load_workflow
+from api.state import AppState
+from promptpilot.definition_diff import diff_definitions
+from schema.api import VersionDiffEnvelope, VersionEnvelope, VersionPublic
+from schema.problems import Problem
+from schema.tables import WorkflowRow, WorkflowVersionRow
+
+router = APIRouter(prefix="/api/workflows", tags=["workflows"])
+
+
+async def _version(state: AppState, workflow: WorkflowRow, number: int,
+                   parameter: str) -> WorkflowVersionRow:
+    row = await state.store.get_version(workflow.id, number)
+    if row is None:
+        message = (f"workflow '{workflow.slug}' has no version {number} "
+                   f"(versions 1..{workflow.current_version})")
+        raise ApiError(404, "not_found", message,
+                       [Problem(pointer=f"/{parameter}", message=message, field=parameter)])
+    return row
+
+
+# Declared before `/versions/{version}`, which would otherwise capture "diff".
+@router.get("/{slug}/versions/diff", response_model=VersionDiffEnvelope)
+async def diff_versions(
+    slug: str, state: StateDep, key: CurrentKey,
+    from_: Annotated[int, Query(alias="from", ge=1, description="older version")],
+    to: Annotated[int | None, Query(ge=1, description="newer version (default current)")]
+    = None,
+) -> VersionDiffEnvelope:
+    """Per-step changes from one version to another, as JSON pointers into `to`."""
+    workflow, current = await load_workflow(state, key.environment, slug)
+    old = await _version(state, workflow, from_, "from")
+    new = current if to is None else await _version(state, workflow, to, "to")
+    steps, changes = diff_definitions(old.definition, new.definition)
+    return VersionDiffEnvelope(from_version=old.version, to_version=new.version, steps=steps,
+                               changes=changes)
+
+
+@router.get("/{slug}/versions/{version}", response_model=VersionEnvelope)
+async def get_version(slug: str, version: Annotated[int, Path(ge=1)], state: StateDep,
+                      key: CurrentKey) -> VersionEnvelope:
+    """One immutable version of a workflow's definition."""
+    workflow, _ = await load_workflow(state, key.environment, slug)
+    if (row := await state.store.get_version(workflow.id, version)) is None:
+        raise not_found(f"version {version} of workflow '{slug}'")
+    return VersionEnvelope(version=VersionPublic(version=row.version, created_at=row.created_at,
+                                                 definition=row.definition))

@@ -1,0 +1,150 @@
+"""Trigger helpers for the routes: config checks per type, schedules, and the public shape."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.transform import compile_expression
+from api.errors import ApiError, not_found
+from api.state import AppState
+from promptpilot.schedules import Schedules, build_schedule, config_problems, next_fire_times
+from promptpilot.trigger_store import TriggerStore, VersionUnavailable
+from promptpilot.validation import DefinitionInvalid, problems_from_pydantic, validate_input
+from schema.definition import WorkflowDefinition
+from schema.problems import Problem, pointer
+from schema.tables import TriggerRow, WorkflowRow, WorkflowVersionRow
+from schema.triggers import (
+    EventConfig,
+    RunSummary,
+    ScheduleConfig,
+    ScheduleState,
+    TriggerMetrics,
+    TriggerPublic,
+)
+
+
+def triggers(state: AppState) -> TriggerStore:
+    """The trigger store over the app's engine."""
+    return TriggerStore(state.store.engine)
+
+
+async def schedules(state: AppState, environment: str) -> Schedules:
+    """Schedule operations in the environment's namespace."""
+    return Schedules(await state.temporal(environment))
+
+
+async def load_trigger(state: AppState, environment: str, trigger_id: uuid.UUID) -> TriggerRow:
+    """A trigger of the caller's environment, or a 404 (other environments are invisible)."""
+    row = await triggers(state).get_in(environment, trigger_id)
+    if row is None:
+        raise not_found(f"trigger '{trigger_id}'")
+    return row
+
+
+def _invalid(problems: list[Problem]) -> DefinitionInvalid:
+    return DefinitionInvalid(problems, "invalid trigger")
+
+
+async def checked_config(state: AppState, environment: str, kind: str,
+                         raw: dict[str, Any]) -> dict[str, Any]:
+    """The config for a trigger type, normalised; 422 listing every problem."""
+    if kind == "scheduled":
+        try:
+            config = ScheduleConfig.model_validate(raw)
+        except ValidationError as exc:
+            raise _invalid(problems_from_pydantic(exc, raw, ("config",))) from None
+        if problems := config_problems(config):
+            raise _invalid(problems)
+        return config.model_dump(mode="json")
+    if kind == "event":
+        try:
+            event = EventConfig.model_validate(raw)
+        except ValidationError as exc:
+            raise _invalid(problems_from_pydantic(exc, raw, ("config",))) from None
+        problems = []
+        expressions = [("filter", event.filter)] if event.filter else []
+        expressions += [(f"inputMapping/{k}", v) for k, v in event.input_mapping.items()]
+        for where, expr in expressions:
+            if problem := compile_expression(expr):
+                problems.append(Problem(pointer=f"/config/{where}", field=where.split("/")[-1],
+                                        message=f"invalid JMESPath expression: {problem}"))
+        source = await state.store.get_workflow(environment, event.source_workflow_slug)
+        if source is None:
+            problems.append(Problem(pointer=pointer("config", "sourceWorkflowSlug"),
+                                    field="sourceWorkflowSlug", message=f"workflow "
+                                    f"'{event.source_workflow_slug}' not found"))
+        if problems:
+            raise _invalid(problems)
+        assert source is not None
+        return {**event.model_dump(mode="json"), "sourceWorkflowId": str(source.id)}
+    return raw
+
+
+async def checked_version(state: AppState, row: TriggerRow, workflow: WorkflowRow,
+                          check_input: bool) -> WorkflowVersionRow:
+    """The version the trigger's policy names exists; its stored input fits (when static)."""
+    try:
+        _, version = await triggers(state).resolve_version(row)
+    except VersionUnavailable as exc:
+        raise _invalid([Problem(pointer=pointer("pinnedVersion"), field="pinnedVersion",
+                                message=str(exc))]) from None
+    if check_input:
+        definition = WorkflowDefinition.model_validate(version.definition)
+        validate_input(definition, row.input_json or {})
+    return version
+
+
+def schedule_of(row: TriggerRow, state: AppState, *, paused: bool | None = None) -> Any:
+    """The Temporal Schedule for a scheduled trigger row."""
+    return build_schedule(str(row.id), row.environment, ScheduleConfig.model_validate(row.config),
+                          task_queue=state.settings.temporal.task_queue,
+                          paused=not row.enabled if paused is None else paused,
+                          note=None if row.enabled else "trigger disabled")
+
+
+async def schedule_state(state: AppState, row: TriggerRow, count: int) -> ScheduleState:
+    """Temporal's view of the schedule plus the next fire times of the stored cron text."""
+    config = ScheduleConfig.model_validate(row.config)
+    result = ScheduleState(schedule_id=f"pp-trigger-{row.id}",
+                           next_fire_times=next_fire_times(config, datetime.now(UTC), count))
+    try:
+        described = await (await schedules(state, row.environment)).handle(str(row.id)).describe()
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise ApiError(503, "temporal_unavailable", f"could not read the schedule: {exc}") \
+                from exc
+        return result
+    result.paused = described.schedule.state.paused
+    result.note = described.schedule.state.note
+    result.temporal_next_action_times = list(described.info.next_action_times[:count])
+    result.recent_action_count = described.info.num_actions
+    return result
+
+
+async def metrics_of(state: AppState, row: TriggerRow, last: int) -> TriggerMetrics:
+    """Counts by status and the last runs with their durations."""
+    raw = await triggers(state).metrics(row, last)
+    runs = [RunSummary(id=str(r.id), status=r.status, trigger=r.trigger,
+                       started_at=r.started_at, finished_at=r.finished_at,
+                       duration_ms=(r.finished_at - r.started_at).total_seconds() * 1000
+                       if r.started_at and r.finished_at else None)
+            for r in raw["last_runs"]]
+    return TriggerMetrics(total=raw["total"], by_status=raw["by_status"], last_runs=runs)
+
+
+def trigger_public(row: TriggerRow, slug: str | None, **extra: Any) -> TriggerPublic:
+    """A trigger row as the API shows it (never its secrets: they come via `extra` once)."""
+    return TriggerPublic(
+        id=str(row.id), workflow_id=str(row.workflow_id), workflow_slug=slug,
+        environment=row.environment, name=row.name, type=row.type,
+        enabled=row.enabled, config=row.config, input=row.input_json,
+        version_policy=row.version_policy,
+        pinned_version=row.pinned_version, created_at=row.created_at,
+        updated_at=row.updated_at,
+        webhook_url=f"/api/webhooks/{row.id}" if row.type == "webhook" else None, **extra,
+    )

@@ -1,0 +1,162 @@
+"""One Temporal Schedule per `scheduled` trigger, and the next fire times of its config.
+
+The schedule's action starts the small triggered-start workflow with the trigger's id only:
+the definition is resolved by version policy when it fires, never copied into the schedule.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleBackfill,
+    ScheduleHandle,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleState,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+)
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+
+from promptpilot.search_attributes import SA_ENVIRONMENT, SA_TRIGGER
+from schema.problems import Problem, pointer
+from schema.triggers import OverlapPolicy, ScheduleConfig, TriggeredStart
+from workflows.triggered import TRIGGERED_START_WORKFLOW
+
+OVERLAP: dict[OverlapPolicy, ScheduleOverlapPolicy] = {
+    "skip": ScheduleOverlapPolicy.SKIP,
+    "buffer_one": ScheduleOverlapPolicy.BUFFER_ONE,
+    "buffer_all": ScheduleOverlapPolicy.BUFFER_ALL,
+    "cancel_other": ScheduleOverlapPolicy.CANCEL_OTHER,
+    "terminate_other": ScheduleOverlapPolicy.TERMINATE_OTHER,
+    "allow_all": ScheduleOverlapPolicy.ALLOW_ALL,
+}
+
+
+def schedule_id(trigger_id: str) -> str:
+    """The Temporal Schedule id of a trigger (as the Temporal UI's schedule view shows it)."""
+    return f"pp-trigger-{trigger_id}"
+
+
+def config_problems(config: ScheduleConfig) -> list[Problem]:
+    """Cron expressions and time zones that would not fire as written."""
+    problems = []
+    for index, expr in enumerate(config.cron_expressions):
+        if len(expr.split()) != 5 or not croniter.is_valid(expr):
+            problems.append(Problem(pointer=pointer("config", "cronExpressions", index),
+                                    field="cronExpressions",
+                                    message=f"'{expr}' is not a 5-field cron expression"))
+    try:
+        ZoneInfo(config.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append(Problem(pointer=pointer("config", "timezone"), field="timezone",
+                                message=f"unknown IANA time zone '{config.timezone}'"))
+    return problems
+
+
+def _cron_times(expr: str, zone: ZoneInfo, after: datetime, count: int) -> list[datetime]:
+    # Walk local wall-clock times, then place them in the zone: a time the spring-forward
+    # gap skips does not fire (as Temporal does); an ambiguous fall-back time fires once.
+    start = after.astimezone(zone).replace(tzinfo=None)
+    walker = croniter(expr, start)
+    times: list[datetime] = []
+    while len(times) < count:
+        local: datetime = walker.get_next(datetime)
+        placed = local.replace(tzinfo=zone)
+        if placed.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != local:
+            continue
+        if placed > after:
+            times.append(placed.astimezone(UTC))
+    return times
+
+
+def _interval_times(every: float, offset: float, after: datetime, count: int) -> list[datetime]:
+    # Temporal aligns intervals to the Unix epoch plus the offset.
+    base = after.timestamp()
+    first = math.floor((base - offset) / every) * every + offset
+    if first <= base:
+        first += every
+    return [datetime.fromtimestamp(first + i * every, UTC) for i in range(count)]
+
+
+def next_fire_times(config: ScheduleConfig, after: datetime, count: int = 5) -> list[datetime]:
+    """The next `count` nominal fire times after `after` (UTC; jitter not applied)."""
+    zone = ZoneInfo(config.timezone)
+    times: set[datetime] = set()
+    for expr in config.cron_expressions:
+        times.update(_cron_times(expr, zone, after, count))
+    for interval in config.intervals:
+        times.update(_interval_times(interval.every_seconds, interval.offset_seconds, after,
+                                     count))
+    return sorted(times)[:count]
+
+
+def build_schedule(trigger_id: str, environment: str, config: ScheduleConfig, *,
+                   task_queue: str, paused: bool, note: str | None = None) -> Schedule:
+    """The Temporal Schedule for a trigger: ids in the action, the policy from the config."""
+    action = ScheduleActionStartWorkflow(
+        TRIGGERED_START_WORKFLOW,
+        TriggeredStart(trigger_id=trigger_id, environment=environment, trigger="scheduled"),
+        id=f"pp-sched-{trigger_id}",
+        task_queue=task_queue,
+        typed_search_attributes=TypedSearchAttributes([
+            SearchAttributePair(SA_ENVIRONMENT, environment),
+            SearchAttributePair(SA_TRIGGER, "scheduled"),
+        ]),
+        static_summary=f"trigger {trigger_id}",
+    )
+    spec = ScheduleSpec(
+        cron_expressions=list(config.cron_expressions),
+        intervals=[ScheduleIntervalSpec(every=timedelta(seconds=i.every_seconds),
+                                        offset=timedelta(seconds=i.offset_seconds))
+                   for i in config.intervals],
+        time_zone_name=config.timezone,
+        jitter=timedelta(seconds=config.jitter_seconds) if config.jitter_seconds else None,
+    )
+    policy = SchedulePolicy(overlap=OVERLAP[config.overlap_policy],
+                            catchup_window=timedelta(seconds=config.catchup_window_seconds))
+    return Schedule(action=action, spec=spec, policy=policy,
+                    state=ScheduleState(paused=paused, note=note))
+
+
+class Schedules:
+    """Schedule operations in one environment's namespace."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def handle(self, trigger_id: str) -> ScheduleHandle:
+        """The schedule of a trigger."""
+        return self._client.get_schedule_handle(schedule_id(trigger_id))
+
+    async def create(self, schedule: Schedule, trigger_id: str) -> None:
+        """Create the trigger's schedule."""
+        await self._client.create_schedule(schedule_id(trigger_id), schedule)
+
+    async def replace(self, schedule: Schedule, trigger_id: str) -> None:
+        """Swap spec, policy and action; keep the paused state Temporal holds."""
+        def updater(current: ScheduleUpdateInput) -> ScheduleUpdate:
+            state = current.description.schedule.state
+            schedule.state = ScheduleState(paused=state.paused, note=state.note)
+            return ScheduleUpdate(schedule=schedule)
+
+        await self.handle(trigger_id).update(updater)
+
+    async def delete(self, trigger_id: str) -> None:
+        """Delete the schedule (running actions carry on)."""
+        await self.handle(trigger_id).delete()
+
+    async def backfill(self, trigger_id: str, start: datetime, end: datetime,
+                       overlap: OverlapPolicy) -> None:
+        """Fire every action the spec would have fired in [start, end)."""
+        await self.handle(trigger_id).backfill(
+            ScheduleBackfill(start_at=start, end_at=end, overlap=OVERLAP[overlap]))

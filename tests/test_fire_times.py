@@ -1,0 +1,47 @@
+"""Next fire times of schedule configs, computed from the original cron text (no Temporal)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from promptpilot.schedules import config_problems, next_fire_times
+from schema.triggers import IntervalSpec, ScheduleConfig
+
+
+def _iso(times: list[datetime]) -> list[str]:
+    return [t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M") for t in times]
+
+
+def test_cron_in_a_time_zone_follows_spring_forward() -> None:
+    # Europe/Berlin moves from UTC+1 to UTC+2 on 2027-03-28.
+    config = ScheduleConfig(cron_expressions=["30 9 * * *"], timezone="Europe/Berlin")
+    times = next_fire_times(config, datetime(2027, 3, 26, 12, tzinfo=UTC), 3)
+    assert _iso(times) == ["2027-03-27T08:30", "2027-03-28T07:30", "2027-03-29T07:30"]
+
+
+def test_cron_in_a_time_zone_follows_fall_back() -> None:
+    # America/New_York moves from UTC-4 to UTC-5 on 2027-11-07.
+    config = ScheduleConfig(cron_expressions=["0 8 * * 1-5"], timezone="America/New_York")
+    times = next_fire_times(config, datetime(2027, 11, 4, 0, tzinfo=UTC), 3)
+    assert _iso(times) == ["2027-11-04T12:00", "2027-11-05T12:00", "2027-11-08T13:00"]
+
+
+def test_a_local_time_inside_the_spring_forward_gap_does_not_fire() -> None:
+    # 02:30 does not exist in Berlin on 2027-03-28; Temporal skips it (checked on the dev server).
+    config = ScheduleConfig(cron_expressions=["30 2 * * *"], timezone="Europe/Berlin")
+    times = next_fire_times(config, datetime(2027, 3, 26, 0, tzinfo=UTC), 3)
+    assert _iso(times) == ["2027-03-26T01:30", "2027-03-27T01:30", "2027-03-29T00:30"]
+
+
+def test_intervals_are_epoch_aligned_and_merge_with_crons() -> None:
+    config = ScheduleConfig(intervals=[IntervalSpec(every_seconds=3600, offset_seconds=600)],
+                            cron_expressions=["0 12 * * *"])
+    times = next_fire_times(config, datetime(2027, 1, 1, 10, 30, tzinfo=UTC), 4)
+    assert _iso(times) == ["2027-01-01T11:10", "2027-01-01T12:00", "2027-01-01T12:10",
+                           "2027-01-01T13:10"]
+
+
+def test_bad_cron_and_zone_are_reported_with_pointers() -> None:
+    config = ScheduleConfig(cron_expressions=["61 * * * *"], timezone="Mars/Olympus")
+    problems = config_problems(config)
+    assert [p.pointer for p in problems] == ["/config/cronExpressions/0", "/config/timezone"]

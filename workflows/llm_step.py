@@ -1,0 +1,228 @@
+"""An llm step: one model, or several in parallel or fallback mode (seed 003). Deterministic.
+
+Every model is its own ``llm_call`` activity with the step's retry policy. Which answer
+becomes the step's ``output``:
+
+- single ``model``: its answer;
+- ``mode: parallel``: all models are called at once; the first model *in list order* that
+  succeeded (not the fastest, so the choice is stable across runs);
+- ``mode: fallback``: models are tried in order, the next only when the previous failed
+  (after its own retries and repairs); the one that succeeded.
+
+Failed models add a warning; the step fails only when every model failed. A run budget is
+passed to each call as ``budgetUsd``: the remaining budget (fallback: minus what earlier
+models of the step spent), split evenly across the models in parallel mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutError
+
+with workflow.unsafe.imports_passed_through():
+    from schema.activities import LlmRequest, LlmResult
+    from schema.definition import DEFAULT_LLM_RETRY, LlmStep
+    from schema.errors import ErrorType
+    from schema.model_ref import resolve_model
+    from schema.run import StepError
+
+from workflows.options import step_options
+from workflows.outcome import StepOutcome
+from workflows.templates import TemplateError, render
+
+_INTERNAL_DETAILS = frozenset({"attempt", "attemptLog", "usage", "repairs"})
+
+
+class LlmStepFailed(Exception):
+    """Every model of an llm step failed; ``partial`` holds what was spent and logged."""
+
+    def __init__(self, error: StepError, partial: StepOutcome) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.partial = partial
+
+
+@dataclass
+class _ModelCall:
+    request: LlmRequest
+    status: Literal["completed", "failed", "skipped"] = "skipped"
+    result: LlmResult | None = None
+    error: StepError | None = None
+    attempts: int = 0
+    attempt_log: list[dict[str, Any]] = field(default_factory=list)
+    repairs: list[dict[str, Any]] = field(default_factory=list)
+    usage: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.request.provider}/{self.request.model}"
+
+    @property
+    def cost(self) -> float | None:
+        if self.result is not None:
+            return self.result.cost
+        value = self.usage.get("cost", 0.0)
+        return float(value) if isinstance(value, int | float) else None
+
+    def tokens(self, name: str) -> int:
+        if self.result is not None:
+            return int(getattr(self.result, name))
+        camel = {"tokens_in": "tokensIn", "tokens_out": "tokensOut",
+                 "cached_tokens": "cachedTokens"}[name]
+        return int(self.usage.get(camel) or 0)
+
+
+def _render(field_name: str, source: str, mapped: dict[str, Any],
+            context: dict[str, Any]) -> str:
+    try:
+        return render(source, mapped, context)
+    except TemplateError as exc:
+        # Names the field and the missing variable, e.g. "promptUser: undefined variable: ..."
+        raise TemplateError(f"{field_name}: {exc}") from None
+
+
+def render_requests(step: LlmStep, run_id: str, mapped: dict[str, Any],
+                    context: dict[str, Any]) -> list[LlmRequest]:
+    """One rendered request per model; the rendered text is what the Temporal UI shows."""
+    system = _render("promptSystem", step.prompt_system, mapped, context) \
+        if step.prompt_system else None
+    user = _render("promptUser", step.prompt_user, mapped, context)
+    requests = []
+    for target in step.targets():
+        provider, model = resolve_model(target.model, target.provider)
+        requests.append(LlmRequest(
+            run_id=run_id, step_id=step.id, provider=provider, model=model, system=system,
+            user=user, output_schema=step.output_schema, temperature=target.temperature,
+            max_tokens=target.max_tokens, repair_attempts=step.repair_attempts))
+    return requests
+
+
+def _failure(exc: ActivityError, request: LlmRequest, max_attempts: int) -> _ModelCall:
+    cause = exc.cause
+    call = _ModelCall(request=request, status="failed")
+    details: dict[str, Any] = {}
+    if isinstance(cause, ApplicationError):
+        if cause.details and isinstance(cause.details[0], dict):
+            details = cause.details[0]
+        shown = {k: v for k, v in details.items() if k not in _INTERNAL_DETAILS}
+        call.error = StepError(type=cause.type or ErrorType.INTERNAL, message=cause.message,
+                               retryable=not cause.non_retryable, details=shown or None)
+    elif isinstance(cause, TimeoutError):
+        call.error = StepError(type="step_timeout", message=f"step timed out ({cause.type})")
+        beats = cause.last_heartbeat_details
+        prior = beats[0] if beats and isinstance(beats[0], list) else []
+        details = {"attemptLog": [*prior, {
+            "number": len(prior) + 1, "status": "failed", "model": call.label,
+            "errorType": "step_timeout", "message": call.error.message}]}
+    else:
+        call.error = StepError(type=ErrorType.INTERNAL, message=str(cause or exc))
+    call.attempt_log = list(details.get("attemptLog") or [])
+    call.repairs = list(details.get("repairs") or [])
+    call.usage = dict(details.get("usage") or {})
+    attempt = details.get("attempt")
+    if isinstance(attempt, int):
+        call.attempts = attempt
+    elif exc.retry_state is not None and exc.retry_state.name == "MAXIMUM_ATTEMPTS_REACHED":
+        call.attempts = max_attempts
+    else:
+        call.attempts = max(len(call.attempt_log), 1)
+    return call
+
+
+async def _call(step: LlmStep, request: LlmRequest, budget: float | None,
+                max_attempts: int) -> _ModelCall:
+    opts = step_options(step, request.provider, request.model)
+    try:
+        result: LlmResult = await workflow.execute_activity(
+            opts.activity, request.model_copy(update={"budget_usd": budget}),
+            result_type=LlmResult, start_to_close_timeout=opts.start_to_close,
+            heartbeat_timeout=opts.heartbeat, retry_policy=opts.retry_policy,
+            summary=opts.summary,
+        )
+    except ActivityError as exc:
+        if isinstance(exc.cause, CancelledError):
+            raise  # the run was cancelled: not a model failure, and no fallback may start
+        return _failure(exc, request, max_attempts)
+    return _ModelCall(
+        request=request, status="completed", result=result, attempts=result.attempt,
+        attempt_log=[e.model_dump(mode="json") for e in result.attempt_log],
+        repairs=[r.model_dump(mode="json") for r in result.repairs])
+
+
+async def run_llm_step(step: LlmStep, run_id: str, mapped: dict[str, Any],
+                       context: dict[str, Any], budget: float | None = None) -> StepOutcome:
+    """Call the step's model(s); raise ``LlmStepFailed`` when no model answered."""
+    requests = render_requests(step, run_id, mapped, context)
+    max_attempts = (step.retry_config or DEFAULT_LLM_RETRY).max_attempts
+    calls: list[_ModelCall] = []
+    if step.models is not None and step.mode == "parallel":
+        share = None if budget is None else budget / len(requests)
+        calls = list(await asyncio.gather(
+            *(_call(step, request, share, max_attempts) for request in requests)))
+    else:
+        for request in requests:
+            if any(c.status == "completed" for c in calls):
+                calls.append(_ModelCall(request=request))
+                continue
+            spent = sum(c.cost or 0.0 for c in calls)
+            calls.append(await _call(step, request, None if budget is None else budget - spent,
+                                     max_attempts))
+    return _combine(step, calls, {"system": requests[0].system, "user": requests[0].user})
+
+
+def _combine(step: LlmStep, calls: list[_ModelCall], rendered: dict[str, Any]) -> StepOutcome:
+    tried = [c for c in calls if c.status != "skipped"]
+    chosen = next((c for c in calls if c.result is not None), None)
+    costs = [c.cost for c in tried]
+    outcome = StepOutcome(
+        output=chosen.result.output if chosen and chosen.result else None,
+        attempts=sum(c.attempts for c in tried),
+        tokens_in=sum(c.tokens("tokens_in") for c in tried),
+        tokens_out=sum(c.tokens("tokens_out") for c in tried),
+        cached_tokens=sum(c.tokens("cached_tokens") for c in tried),
+        cost=None if any(c is None for c in costs) else sum(c or 0.0 for c in costs),
+        model=(chosen or calls[0]).request.model, provider=(chosen or calls[0]).request.provider,
+        rendered=rendered,
+        attempt_log=[entry for c in tried for entry in c.attempt_log] or None,
+        repairs=[{**r, "model": c.label} for c in tried for r in c.repairs] or None,
+    )
+    if step.models is None:
+        outcome.warnings = list(calls[0].result.warnings) if calls[0].result else []
+    else:
+        outcome.model_outputs = [_model_output(c) for c in calls]
+        outcome.aggregate_tokens = {"tokensIn": outcome.tokens_in,
+                                    "tokensOut": outcome.tokens_out,
+                                    "cachedTokens": outcome.cached_tokens, "cost": outcome.cost}
+        for c in tried:
+            if c.error is not None:
+                then = f"; output taken from {chosen.label}" if chosen else ""
+                outcome.warnings.append(f"{c.label} failed ({c.error.type}): "
+                                        f"{c.error.message}{then}")
+            elif c.result is not None:
+                outcome.warnings += [f"{c.label}: {w}" for w in c.result.warnings]
+    if chosen is None:
+        last = tried[-1].error or StepError(type=ErrorType.INTERNAL, message="no model answered")
+        if len(tried) > 1:
+            listed = "; ".join(f"{c.label}: {c.error.message}" for c in tried if c.error)
+            last = last.model_copy(update={"message": f"all {len(tried)} models failed: {listed}"})
+        raise LlmStepFailed(last, outcome)
+    return outcome
+
+
+def _model_output(call: _ModelCall) -> dict[str, Any]:
+    result = call.result
+    return {
+        "provider": call.request.provider, "model": call.request.model, "status": call.status,
+        "content": result.output if result else None,
+        "tokensIn": call.tokens("tokens_in"), "tokensOut": call.tokens("tokens_out"),
+        "cachedTokens": call.tokens("cached_tokens"),
+        "cost": call.cost if call.status != "skipped" else None,
+        "latencyMs": result.latency_ms if result else call.usage.get("latencyMs"),
+        "attempts": call.attempts, "retries": max(call.attempts - 1, 0),
+        "repairs": len(call.repairs), "warnings": list(result.warnings) if result else [],
+        "error": call.error.model_dump(mode="json") if call.error else None,
+    }
