@@ -9,7 +9,8 @@ import logging
 import os
 import signal
 import sys
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from promptpilot.settings import Settings
@@ -110,11 +111,13 @@ async def _keys_create(settings: Settings, args: argparse.Namespace) -> int:
     from promptpilot.database import make_engine
     from promptpilot.keys import ApiKeys
 
-    engine = make_engine(_require_db(settings), pool_size=1)
-    try:
-        key = await ApiKeys(engine).create(args.environment or settings.environment, args.name)
-    finally:
-        await engine.dispose()
+    async with _database(settings) as url:
+        engine = make_engine(url, pool_size=1)
+        try:
+            key = await ApiKeys(engine).create(args.environment or settings.environment,
+                                               args.name)
+        finally:
+            await engine.dispose()
     _out(key)
     _out("(shown once: only its SHA-256 digest is stored)")
     return 0
@@ -160,6 +163,26 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
     _out(f"run {run['status']}; actualCost={run.get('actualCost')}")
     _out(json.dumps(run.get("outputJson"), indent=2))
     return 0 if run["status"] == "completed" else 1
+
+
+@asynccontextmanager
+async def _database(settings: Settings) -> AsyncIterator[str]:
+    """`DATABASE_URL`, else the embedded Postgres that `promptpilot dev` keeps in the data dir."""
+    if settings.database.url:
+        yield settings.database.url
+        return
+    from promptpilot.stack import EmbeddedPostgres
+
+    folder = settings.data_dir.resolve() / "postgres"
+    if not (folder / "PG_VERSION").exists():
+        raise SystemExit("set DATABASE_URL, or run `promptpilot dev` once to create the "
+                         f"embedded database in {folder}")
+    postgres = EmbeddedPostgres(folder)
+    await postgres.start()  # adopts the server `promptpilot dev` is running, if any
+    try:
+        yield postgres.url
+    finally:
+        postgres.stop()
 
 
 def _require_db(settings: Settings) -> str:
