@@ -102,7 +102,8 @@ async def _api(settings: Settings) -> int:
 async def _migrate(settings: Settings) -> int:
     from promptpilot.services import prepare_database
 
-    await prepare_database(settings, _require_db(settings), load_examples=False, dev_key=None)
+    async with _database(settings) as url:
+        await prepare_database(settings, url, load_examples=False, dev_key=None)
     _out("database is at the newest revision")
     return 0
 
