@@ -47,18 +47,8 @@ class AnthropicProvider:
 
     async def complete(self, request: LlmRequest, model: str) -> Completion:
         """One message; SDK errors become typed ``ApplicationError``s."""
-        try:
+        with errors.sdk_errors(self.name, anthropic):
             response = await self.client.messages.create(**self._params(request, model))
-        except anthropic.APIStatusError as exc:
-            detail = errors.body_detail(exc.body, exc.message)
-            raise errors.for_status(self.name, exc.status_code, detail,
-                                    exc.response.headers) from exc
-        except anthropic.APITimeoutError as exc:
-            raise errors.timed_out(self.name) from exc
-        except anthropic.APIConnectionError as exc:
-            raise errors.unreachable(self.name, str(exc)) from exc
-        except (anthropic.APIResponseValidationError, json.JSONDecodeError) as exc:
-            raise errors.bad_response(self.name, type(exc).__name__) from exc
         return self._completion(response)
 
     async def aclose(self) -> None:

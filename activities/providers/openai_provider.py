@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import openai
@@ -41,18 +40,8 @@ class OpenAIProvider:
 
     async def complete(self, request: LlmRequest, model: str) -> Completion:
         """One chat completion; SDK errors become typed ``ApplicationError``s."""
-        try:
+        with errors.sdk_errors(self.name, openai):
             response = await self.client.chat.completions.create(**self._params(request, model))
-        except openai.APIStatusError as exc:
-            detail = errors.body_detail(exc.body, exc.message)
-            raise errors.for_status(self.name, exc.status_code, detail,
-                                    exc.response.headers) from exc
-        except openai.APITimeoutError as exc:
-            raise errors.timed_out(self.name) from exc
-        except openai.APIConnectionError as exc:
-            raise errors.unreachable(self.name, str(exc)) from exc
-        except (openai.APIResponseValidationError, json.JSONDecodeError) as exc:
-            raise errors.bad_response(self.name, type(exc).__name__) from exc
         return self._completion(response)
 
     async def aclose(self) -> None:
