@@ -40,6 +40,10 @@ async def _dev(settings: Settings, args: argparse.Namespace) -> int:
     if settings.tools.web_search_backend == "none":
         # The example's web_search step needs a backend; offline is deterministic and local.
         settings.tools.web_search_backend = "offline"
+    if "multi_model" not in settings.workflow.model_fields_set:
+        # The dev environment is where a staged feature is tried first; an explicit
+        # PROMPTPILOT_WORKFLOW__MULTI_MODEL=false still wins.
+        settings.workflow.multi_model = True
     if not settings.temporal.worker_environments:
         # The dev server holds both namespaces; serve both so prod keys work locally too.
         settings.temporal.worker_environments = sorted({settings.environment, "prod"})
