@@ -23,6 +23,7 @@ from api.routes import (
     workflows,
 )
 from api.state import AppState
+from api.ui import routes as ui
 from promptpilot.database import make_engine
 from promptpilot.events import RunEventHub
 from promptpilot.keys import ApiKeys
@@ -69,4 +70,5 @@ def create_app(settings: Settings, database_url: str | None = None) -> FastAPI:
     app.include_router(tools.router)
     app.include_router(usage.router)
     app.include_router(health.router)
+    ui.install(app)  # the web inspector at /ui
     return app

@@ -9,6 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.errors import ApiError
 from api.state import AppState
+from api.ui import session
 from schema.tables import ApiKeyRow
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer pp_...`")
@@ -24,13 +25,21 @@ StateDep = Annotated[AppState, Depends(get_state)]
 
 
 async def current_key(
-    state: StateDep,
+    state: StateDep, request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> ApiKeyRow:
-    """The verified key; its environment scopes everything the request touches."""
-    if credentials is None or not credentials.credentials:
+    """The verified key; its environment scopes everything the request touches.
+
+    Bearer is the documented way. The inspector's session cookie is accepted too (EventSource
+    cannot set headers); a cookie-authenticated POST must carry the CSRF header (api.ui.session).
+    """
+    token = credentials.credentials if credentials is not None else None
+    if not token and (token := session.cookie_key(request)) and not session.csrf_ok(request):
+        raise ApiError(403, "csrf_failed", f"a cookie-authenticated {request.method} needs the "
+                       f"'{session.CSRF_HEADER}' header from the inspector page")
+    if not token:
         raise ApiError(401, "unauthorized", "missing API key: send 'Authorization: Bearer <key>'")
-    row = await state.keys.verify(credentials.credentials)
+    row = await state.keys.verify(token)
     if row is None:
         raise ApiError(401, "unauthorized", "invalid or revoked API key")
     return row

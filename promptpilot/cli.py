@@ -69,6 +69,7 @@ async def _dev(settings: Settings, args: argparse.Namespace) -> int:
         _out("PromptPilot is running (Ctrl-C stops everything):")
         _out(f"  API          {api.url}")
         _out(f"  API docs     {api.url}/docs")
+        _out(f"  Inspector    {api.url}/ui   (sign in with the API key below)")
         _out(f"  Temporal UI  {temporal.ui_url}/namespaces/{settings.namespace}/workflows")
         _out(f"  Postgres     {'embedded' if not settings.database.url else 'DATABASE_URL'}")
         _out(f"  API key      {dev_key}")

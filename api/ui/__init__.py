@@ -1,0 +1,1 @@
+"""The web inspector at /ui: server-rendered pages over the store, a little JavaScript."""

@@ -1,0 +1,183 @@
+"""Inspector pages: sign-in, workflows (definition, versions, diff, preview) and triggers.
+
+Pages read the store directly with the signed-in key's environment; the actions on them
+(run, rerun, preview, pause, trigger now, live events) are the JSON API, called by ui.js with
+the session cookie and the CSRF header (see api.ui.session).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from api.deps import StateDep
+from api.errors import ApiError
+from api.trigger_views import schedule_state, triggers
+from api.ui import run_pages
+from api.ui.queries import last_runs
+from api.ui.session import (
+    CSRF_FORM_FIELD,
+    cookie_key,
+    csrf_matches,
+    end_session,
+    start_session,
+)
+from api.ui.views import (
+    HERE,
+    LoginRequired,
+    UiKey,
+    login_redirect,
+    not_found_page,
+    page,
+    safe_next,
+)
+from promptpilot.definition_diff import diff_definitions
+from schema.tables import WorkflowRow, WorkflowVersionRow
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+
+
+@router.get("")
+async def home() -> RedirectResponse:
+    """The inspector starts at the workflow list."""
+    return RedirectResponse("/ui/workflows", status_code=303)
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_form(request: Request, state: StateDep,
+                     next: str | None = None) -> Response:
+    """The sign-in form (straight on when the cookie is still good)."""
+    key = cookie_key(request)
+    if key and await state.keys.verify(key):
+        return RedirectResponse(safe_next(next), status_code=303)
+    return page(request, "login.html", None, title="Sign in", next=safe_next(next), error=None)
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(request: Request, state: StateDep, api_key: Annotated[str, Form()] = "",
+                next: Annotated[str, Form()] = "") -> Response:
+    """Check the key; on success keep it in the HttpOnly cookie and go on."""
+    row = await state.keys.verify(api_key.strip()) if api_key.strip() else None
+    if row is None:
+        return page(request, "login.html", None, status_code=401, title="Sign in",
+                    next=safe_next(next), error="That API key is not valid (or was revoked).")
+    response = RedirectResponse(safe_next(next), status_code=303)
+    start_session(request, response, api_key.strip())
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, csrf: Annotated[str, Form(alias=CSRF_FORM_FIELD)] = ""
+                 ) -> Response:
+    """Forget the key (the form carries the CSRF token)."""
+    if cookie_key(request) and not csrf_matches(request, csrf):
+        return Response("sign-out needs the page's CSRF token", status_code=403)
+    response = RedirectResponse("/ui/login", status_code=303)
+    end_session(response)
+    return response
+
+
+@router.get("/workflows", response_class=HTMLResponse)
+async def workflows_page(request: Request, state: StateDep, key: UiKey) -> HTMLResponse:
+    """Every workflow with its last run's status."""
+    rows = await state.store.list_workflows(key.environment)
+    return page(request, "workflows.html", key, title="Workflows", nav="workflows",
+                workflows=rows, last=await last_runs(state.store, key.environment, rows))
+
+
+async def _workflow(state: StateDep, environment: str, slug: str,
+                    version: int | None = None
+                    ) -> tuple[WorkflowRow, WorkflowVersionRow] | None:
+    row = await state.store.get_workflow(environment, slug)
+    if row is None:
+        return None
+    found = await state.store.get_version(row.id, version or row.current_version)
+    return (row, found) if found else None
+
+
+def sample_input(definition: dict[str, Any]) -> dict[str, Any]:
+    """An input built from the variables' sample values or defaults (to start editing from)."""
+    values = {}
+    for variable in definition.get("variables") or []:
+        value = variable.get("sampleValue", variable.get("default"))
+        values[str(variable.get("name"))] = value
+    return values
+
+
+@router.get("/workflows/{slug}", response_class=HTMLResponse)
+async def workflow_page(slug: str, request: Request, state: StateDep, key: UiKey,
+                        version: int | None = None) -> HTMLResponse:
+    """A definition (current, or `?version=`): steps, variables, versions and recent runs."""
+    found = await _workflow(state, key.environment, slug, version)
+    if found is None:
+        return not_found_page(request, key, f"workflow '{slug}'" +
+                              (f" version {version}" if version else ""))
+    row, shown = found
+    versions = await state.store.list_versions(row.id)
+    runs = await state.store.list_runs(key.environment, workflow_id=row.id, limit=10)
+    return page(request, "workflow.html", key, title=row.name, nav="workflows", workflow=row,
+                version=shown, definition=shown.definition, versions=versions, runs=runs,
+                sample=sample_input(shown.definition))
+
+
+@router.get("/workflows/{slug}/diff", response_class=HTMLResponse)
+async def diff_page(slug: str, request: Request, state: StateDep, key: UiKey,
+                    from_: Annotated[int, Query(alias="from", ge=1)] = 1,
+                    to: Annotated[int | None, Query(ge=1)] = None) -> HTMLResponse:
+    """What changed between two versions (the API's `/versions/diff`, as a page)."""
+    new = await _workflow(state, key.environment, slug, to)
+    old = await _workflow(state, key.environment, slug, from_)
+    if new is None or old is None:
+        return not_found_page(request, key, f"those versions of workflow '{slug}'")
+    steps, changes = diff_definitions(old[1].definition, new[1].definition)
+    return page(request, "diff.html", key, title=f"{slug}: v{old[1].version} → v{new[1].version}",
+                nav="workflows", workflow=new[0], old=old[1], new=new[1], steps=steps,
+                changes=changes)
+
+
+@router.get("/workflows/{slug}/preview", response_class=HTMLResponse)
+async def preview_page(slug: str, request: Request, state: StateDep,
+                       key: UiKey) -> HTMLResponse:
+    """The preview form (seed 003): sample-data toggle, JSON input checked before sending."""
+    found = await _workflow(state, key.environment, slug)
+    if found is None:
+        return not_found_page(request, key, f"workflow '{slug}'")
+    row, version = found
+    return page(request, "preview.html", key, title=f"Preview {row.name}", nav="workflows",
+                workflow=row, definition=version.definition,
+                sample=sample_input(version.definition))
+
+
+@router.get("/triggers", response_class=HTMLResponse)
+async def triggers_page(request: Request, state: StateDep, key: UiKey) -> HTMLResponse:
+    """Triggers with their schedules' state and next fire times; pause, resume, trigger now."""
+    rows = await triggers(state).list(key.environment, None)
+    slugs = {w.id: w.slug for w in await state.store.list_workflows(key.environment)}
+    items = []
+    for row in rows:
+        schedule, problem = None, None
+        if row.type == "scheduled":
+            try:
+                schedule = await schedule_state(state, row, 3)
+            except ApiError as exc:
+                problem = exc.message
+        items.append({"row": row, "slug": slugs.get(row.workflow_id), "schedule": schedule,
+                      "problem": problem})
+    return page(request, "triggers.html", key, title="Schedules and triggers", nav="triggers",
+                items=items)
+
+
+def install(app: FastAPI) -> None:
+    """Mount the inspector: its pages, static files and the sign-in redirect."""
+
+    async def _to_login(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, LoginRequired)
+        return login_redirect(exc)
+
+    app.add_exception_handler(LoginRequired, _to_login)
+    app.include_router(router)
+    app.include_router(run_pages.router, include_in_schema=False)
+    app.mount("/ui/static", StaticFiles(directory=HERE / "static"), name="ui-static")

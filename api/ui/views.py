@@ -1,0 +1,121 @@
+"""What every inspector page shares: templates and filters, the signed-in key, redirects."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+
+from api.deps import StateDep
+from api.ui.session import cookie_key, csrf_token
+from schema.tables import ApiKeyRow
+
+HERE = Path(__file__).parent
+TERMINAL = ("completed", "failed", "cancelled")
+templates = Jinja2Templates(directory=HERE / "templates")
+
+
+class LoginRequired(Exception):
+    """No valid session cookie: the page redirects to the login form."""
+
+    def __init__(self, next_path: str) -> None:
+        super().__init__(next_path)
+        self.next_path = next_path
+
+
+def login_redirect(exc: LoginRequired) -> RedirectResponse:
+    """303 to the login form, remembering where the user was going."""
+    return RedirectResponse(f"/ui/login?next={quote(exc.next_path, safe='/')}", status_code=303)
+
+
+def safe_next(value: str | None) -> str:
+    """Only inspector paths are followed after sign-in (no open redirect)."""
+    if value and value.startswith("/ui") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/ui/workflows"
+
+
+async def ui_key(request: Request, state: StateDep) -> ApiKeyRow:
+    """The key in the session cookie, verified; otherwise a redirect to the login form."""
+    key = cookie_key(request)
+    row = await state.keys.verify(key) if key else None
+    if row is None:
+        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise LoginRequired(path)
+    return row
+
+
+UiKey = Annotated[ApiKeyRow, Depends(ui_key)]
+
+
+def page(request: Request, template: str, key: ApiKeyRow | None, *, status_code: int = 200,
+         **context: Any) -> HTMLResponse:
+    """Render a page with the layout's context (environment, CSRF token, nav)."""
+    return templates.TemplateResponse(
+        request, template, {"environment": key.environment if key else None,
+                            "csrf": csrf_token(request) if key else "", **context},
+        status_code=status_code, headers={"Cache-Control": "no-store"})
+
+
+def not_found_page(request: Request, key: ApiKeyRow, what: str) -> HTMLResponse:
+    """A 404 page in the layout."""
+    return page(request, "not_found.html", key, status_code=404, title="Not found", what=what)
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """A filter's time (datetime-local or ISO); naive times are UTC; junk is ignored."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=False, default=str, ensure_ascii=False)
+
+
+def _when(value: datetime | None) -> str:
+    if value is None:
+        return "—"
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") + "Z"
+
+
+def _duration_ms(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if value < 1000:
+        return f"{value:.0f} ms"
+    if value < 120_000:
+        return f"{value / 1000:.1f} s"
+    return f"{value / 60_000:.1f} min"
+
+
+def run_duration_ms(started: datetime | None, finished: datetime | None) -> float | None:
+    """Milliseconds between two stamps, when both are known."""
+    if started is None or finished is None:
+        return None
+    return (finished - started).total_seconds() * 1000
+
+
+def _money(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"${value:.6f}" if value < 0.01 else f"${value:.4f}"
+
+
+def _short(value: str | None) -> str:
+    return (value or "")[:8]
+
+
+templates.env.filters.update(pretty=_pretty, when=_when, duration=_duration_ms, money=_money,
+                             short=_short)
+templates.env.globals.update(TERMINAL=TERMINAL, run_duration_ms=run_duration_ms)

@@ -1,0 +1,83 @@
+"""The inspector over plain HTTP: login page, redirects, the session cookie and its CSRF check."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+
+from tests.conftest import DEV_KEY, Service, unique_slug
+from tests.triggers_support import echo
+
+
+async def test_login_page_redirects_cookie_session_and_csrf(service: Service) -> None:
+    slug = unique_slug("uihttp")
+    await service.create_workflow(echo(slug))
+    async with httpx.AsyncClient(base_url=service.url, timeout=30) as browser:
+        login = await browser.get("/ui/login")
+        assert login.status_code == 200
+        assert '<label for="api-key">API key</label>' in login.text
+        home = await browser.get("/ui/runs?status=failed")
+        assert home.status_code == 303
+        assert home.headers["location"] == "/ui/login?next=/ui/runs%3Fstatus%3Dfailed"
+        assert (await browser.get("/api/workflows")).status_code == 401
+
+        wrong = await browser.post("/ui/login", data={"api_key": "pp_wrong", "next": "/ui"})
+        assert wrong.status_code == 401
+        assert "not valid" in wrong.text
+        assert "pp_key" not in wrong.cookies
+        # Only inspector paths are followed after signing in.
+        signed = await browser.post("/ui/login", data={"api_key": DEV_KEY,
+                                                      "next": "https://evil.example/"})
+        assert (signed.status_code, signed.headers["location"]) == (303, "/ui/workflows")
+        cookies = signed.headers.get_list("set-cookie")
+        assert all("HttpOnly" in c and "SameSite=strict" in c for c in cookies), cookies
+        assert {c.split("=", 1)[0] for c in cookies} == {"pp_key", "pp_csrf"}
+
+        page = await browser.get(f"/ui/workflows/{slug}")
+        assert page.status_code == 200
+        assert DEV_KEY not in page.text
+        match = re.search(r'<meta name="csrf-token" content="([^"]+)">', page.text)
+        assert match is not None
+        token = match.group(1)
+        # Reads work with the cookie alone (EventSource cannot send headers) ...
+        assert (await browser.get(f"/api/workflows/{slug}")).status_code == 200
+        # ... a POST does not, unless it carries the page's token.
+        body = {"input": {"topic": "csrf"}}
+        refused = await browser.post(f"/api/workflows/{slug}/run", json=body)
+        assert refused.status_code == 403
+        assert refused.json()["error"]["code"] == "csrf_failed"
+        forged = await browser.post(f"/api/workflows/{slug}/run", json=body,
+                                    headers={"X-PromptPilot-CSRF": "guess"})
+        assert forged.status_code == 403
+        started = await browser.post(f"/api/workflows/{slug}/run", json=body,
+                                     headers={"X-PromptPilot-CSRF": token})
+        assert started.status_code in (200, 202), started.text
+        # Bearer stays the documented way and needs no CSRF token.
+        assert (await service.http.post(f"/api/workflows/{slug}/run", json=body)
+                ).status_code in (200, 202)
+
+        await _every_page_renders(browser, slug, started.json()["run"]["id"])
+
+        assert (await browser.post("/ui/logout", data={"csrf": "nope"})).status_code == 403
+        out = await browser.post("/ui/logout", data={"csrf": token})
+        assert (out.status_code, out.headers["location"]) == (303, "/ui/login")
+        assert (await browser.get("/ui/workflows")).status_code == 303
+
+
+async def _every_page_renders(browser: httpx.AsyncClient, slug: str, run_id: str) -> None:
+    for path, expected in [
+        (f"/ui/runs?workflow={slug}&status=completed&trigger=api&since=2000-01-01T00:00", slug),
+        ("/ui/runs?since=not-a-time&cursor=junk", "Runs"),
+        (f"/ui/runs/{run_id}", "Open in Temporal UI"),
+        (f"/ui/workflows/{slug}/diff?from=1&to=1", "No changes"),
+        (f"/ui/workflows/{slug}/preview", "Use sample data"),
+        ("/ui/workflows", slug),
+        ("/ui/triggers", "Schedules and triggers"),
+    ]:
+        response = await browser.get(path)
+        assert response.status_code == 200, (path, response.text[:500])
+        assert expected in response.text, path
+    for path in ("/ui/runs/not-a-uuid", "/ui/workflows/nope-nope", "/ui/workflows/nope/preview",
+                 f"/ui/workflows/{slug}?version=99"):
+        assert (await browser.get(path)).status_code == 404, path
