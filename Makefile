@@ -37,7 +37,7 @@ test-reliability: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy schema workflows activities api promptpilot worker.py tests
+	$(BIN)/mypy schema workflows activities api promptpilot worker.py tests bench
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -9,6 +9,7 @@ carries it with the tokens and cost spent, repairs listed apart.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -29,6 +30,9 @@ from schema.activities import AttemptEntry, LlmRequest, LlmResult, RepairEntry
 from schema.errors import ErrorType
 
 HEARTBEAT_SECONDS = 2.0
+# Temporal refuses payloads over 2 MB (and warns past 512 KB); a result that large would fail
+# to complete on every retry. Fail the step once, clearly, well below the limit instead.
+MAX_RESULT_BYTES = 1_500_000
 T = TypeVar("T")
 
 
@@ -175,12 +179,26 @@ class LlmActivities:
             break
         for warning in usage.warnings:
             activity.logger.warning("llm step %s: %s", request.step_id, warning)
+        _check_size(completion.text, output)
         return LlmResult(
             output=output, text=completion.text, provider=provider_name, model=model,
             tokens_in=usage.tokens_in, tokens_out=usage.tokens_out,
             cached_tokens=usage.cached_tokens, cost=usage.cost, latency_ms=usage.latency_ms,
             attempt=activity.info().attempt, warnings=usage.warnings, repairs=repairs,
         )
+
+
+def _check_size(text: str, output: Any) -> None:
+    """Refuse (non-retryably) an answer too large to travel as a Temporal payload."""
+    size = len(text.encode())
+    if output is not text:
+        size += len(json.dumps(output, default=str).encode())
+    if size > MAX_RESULT_BYTES:
+        raise ApplicationError(
+            f"the model's answer is {size:,} bytes, over the {MAX_RESULT_BYTES:,}-byte limit "
+            "for a step result; lower maxTokens or ask for a shorter answer",
+            {"sizeBytes": size, "limitBytes": MAX_RESULT_BYTES},
+            type=ErrorType.OUTPUT_TOO_LARGE, non_retryable=True)
 
 
 def _repair(number: int, reason: str, valid: bool, completion: Completion,

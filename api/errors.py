@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from promptpilot.store import Conflict
@@ -49,6 +50,20 @@ def _request_problems(exc: RequestValidationError) -> list[Problem]:
     return problems
 
 
+# character_not_in_repertoire, untranslatable_character
+_UNSTORABLE_TEXT = frozenset({"22021", "22P05"})
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    seen: BaseException | None = exc
+    while seen is not None:
+        code = getattr(seen, "sqlstate", None) or getattr(seen, "pgcode", None)
+        if isinstance(code, str):
+            return code
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return None
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers."""
 
@@ -73,6 +88,16 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Conflict)
     async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
         return JSONResponse(_body("conflict", str(exc)), status_code=409)
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        # Text Postgres cannot store (a NUL byte, in a parameter or a JSON string) is the
+        # client's problem, not ours: say so instead of a 500.
+        if _sqlstate(exc) in _UNSTORABLE_TEXT:
+            return JSONResponse(_body("validation_error", "the request contains text Postgres "
+                                      "cannot store (a NUL byte or \\u0000 escape)"),
+                                status_code=422)
+        return await _unexpected(request, exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -1,0 +1,1 @@
+"""Side-by-side benchmark: asyncio, a durable floor, Temporal by hand, the interpreter, DBOS."""

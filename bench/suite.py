@@ -1,0 +1,210 @@
+"""The measurements: the runs/s grid, interleaved ratio rounds, API latency, mirror lag, CPU."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import uuid
+from contextlib import AsyncExitStack
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+import httpx
+from sqlalchemy import text
+
+from bench import variants
+from bench.handwritten import HandWrittenWorkflow
+from bench.measure import CpuMeter, drive, percentile
+from bench.report import Report
+from bench.steps import definition
+from bench.variants import Runner
+
+STEPS = (1, 5, 20)
+CONCURRENCY = (1, 8, 64)
+KEY = (5, 64)  # the cell the targets and ratios are about
+API_KEY = "pp_bench_key"
+
+
+def runs_for(steps: int, concurrency: int, quick: bool) -> int:
+    """Enough runs for a stable figure, sized so the whole grid fits the time budget."""
+    if concurrency == 1:
+        base = {1: 30, 5: 20, 20: 8}[steps]
+    elif concurrency == 8:
+        base = {1: 64, 5: 48, 20: 16}[steps]
+    else:
+        # 20-step runs at 64 concurrent are the slowest cell: one wave is enough.
+        base = {1: 128, 5: 128, 20: 64}[steps]
+    # Quick mode halves every cell (so a 64-wide cell may run only 32 at a time).
+    return max(4, base // 2) if quick else base
+
+
+def _progress(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+class Suite:
+    """Holds the services and the variants for one benchmark run."""
+
+    def __init__(self, args: argparse.Namespace, temporal: Any, postgres: Any,
+                 report: Report) -> None:
+        self.args, self.temporal, self.postgres, self.report = args, temporal, postgres, report
+        self.runners: dict[str, Runner] = {}
+        self.b3_runs: list[str] = []
+
+    async def setup(self, stack: AsyncExitStack) -> None:
+        """Migrate, start the workers, DBOS and the API, build every variant."""
+        from temporalio.worker import Worker
+
+        from activities.providers.registry import known_providers
+        from activities.transform import transform
+        from promptpilot.database import make_engine
+        from promptpilot.keys import ApiKeys
+        from promptpilot.migrate import upgrade
+        from promptpilot.services import running_api, running_worker
+        from promptpilot.settings import (
+            ApiSettings,
+            DatabaseSettings,
+            Settings,
+            TemporalSettings,
+        )
+        from promptpilot.store import Store
+        from promptpilot.temporal import connect
+        from promptpilot.temporal_server import free_port
+        from promptpilot.validation import parse_definition
+        from worker import workflow_runner
+
+        url = self.postgres.url
+        self.settings = Settings(
+            environment="dev", database=DatabaseSettings(url=url, pool_size=8),
+            temporal=TemporalSettings(address=self.temporal.address, task_queue="bench"),
+            api=ApiSettings(port=free_port(), run_wait_seconds=30))
+        self.engine = make_engine(url, pool_size=2)
+        stack.push_async_callback(self.engine.dispose)
+        await upgrade(self.engine)
+        await ApiKeys(self.engine).create("dev", "bench", API_KEY)
+        store = Store(self.engine)
+        definitions = {}
+        for steps in STEPS:
+            parsed = parse_definition(definition(f"bench-{steps}", steps),
+                                      known_providers(self.settings))
+            row, _ = await store.create_workflow("dev", parsed)
+            definitions[steps] = (str(row.id), parsed)
+        self.definitions = definitions
+
+        pool = await asyncpg.create_pool(self.postgres.dsn, min_size=4, max_size=16)
+        stack.push_async_callback(pool.close)
+        await pool.execute("create table if not exists bench_steps (run_id uuid, step int, "
+                           "output text, primary key (run_id, step))")
+
+        await stack.enter_async_context(running_worker(self.settings, url))
+        self.client = await connect(self.temporal.address, "dev")
+        hand = Worker(self.client, task_queue="bench-hand", workflows=[HandWrittenWorkflow],
+                      activities=[transform], workflow_runner=workflow_runner(),
+                      max_concurrent_activities=200)
+        await stack.enter_async_context(hand)
+        self.api = await stack.enter_async_context(running_api(self.settings, url))
+
+        self.runners = {
+            "B0": variants.b0(),
+            "B1": variants.b1(pool),
+            "B2": variants.b2(self.client, "bench-hand"),
+            "B3": variants.b3(self.client, "bench", definitions, mirror=True,
+                              run_ids=self.b3_runs),
+            "B3'": variants.b3(self.client, "bench", definitions, mirror=False),
+        }
+        if not self.args.no_dbos:
+            from bench import peer
+
+            dbos_db = f"pp_bench_dbos_{uuid.uuid4().hex[:6]}"
+            peer.launch(self.postgres.dsn_for(dbos_db))
+            stack.callback(peer.shutdown)
+            self.runners["P1"] = variants.p1()
+        self.meter_pids = {"bench (worker+API)": os.getpid(), "temporal": self.temporal.pid,
+                           "postgres": self.postgres.pid}
+
+    async def run_all(self) -> None:
+        """Every figure, in an order that keeps the noisy ones apart."""
+        quick = self.args.quick
+        for name, run in self.runners.items():
+            await drive(run, 5, 16, 8)  # warm-up: imports, pools, sticky caches
+            for steps in STEPS:
+                for concurrency in CONCURRENCY:
+                    cell = await drive(run, steps, runs_for(steps, concurrency, quick),
+                                       concurrency)
+                    self.report.grid[(name, steps, concurrency)] = cell
+                    _progress(f"{name:<4} {steps:>2} steps x {concurrency:>2}: "
+                              f"{cell.per_second:8.1f} runs/s, p50 {cell.p50_ms:7.1f} ms")
+        await self._ratio_rounds()
+        await self._cpu_and_history()
+        await self._lag()
+        await self._api_latency()
+
+    async def _ratio_rounds(self) -> None:
+        rounds = self.args.rounds or (2 if self.args.quick else 5)
+        steps, concurrency = KEY
+        runs = runs_for(steps, concurrency, self.args.quick)
+        order = [n for n in ("B1", "B2", "B3", "P1") if n in self.runners]
+        for index in range(rounds):
+            # Rotate the order so no variant always runs first (or last) in a round.
+            rotated = order[index % len(order):] + order[:index % len(order)]
+            figures: dict[str, float] = {}
+            for name in rotated:
+                figures[name] = (await drive(self.runners[name], steps, runs,
+                                             concurrency)).per_second
+            self.report.rounds.append(figures)
+            _progress(f"round {index + 1}/{rounds}: " + ", ".join(
+                f"{k} {v:.1f}" for k, v in figures.items()))
+
+    async def _cpu_and_history(self) -> None:
+        steps, concurrency = KEY
+        runs = runs_for(steps, concurrency, self.args.quick)
+        for name in [n for n in ("B2", "B3", "B3'", "P1", "B1") if n in self.runners]:
+            meter = CpuMeter(self.meter_pids)
+            meter.start()
+            await drive(self.runners[name], steps, runs, concurrency)
+            used = meter.stop()
+            self.report.cpu[name] = {k: v / (runs * steps) for k, v in used.items()}
+        for name, queue in (("B2", "bench-hand"), ("B3", "bench")):
+            run_id = str(uuid.uuid4())
+            if name == "B2":
+                await self.client.execute_workflow("BenchHandWritten",
+                                                   args=[20, {"v": "h", "n": 1}], id=run_id,
+                                                   task_queue=queue)
+            else:
+                self.b3_runs.clear()
+                await self.runners["B3"](20, 1)
+                run_id = self.b3_runs[-1]
+            history = await self.client.get_workflow_handle(run_id).fetch_history()
+            self.report.history[name] = len(history.events) / 20
+
+    async def _lag(self) -> None:
+        self.b3_runs.clear()
+        await drive(self.runners["B3"], *KEY[:1], runs_for(*KEY, self.args.quick), KEY[1])
+        async with self.engine.connect() as db:
+            rows = (await db.execute(text(
+                "select extract(epoch from (updated_at - finished_at)) from workflow_run_steps "
+                "where run_id = any(:ids) and status = 'completed'"),
+                {"ids": [uuid.UUID(r) for r in self.b3_runs]})).all()
+        lags = [float(r[0]) for r in rows]
+        self.report.mirror_lag = (percentile(lags, 50) * 1000, percentile(lags, 99) * 1000,
+                                  len(lags))
+
+    async def _api_latency(self) -> None:
+        count = self.args.api_requests or (300 if self.args.quick else 1000)
+        latencies: list[float] = []
+        async with httpx.AsyncClient(base_url=self.api.url, timeout=30,
+                                     headers={"Authorization": f"Bearer {API_KEY}"}) as http:
+            for n in range(count + 20):
+                began = time.perf_counter()
+                response = await http.post("/api/workflows/bench-1/run", params={"wait": 0},
+                                           json={"input": {"topic": "api", "n": n}})
+                elapsed = time.perf_counter() - began
+                if response.status_code != 202 and response.status_code != 200:
+                    raise RuntimeError(f"start failed: {response.status_code} {response.text}")
+                if n >= 20:  # the first few warm the pools
+                    latencies.append(elapsed)
+        self.report.api = (percentile(latencies, 50) * 1000, percentile(latencies, 99) * 1000,
+                           len(latencies))
