@@ -20,6 +20,7 @@ from activities.transform import transform
 from activities.triggers import TriggerActivities
 from promptpilot.store import Store
 from workflows.interpreter import InterpreterWorkflow
+from workflows.map_batch import MapBatchWorkflow
 from workflows.triggered import TriggeredStartWorkflow
 
 log = logging.getLogger("promptpilot.worker")
@@ -55,12 +56,12 @@ class WorkerParts:
 def workflow_runner() -> SandboxedWorkflowRunner:
     """The sandbox, passing through the pure libraries templates use.
 
-    Jinja2 imports parts of itself lazily while compiling; inside the sandbox that would
-    re-import them per run. It is deterministic, so it is shared with the host instead.
+    Jinja2 (and JMESPath, for conditions) import parts of themselves lazily; inside the
+    sandbox that would re-import them per run. They are deterministic, so they are shared
+    with the host instead.
     """
-    return SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules("jinja2", "markupsafe")
-    )
+    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default
+                                   .with_passthrough_modules("jinja2", "markupsafe", "jmespath"))
 
 
 def build_worker(client: Client, task_queue: str, parts: WorkerParts) -> Worker:
@@ -68,7 +69,7 @@ def build_worker(client: Client, task_queue: str, parts: WorkerParts) -> Worker:
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[InterpreterWorkflow, TriggeredStartWorkflow],
+        workflows=[InterpreterWorkflow, TriggeredStartWorkflow, MapBatchWorkflow],
         workflow_runner=workflow_runner(),
         activities=parts.activities(),
         max_concurrent_activities=200,

@@ -20,6 +20,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from activities.mirror import MirrorActivities
+from promptpilot.references import References
 from promptpilot.store import Store
 from promptpilot.trigger_store import TriggerStore, VersionUnavailable
 from promptpilot.validation import DefinitionInvalid, validate_input
@@ -62,6 +63,7 @@ class TriggerActivities:
 
     def __init__(self, store: Store, mirror: MirrorActivities, client: Client | None) -> None:
         self._triggers = TriggerStore(store.engine)
+        self._store = store
         self._mirror = mirror
         self._client = client
 
@@ -85,6 +87,8 @@ class TriggerActivities:
         data = start.input if start.input is not None else trigger.input_json or {}
         try:
             run_input = validate_input(definition, data)
+            definition, children = await References(self._store, trigger.environment).resolve(
+                definition)
         except DefinitionInvalid as exc:
             detail = "; ".join(f"{p.pointer}: {p.message}" for p in exc.problems)
             raise ApplicationError(f"{exc}: {detail}", type="input_invalid",
@@ -96,7 +100,7 @@ class TriggerActivities:
             workflow_id=str(workflow.id), workflow_slug=workflow.slug,
             workflow_version=version.version, definition=definition, input=run_input,
             trigger=start.trigger, trigger_id=str(trigger.id),
-            max_cost_usd=definition.max_cost_usd,
+            max_cost_usd=definition.max_cost_usd, children=children,
         )
 
     @activity.defn(name="mirror_run")

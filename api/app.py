@@ -9,9 +9,11 @@ from fastapi import FastAPI
 
 from api import errors
 from api.routes import (
+    approvals,
     events,
     health,
     preview,
+    prompts,
     run_actions,
     runs,
     schedules,
@@ -59,6 +61,7 @@ def create_app(settings: Settings, database_url: str | None = None) -> FastAPI:
     # Run routes go first: `/api/workflows/runs/{id}` must not be read as a slug.
     app.include_router(runs.router)
     app.include_router(run_actions.router)
+    app.include_router(approvals.router)
     app.include_router(events.router)
     # `/api/workflows/preview` and `/{slug}/versions/diff` before the `/{slug}` routes.
     app.include_router(preview.router)
@@ -69,6 +72,7 @@ def create_app(settings: Settings, database_url: str | None = None) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(tools.router)
     app.include_router(usage.router)
+    app.include_router(prompts.router)
     app.include_router(health.router)
     ui.install(app)  # the web inspector at /ui
     return app

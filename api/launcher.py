@@ -16,10 +16,11 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import ApiError
 from api.state import AppState
+from promptpilot.references import References
 from promptpilot.search_attributes import SA_ENVIRONMENT, SA_SLUG, SA_TRIGGER, SA_VERSION
 from promptpilot.store import Conflict
 from promptpilot.validation import validate_input
@@ -41,6 +42,7 @@ class StartRequest:
     from_step_id: str | None = None
     source_run_id: str | None = None
     seed_steps: list[SeedStep] | None = None
+    partial_seeds: list[SeedStep] | None = None
     max_cost_usd: float | None = None
     idempotency_key: str | None = None
     trigger_id: str | None = None
@@ -57,6 +59,9 @@ async def start_run(state: AppState, request: StartRequest) -> str:
     definition = request.definition or WorkflowDefinition.model_validate(
         request.version.definition)
     run_input = validate_input(definition, request.input)
+    # Stored prompts and child workflows are resolved now, into the snapshot and the input.
+    definition, children = await References(state.store, request.environment).resolve(
+        definition)
     digest = request_hash(request)
     if request.idempotency_key:
         existing = await _existing_run(state, request, digest)
@@ -84,7 +89,8 @@ async def start_run(state: AppState, request: StartRequest) -> str:
         definition=definition, input=run_input, trigger=request.trigger,
         trigger_id=request.trigger_id,
         from_step_id=request.from_step_id, source_run_id=request.source_run_id,
-        seed_steps=request.seed_steps or [],
+        seed_steps=request.seed_steps or [], partial_seeds=request.partial_seeds or [],
+        children=children,
         max_cost_usd=request.max_cost_usd or definition.max_cost_usd,
     )
     try:
@@ -148,10 +154,22 @@ async def wait_for(state: AppState, environment: str, run_id: str, seconds: floa
         return False
     client = await state.temporal(environment)
     handle = client.get_workflow_handle(run_id)
-    try:
-        await asyncio.wait_for(handle.result(), timeout=seconds)
-    except TimeoutError:
-        return False
-    except WorkflowFailureError:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while True:
+        try:
+            await asyncio.wait_for(handle.result(), timeout=max(deadline - loop.time(), 0.01))
+        except TimeoutError:
+            return False
+        except WorkflowFailureError:
+            return True
+        except RPCError as exc:
+            # A concurrent start with the same Idempotency-Key has recorded the run but not
+            # started its workflow yet: wait for it rather than answer 500.
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
+            continue
         return True
-    return True

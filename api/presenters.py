@@ -21,6 +21,7 @@ def step_public(row: StepRow) -> StepPublic:
         aggregate_tokens=row.aggregate_tokens,
         reused_from_step_record_id=str(row.reused_from_record_id)
         if row.reused_from_record_id else None,
+        parent_step_id=row.parent_step_id, map_items=row.map_items,
         started_at=row.started_at, finished_at=row.finished_at, duration_ms=row.duration_ms,
     )
 
@@ -34,7 +35,9 @@ def run_public(row: RunRow, steps: Sequence[StepRow] | None = None,
         input_json=row.input_json, output_json=row.output_json, error=row.error,
         actual_cost=row.actual_cost, tokens_in=row.tokens_in, tokens_out=row.tokens_out,
         source_run_id=str(row.source_run_id) if row.source_run_id else None,
-        from_step_id=row.from_step_id, overrides=row.overrides, started_at=row.started_at,
+        from_step_id=row.from_step_id, overrides=row.overrides,
+        parent_run_id=str(row.parent_run_id) if row.parent_run_id else None,
+        parent_step_id=row.parent_step_id, started_at=row.started_at,
         finished_at=row.finished_at, created_at=row.created_at,
         steps=[step_public(s) for s in steps] if steps is not None else None,
     )

@@ -23,6 +23,7 @@ from temporalio.service import RPCError
 
 from api.errors import ApiError
 from api.state import AppState
+from promptpilot.references import References
 from promptpilot.search_attributes import SA_ENVIRONMENT, SA_SLUG, SA_TRIGGER, SA_VERSION
 from promptpilot.validation import DefinitionInvalid, sample_input, validate_input
 from schema.definition import WorkflowDefinition
@@ -117,12 +118,13 @@ async def run_preview(state: AppState, environment: str, definition: WorkflowDef
                       use_sample_data: bool, wait_seconds: float) -> WorkflowPreviewResult:
     """Run the definition once without the mirror and describe what happened."""
     run_input = preview_input(definition, given, use_sample_data)
+    definition, children = await References(state.store, environment).resolve(definition)
     preview_id = f"{PREVIEW_PREFIX}{uuid.uuid4()}"
     started = datetime.now(UTC)
     workflow_input = RunWorkflowInput(
         run_id=preview_id, environment=environment, workflow_id=workflow_id,
         workflow_slug=definition.id, workflow_version=version or 0, definition=definition,
-        input=run_input, trigger=PREVIEW_TRIGGER, mirror=False,
+        input=run_input, trigger=PREVIEW_TRIGGER, mirror=False, children=children,
         max_cost_usd=definition.max_cost_usd)
     try:
         client = await state.temporal(environment)

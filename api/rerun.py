@@ -22,14 +22,15 @@ from activities.providers.registry import known_providers
 from api.errors import ApiError, not_found
 from api.launcher import StartRequest
 from api.state import AppState
+from promptpilot.references import walk
 from promptpilot.validation import DefinitionInvalid, parse_definition
 from schema.api import RunRequest
-from schema.definition import WorkflowDefinition
+from schema.definition import MapStep, WorkflowDefinition, nested_steps
 from schema.problems import Problem, pointer
 from schema.run import SeedStep
 from schema.tables import RunRow, StepRow, WorkflowRow, WorkflowVersionRow
 
-REUSABLE = ("completed", "reused")
+REUSABLE = ("completed", "reused", "skipped")
 RERUN_TRIGGER = "rerun"
 
 
@@ -117,11 +118,41 @@ def _seeds(definition: WorkflowDefinition, start: int, source: RunRow | None,
             raise ApiError(409, "source_incomplete", message,
                            [Problem(pointer="/fromStepId", message=message, step_id=step.id,
                                     field="fromStepId")])
-        # Point at the record that produced the output, even across reruns of reruns.
-        origin = row.reused_from_record_id or row.id
-        seeds.append(SeedStep(step_id=step.id, source_record_id=str(origin),
-                              input=row.input_json, output=row.output_json))
+        seeds.append(_seed(step.id, row))
+        # A reused parallel step brings its inner steps, which later steps may read.
+        for inner in nested_steps(step):
+            inner_row = steps.get(inner.id)
+            if inner_row is not None and inner_row.status in REUSABLE:
+                seeds.append(_seed(inner.id, inner_row))
     return seeds
+
+
+def _seed(step_id: str, row: StepRow) -> SeedStep:
+    # Point at the record that produced the output, even across reruns of reruns.
+    origin = row.reused_from_record_id or row.id
+    return SeedStep(step_id=step_id, source_record_id=str(origin), input=row.input_json,
+                    output=row.output_json,
+                    status="skipped" if row.status == "skipped" else "completed")
+
+
+def _map_seeds(step: object, steps: dict[str, StepRow]) -> list[SeedStep]:
+    """A map step rerun reuses the items its source completed (same value, same index)."""
+    if not isinstance(step, MapStep):
+        return []
+    row = steps.get(step.id)
+    if row is None or not isinstance(row.output_json, list):
+        return []
+    seed = _seed(row.step_id, row)
+    seed.failed_items = list((row.map_items or {}).get("failedIndexes") or [])
+    return [seed]
+
+
+def _map_owner(definition: WorkflowDefinition, step_id: str) -> str | None:
+    """The top-level map step whose sub-steps hold `step_id` (a rerun starts there)."""
+    for step in definition.steps:
+        if isinstance(step, MapStep) and any(s.id == step_id for _, s in walk(step.steps)):
+            return step.id
+    return None
 
 
 async def plan_rerun(state: AppState, environment: str, workflow: WorkflowRow,
@@ -137,6 +168,7 @@ async def plan_rerun(state: AppState, environment: str, workflow: WorkflowRow,
             raise not_found(f"version {source.workflow_version} of workflow '{workflow.slug}'")
         version = pinned
     definition = WorkflowDefinition.model_validate(version.definition)
+    ask.from_step_id = _map_owner(definition, ask.from_step_id) or ask.from_step_id
     try:
         start = definition.step_index(ask.from_step_id)
     except KeyError:
@@ -159,6 +191,7 @@ async def plan_rerun(state: AppState, environment: str, workflow: WorkflowRow,
         source_run_id=str(source.id) if source else None, seed_steps=seeds,
         max_cost_usd=ask.max_cost_usd, definition=definition,
         overrides=ask.step_overrides or None,
+        partial_seeds=_map_seeds(definition.steps[start], steps),
     )
 
 

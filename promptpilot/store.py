@@ -165,6 +165,8 @@ class Store:
             "source_run_id": uuid.UUID(record.source_run_id) if record.source_run_id else None,
             "from_step_id": record.from_step_id, "started_at": record.started_at,
             "finished_at": record.finished_at,
+            "parent_run_id": uuid.UUID(record.parent_run_id) if record.parent_run_id else None,
+            "parent_step_id": record.parent_step_id,
         }
         table = SQLModel.metadata.tables[RunRow.__tablename__]
         statement = insert(table).values(id=uuid.UUID(record.run_id), created_at=utcnow(),
@@ -198,6 +200,7 @@ class Store:
             "model_outputs": record.model_outputs, "aggregate_tokens": record.aggregate_tokens,
             "reused_from_record_id": uuid.UUID(record.reused_from_record_id)
             if record.reused_from_record_id else None,
+            "parent_step_id": record.parent_step_id, "map_items": record.map_items,
             "started_at": record.started_at, "finished_at": record.finished_at,
             "duration_ms": duration, "updated_at": utcnow(),
         }

@@ -12,7 +12,18 @@ from pydantic import ValidationError
 
 from activities.tools.registry import known_tools
 from activities.transform import compile_expression
-from schema.definition import LlmStep, ToolStep, TransformStep, Variable, WorkflowDefinition
+from schema.definition import (
+    STEP_TYPES,
+    ApprovalStep,
+    ConditionStep,
+    LlmStep,
+    MapStep,
+    ParallelStep,
+    ToolStep,
+    TransformStep,
+    Variable,
+    WorkflowDefinition,
+)
 from schema.model_ref import resolve_model
 from schema.problems import Problem, pointer
 from workflows.context import CONTEXT_ROOTS, MappingError, path_dependency
@@ -33,16 +44,22 @@ class DefinitionInvalid(Exception):
 
 
 def _loc_pointer(loc: tuple[int | str, ...], raw: Any) -> tuple[str, str | None, str | None]:
-    parts = list(loc)
-    # Discriminated unions add the tag to the location ("steps", 0, "llm", "model"): drop it.
-    if len(parts) >= 3 and parts[0] == "steps" and parts[2] in ("llm", "tool", "transform"):
-        del parts[2]
+    # Discriminated unions add the tag to the location ("steps", 0, "llm", "model"), and the
+    # list-or-object `branches` union adds its member's name: drop both.
+    parts = [p for p in loc if not (isinstance(p, str) and (
+        p in STEP_TYPES or p.startswith(("list[", "dict["))))]
     step_id = None
-    if len(parts) >= 2 and parts[0] == "steps" and isinstance(parts[1], int):
-        steps = raw.get("steps") if isinstance(raw, dict) else None
-        if isinstance(steps, list) and parts[1] < len(steps) and isinstance(steps[parts[1]], dict):
-            found = steps[parts[1]].get("id")
-            step_id = found if isinstance(found, str) else None
+    node: Any = raw
+    for part in parts:
+        if isinstance(node, dict) and isinstance(part, str):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            break
+        # The innermost step on the way names the problem (nested steps have their own ids).
+        if isinstance(node, dict) and isinstance(node.get("id"), str) and "type" in node:
+            step_id = node["id"]
     field = str(parts[-1]) if parts else None
     return pointer(*parts), step_id, field
 
@@ -81,19 +98,65 @@ def check_definition(definition: WorkflowDefinition, known_providers: set[str], 
     problems: list[Problem] = []
     problems += _check_variables(definition.variables)
     declared = {v.name for v in definition.variables}
-    seen: set[str] = set()
-    for index, step in enumerate(definition.steps):
-        def add(message: str, *field: str | int, _i: int = index, _s: str = step.id) -> None:
-            problems.append(Problem(pointer=pointer("steps", _i, *field), message=message,
-                                    step_id=_s, field=str(field[-1]) if field else None))
+    _Checker(problems, known_providers, multi_model).steps(
+        definition.steps, ("steps",), set(), declared, in_map=False)
+    return problems
 
-        if step.id in seen:
-            add(f"duplicate step id '{step.id}'", "id")
-        for name, path in step.input_mapping.items():
-            add_mapping_problem(path, seen, declared, lambda m, n=name: add(m, "inputMapping", n))
+
+class _Checker:
+    """Walks a sequence of steps and the sequences nested in parallel and map steps."""
+
+    def __init__(self, problems: list[Problem], known_providers: set[str],
+                 multi_model: bool) -> None:
+        self.problems = problems
+        self.known_providers = known_providers
+        self.multi_model = multi_model
+        self.all_ids: set[str] = set()
+
+    def steps(self, steps: list[Any], where: tuple[str | int, ...], earlier: set[str],
+              declared: set[str], *, in_map: bool) -> set[str]:
+        """Check one sequence; returns every step id it holds (nested ones too)."""
+        seen = set(earlier)
+        later = [s.id for s in steps]
+        held: set[str] = set()
+        for index, step in enumerate(steps):
+            def add(message: str, *field: str | int, _i: int = index, _s: str = step.id) -> None:
+                self.problems.append(Problem(pointer=pointer(*where, _i, *field),
+                                             message=message, step_id=_s,
+                                             field=str(field[-1]) if field else None))
+
+            if step.id in self.all_ids:
+                add(f"duplicate step id '{step.id}'", "id")
+            self.all_ids.add(step.id)
+            for name, path in step.input_mapping.items():
+                add_mapping_problem(path, seen, declared,
+                                    lambda m, n=name: add(m, "inputMapping", n))
+            if step.when is not None and (problem := compile_expression(step.when)):
+                add(f"invalid JMESPath expression: {problem}", "when")
+            self._kind(step, add, later[index + 1:])
+            inner: set[str] = set()
+            if isinstance(step, ParallelStep):
+                for name, branch in step.named_branches():
+                    key: str | int = name if isinstance(step.branches, dict) else int(name)
+                    inner |= self.steps(branch, (*where, index, "branches", key), seen,
+                                        declared, in_map=in_map)
+            elif isinstance(step, MapStep):
+                add_mapping_problem(step.items, seen, declared, lambda m: add(m, "items"))
+                item_inputs = {"item", "index", *step.input_mapping}
+                self.steps(step.steps, (*where, index, "steps"), set(), item_inputs,
+                           in_map=True)
+            elif isinstance(step, ApprovalStep) and in_map:
+                add("approval steps cannot run inside a map (nobody could address one item)",
+                    "type")
+            # Steps after a parallel step may read its inner steps' outputs too.
+            seen |= {step.id, *inner}
+            held |= {step.id, *inner}
+        return held
+
+    def _kind(self, step: Any, add: Any, later: list[str]) -> None:
         if isinstance(step, LlmStep):
-            _check_llm(step, known_providers, set(step.input_mapping), add)
-            if step.models is not None and not multi_model:
+            _check_llm(step, self.known_providers, set(step.input_mapping), add)
+            if step.models is not None and not self.multi_model:
                 add("multi-model steps ('models') are behind the workflow.multiModel feature "
                     "flag, which is off: set PROMPTPILOT_WORKFLOW__MULTI_MODEL=true or use "
                     "'model'", "models")
@@ -104,8 +167,17 @@ def check_definition(definition: WorkflowDefinition, known_providers: set[str], 
             problem = compile_expression(step.expression)
             if problem:
                 add(f"invalid JMESPath expression: {problem}", "expression")
-        seen.add(step.id)
-    return problems
+        elif isinstance(step, ConditionStep):
+            if problem := compile_expression(step.expression):
+                add(f"invalid JMESPath expression: {problem}", "expression")
+            for field, target in (("then", step.then), ("else", step.else_)):
+                if target is not None and target not in later:
+                    add(f"'{target}' is not a later step of the same sequence: a condition "
+                        f"can only jump forward (later steps: {', '.join(later) or 'none'})",
+                        field)
+        elif isinstance(step, ApprovalStep) and step.message is not None \
+                and (error := parse_error(step.message)):
+            add(f"template does not parse: {error}", "message")
 
 
 def add_mapping_problem(path: str, earlier: set[str], declared: set[str], add: Any) -> None:
@@ -132,6 +204,10 @@ def _check_llm(step: LlmStep, known_providers: set[str], mapped: set[str], add: 
         add(f"unknown provider for model '{target.model}'"
             f"{f' ({provider})' if provider else ''}; known providers: "
             f"{', '.join(sorted(known_providers))} (use 'provider' or 'provider/model')", *where)
+    if step.prompt_user is None and step.prompt_id is None:
+        add("Field required: give 'promptUser' (or 'promptId', a stored prompt)", "promptUser")
+    if step.prompt_id is not None and (step.prompt_user or step.prompt_system):
+        add("give either 'promptId' (a stored prompt) or inline prompts, not both", "promptId")
     for field, source in (("promptSystem", step.prompt_system), ("promptUser", step.prompt_user)):
         if source is None:
             continue

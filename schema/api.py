@@ -60,6 +60,8 @@ class StepPublic(CamelModel):
     model_outputs: list[dict[str, Any]] | None = None
     aggregate_tokens: dict[str, Any] | None = None
     reused_from_step_record_id: str | None = None
+    parent_step_id: str | None = None
+    map_items: dict[str, Any] | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
     duration_ms: float | None = None
@@ -83,6 +85,8 @@ class RunPublic(CamelModel):
     source_run_id: str | None = None
     from_step_id: str | None = None
     overrides: dict[str, Any] | None = None
+    parent_run_id: str | None = None
+    parent_step_id: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
     created_at: datetime

@@ -58,6 +58,8 @@ class _StepBase(CamelModel):
     input_mapping: dict[str, str] = Field(default_factory=dict)
     retry_config: RetryConfig | None = None
     timeout_seconds: float | None = Field(default=None, gt=0, le=3600)
+    when: str | None = Field(default=None, min_length=1)
+    """A JMESPath guard over the context; the step is recorded `skipped` when it is falsy."""
 
     @property
     def label(self) -> str:
@@ -91,7 +93,10 @@ class LlmStep(_StepBase):
     models: list[ModelChoice] | None = Field(default=None, min_length=1, max_length=8)
     mode: Literal["parallel", "fallback"] = "fallback"
     prompt_system: str | None = None
-    prompt_user: str = Field(min_length=1)
+    prompt_user: str | None = Field(default=None, min_length=1)
+    prompt_id: str | None = Field(default=None, pattern=SLUG_PATTERN)
+    """A stored prompt (slug) used instead of inline prompts; resolved when a run starts."""
+    prompt_version: int | None = Field(default=None, ge=1, le=2**31 - 1)
     output_schema: dict[str, Any] | None = None
     repair_attempts: int = Field(default=DEFAULT_REPAIR_ATTEMPTS, ge=0, le=5)
     temperature: float | None = Field(default=None, ge=0, le=2)
@@ -133,7 +138,80 @@ class TransformStep(_StepBase):
     expression: str | None = None
 
 
-Step = Annotated[LlmStep | ToolStep | TransformStep, Field(discriminator="type")]
+class ConditionStep(_StepBase):
+    """Evaluates a JMESPath expression over the context and jumps to `then` or `else`.
+
+    Without a target for the chosen side the run goes on with the next step; the steps a
+    jump passes over are recorded `skipped`.
+    """
+
+    type: Literal["condition"]
+    expression: str = Field(min_length=1)
+    then: str | None = None
+    else_: str | None = Field(default=None, alias="else")
+
+
+class ParallelStep(_StepBase):
+    """Runs branches of steps concurrently; output: the branches' last outputs."""
+
+    type: Literal["parallel"]
+    branches: list[list[Step]] | dict[str, list[Step]] = Field(min_length=1, max_length=20)
+    fail_fast: bool = False
+
+    def named_branches(self) -> list[tuple[str, list[Step]]]:
+        """Branches with their names (list branches are named by position)."""
+        if isinstance(self.branches, dict):
+            return list(self.branches.items())
+        return [(str(i), b) for i, b in enumerate(self.branches)]
+
+
+class MapStep(_StepBase):
+    """Runs `steps` for every item of the list at `items`, in child workflows of batches."""
+
+    type: Literal["map"]
+    items: str = Field(min_length=1)
+    steps: list[Step] = Field(min_length=1, max_length=50)
+    concurrency: int = Field(default=10, ge=1, le=500)
+    batch_size: int = Field(default=50, ge=1, le=500)
+
+
+class ApprovalStep(_StepBase):
+    """Waits for a person to approve or reject (an update), with an optional timeout."""
+
+    type: Literal["approval"]
+    message: str | None = None
+    timeout_seconds: float | None = Field(default=None, gt=0, le=30 * 86400)
+    on_timeout: Literal["approve", "reject", "fail"] = "fail"
+    on_reject: Literal["fail", "continue"] = "fail"
+
+
+class WorkflowStep(_StepBase):
+    """Runs another stored workflow as a child run; its mapped inputs are the child's input."""
+
+    type: Literal["workflow"]
+    workflow_slug: str = Field(pattern=SLUG_PATTERN)
+    version: int | None = Field(default=None, ge=1, le=2**31 - 1)
+
+
+Step = Annotated[
+    LlmStep | ToolStep | TransformStep | ConditionStep | ParallelStep | MapStep | ApprovalStep
+    | WorkflowStep,
+    Field(discriminator="type"),
+]
+STEP_TYPES = ("llm", "tool", "transform", "condition", "parallel", "map", "approval", "workflow")
+ParallelStep.model_rebuild()
+MapStep.model_rebuild()
+
+
+def nested_steps(step: Any) -> list[Any]:
+    """Steps that live inside a parallel step's branches, recursively (not a map's)."""
+    if not isinstance(step, ParallelStep):
+        return []
+    found: list[Any] = []
+    for _, branch in step.named_branches():
+        for inner in branch:
+            found += [inner, *nested_steps(inner)]
+    return found
 
 
 class WorkflowDefinition(CamelModel):

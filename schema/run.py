@@ -11,7 +11,8 @@ from schema.base import CamelModel
 from schema.definition import WorkflowDefinition
 
 RunStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
-StepStatus = Literal["pending", "running", "completed", "failed", "cancelled", "reused", "skipped"]
+StepStatus = Literal["pending", "running", "waiting", "completed", "failed", "cancelled", "reused",
+                     "skipped"]
 TERMINAL_RUN_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 
 
@@ -31,6 +32,19 @@ class SeedStep(CamelModel):
     source_record_id: str
     input: Any = None
     output: Any = None
+    status: Literal["completed", "skipped"] = "completed"
+    failed_items: list[int] | None = None
+    """Map steps only: item indexes whose recorded output is not reusable."""
+
+
+class ChildDefinition(CamelModel):
+    """A workflow a `workflow` step runs, resolved when the parent run started."""
+
+    slug: str
+    requested_version: int | None = None
+    version: int
+    workflow_id: str
+    definition: WorkflowDefinition
 
 
 class RunWorkflowInput(CamelModel):
@@ -50,6 +64,11 @@ class RunWorkflowInput(CamelModel):
     seed_steps: list[SeedStep] = Field(default_factory=list)
     mirror: bool = True
     max_cost_usd: float | None = None
+    partial_seeds: list[SeedStep] = Field(default_factory=list)
+    """Steps at or after `fromStepId` with reusable parts (a map's completed items)."""
+    children: list[ChildDefinition] = Field(default_factory=list)
+    parent_run_id: str | None = None
+    parent_step_id: str | None = None
 
 
 class StepRecord(CamelModel):
@@ -80,6 +99,8 @@ class StepRecord(CamelModel):
     model_outputs: list[dict[str, Any]] | None = None
     aggregate_tokens: dict[str, Any] | None = None
     reused_from_record_id: str | None = None
+    parent_step_id: str | None = None
+    map_items: dict[str, Any] | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
 
@@ -102,6 +123,8 @@ class RunRecord(CamelModel):
     trigger_id: str | None = None
     source_run_id: str | None = None
     from_step_id: str | None = None
+    parent_run_id: str | None = None
+    parent_step_id: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
 

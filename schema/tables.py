@@ -92,6 +92,9 @@ class RunRow(SQLModel, table=True):
     # Set by trigger starts (migration 0003); request_hash refuses a reused key with a new body.
     trigger_id: uuid.UUID | None = Field(default=None, index=True)
     request_hash: str | None = Field(default=None, max_length=64)
+    # Child runs of `workflow` steps (migration 0005): the parent run and its step.
+    parent_run_id: uuid.UUID | None = Field(default=None, index=True)
+    parent_step_id: str | None = Field(default=None, max_length=64)
     started_at: datetime | None = _ts()
     finished_at: datetime | None = _ts()
     created_at: datetime = Field(
@@ -132,6 +135,9 @@ class StepRow(SQLModel, table=True):
     model_outputs: list[dict[str, Any]] | None = _json()
     aggregate_tokens: dict[str, Any] | None = _json()
     reused_from_record_id: uuid.UUID | None = None
+    # Migration 0005: the parallel step an inner step ran in; a map step's item summary.
+    parent_step_id: str | None = Field(default=None, max_length=64)
+    map_items: dict[str, Any] | None = _json()
     started_at: datetime | None = _ts()
     finished_at: datetime | None = _ts()
     duration_ms: float | None = None
@@ -212,5 +218,42 @@ class WebhookSeenIdRow(SQLModel, table=True):
     trigger_id: uuid.UUID = Field(foreign_key="triggers.id", ondelete="CASCADE")
     webhook_id: str = Field(max_length=200)
     seen_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+class PromptRow(SQLModel, table=True):
+    """A stored prompt (seed 003 PROMPT); its texts live in immutable versions."""
+
+    __tablename__ = "prompts"
+    __table_args__ = (UniqueConstraint("environment", "slug", name="uq_prompts_env_slug"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    environment: str = Field(max_length=32, index=True)
+    slug: str = Field(max_length=64)
+    name: str = Field(max_length=200)
+    description: str | None = None
+    current_version: int = 1
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+    updated_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+class PromptVersionRow(SQLModel, table=True):
+    """One immutable version of a stored prompt's texts."""
+
+    __tablename__ = "prompt_versions"
+    __table_args__ = (UniqueConstraint("prompt_id", "version", name="uq_prompt_versions"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    environment: str = Field(max_length=32, index=True)
+    prompt_id: uuid.UUID = Field(foreign_key="prompts.id", ondelete="CASCADE")
+    version: int
+    prompt_system: str | None = None
+    prompt_user: str
+    created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )

@@ -39,6 +39,8 @@ def resolve_path(context: dict[str, Any], path: str) -> Any:
     parts = path.split(".")
     if not path or parts[0] not in CONTEXT_ROOTS:
         raise MappingError(path, f"must start with one of {', '.join(CONTEXT_ROOTS)}")
+    if _reads_skipped(context, parts):
+        return None
     value: Any = context
     walked: list[str] = []
     for part in parts:
@@ -52,6 +54,17 @@ def resolve_path(context: dict[str, Any], path: str) -> Any:
         else:
             raise MappingError(path, f"'{'.'.join(walked)}' is not present")
     return value
+
+
+def _reads_skipped(context: dict[str, Any], parts: list[str]) -> bool:
+    # A skipped step (when guard, condition jump) has no output: anything read through it is
+    # null, so a step after a branch can map the outputs of either side.
+    if len(parts) < 2 or parts[0] not in ("steps", "inputs", "outputs"):
+        return False
+    if parts[0] == "steps" and len(parts) >= 3 and parts[2] == "status":
+        return False
+    entry = context.get("steps", {}).get(parts[1])
+    return isinstance(entry, dict) and entry.get("status") == "skipped"
 
 
 def resolve_mapping(context: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:

@@ -90,7 +90,7 @@ def render_requests(step: LlmStep, run_id: str, mapped: dict[str, Any],
     """One rendered request per model; the rendered text is what the Temporal UI shows."""
     system = _render("promptSystem", step.prompt_system, mapped, context) \
         if step.prompt_system else None
-    user = _render("promptUser", step.prompt_user, mapped, context)
+    user = _render("promptUser", step.prompt_user or "", mapped, context)
     requests = []
     for target in step.targets():
         provider, model = resolve_model(target.model, target.provider)
@@ -171,7 +171,11 @@ async def run_llm_step(step: LlmStep, run_id: str, mapped: dict[str, Any],
             spent = sum(c.cost or 0.0 for c in calls)
             calls.append(await _call(step, request, None if budget is None else budget - spent,
                                      max_attempts))
-    return _combine(step, calls, {"system": requests[0].system, "user": requests[0].user})
+    rendered: dict[str, Any] = {"system": requests[0].system, "user": requests[0].user}
+    if step.prompt_id is not None:
+        # Which stored prompt version the run used (resolved into the snapshot at start).
+        rendered["promptRef"] = {"id": step.prompt_id, "version": step.prompt_version}
+    return _combine(step, calls, rendered)
 
 
 def _combine(step: LlmStep, calls: list[_ModelCall], rendered: dict[str, Any]) -> StepOutcome:

@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from schema.run import StepError
+
 
 @dataclass
 class StepOutcome:
@@ -25,3 +30,18 @@ class StepOutcome:
     repairs: list[dict[str, Any]] | None = None
     model_outputs: list[dict[str, Any]] | None = None
     aggregate_tokens: dict[str, Any] | None = None
+    map_items: dict[str, Any] | None = None
+    jump: str | None = None
+    """A condition's chosen target: the steps before it are skipped."""
+    rolls_up: bool = False
+    """The cost is the sum of work recorded elsewhere (map items, a child run): add it to the
+    run's total even when unknown (None)."""
+
+
+class OutcomeFailed(Exception):
+    """A step kind failed; ``partial`` (when given) is still recorded on the step."""
+
+    def __init__(self, error: StepError, partial: StepOutcome | None = None) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.partial = partial

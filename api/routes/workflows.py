@@ -17,7 +17,8 @@ from api.launcher import StartRequest, start_run, wait_for
 from api.presenters import run_public, workflow_public
 from api.rerun import plan_from_run_request
 from api.state import AppState
-from promptpilot.validation import parse_definition
+from promptpilot.references import References
+from promptpilot.validation import DefinitionInvalid, parse_definition
 from schema.api import (
     RunEnvelope,
     RunListEnvelope,
@@ -57,6 +58,14 @@ def _parse(state: AppState, raw: dict[str, Any]) -> WorkflowDefinition:
                             multi_model=state.settings.workflow.multi_model)
 
 
+async def check_references(state: AppState, environment: str,
+                           definition: WorkflowDefinition) -> None:
+    """422 when a stored prompt or child workflow the definition names is missing."""
+    problems = await References(state.store, environment).check(definition)
+    if problems:
+        raise DefinitionInvalid(problems)
+
+
 async def load_workflow(state: AppState, environment: str,
                         slug: str) -> tuple[WorkflowRow, WorkflowVersionRow]:
     """A workflow and its current version, or a 404."""
@@ -83,6 +92,7 @@ async def create_workflow(state: StateDep, key: CurrentKey,
     definition = _parse(state, body)
     if definition.id in RESERVED_SLUGS:
         raise ApiError(422, "validation_error", f"'{definition.id}' is a reserved slug")
+    await check_references(state, key.environment, definition)
     row, version = await state.store.create_workflow(key.environment, definition)
     return WorkflowEnvelope(workflow=workflow_public(
         row, version.definition, _credential_warnings(state, definition)))
@@ -104,6 +114,7 @@ async def update_workflow(slug: str, state: StateDep, key: CurrentKey,
     if definition.id != slug:
         raise ApiError(422, "validation_error", f"definition id '{definition.id}' does not "
                        f"match the workflow slug '{slug}'")
+    await check_references(state, key.environment, definition)
     version = await state.store.update_workflow(row, definition)
     row.current_version = version.version
     return WorkflowEnvelope(workflow=workflow_public(

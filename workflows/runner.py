@@ -1,0 +1,292 @@
+"""The step lifecycle shared by the interpreter and map batches. Deterministic.
+
+A ``StepRunner`` walks a sequence of steps: it reuses seeded steps, skips steps whose
+``when`` guard is falsy or that a condition jumped over, and runs the rest through the
+handler of their kind, recording every transition (into the mirror when it is on).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutError
+
+with workflow.unsafe.imports_passed_through():
+    from schema.control import ApprovalDecision
+    from schema.definition import LlmStep, MapStep, WorkflowStep, nested_steps
+    from schema.errors import ErrorType
+    from schema.run import ChildDefinition, SeedStep, StepError, StepRecord, StepStatus
+
+from workflows import approval, child, control, map_step, parallel
+from workflows.context import MappingError, record_step, resolve_mapping
+from workflows.llm_step import LlmStepFailed
+from workflows.options import step_options
+from workflows.outcome import OutcomeFailed, StepOutcome
+from workflows.steps import run_step
+from workflows.templates import TemplateError
+
+# Mirror writes are local activities: cheap, retried without limit (Postgres may be down
+# for a while), and idempotent upserts keyed by run id and step id.
+MIRROR_TIMEOUT = timedelta(seconds=15)
+MIRROR_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200),
+                           maximum_interval=timedelta(seconds=5))
+
+Handler = Callable[["StepRunner", Any, dict[str, Any], dict[str, Any], StepRecord],
+                   Awaitable[StepOutcome]]
+HANDLERS: dict[str, Handler] = {
+    "condition": control.run_condition,
+    "parallel": parallel.run_parallel,
+    "map": map_step.run_map,
+    "approval": approval.run_approval,
+    "workflow": child.run_child,
+}
+
+
+class StepFailed(Exception):
+    """Raised inside the interpreter when a step ends in failure."""
+
+    def __init__(self, error: StepError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def step_error(exc: BaseException) -> StepError:
+    """Name a failure the way the mirror and the API show it."""
+    cause = exc.cause if isinstance(exc, ActivityError) and exc.cause else exc
+    if isinstance(cause, ApplicationError):
+        return StepError(type=cause.type or ErrorType.INTERNAL, message=cause.message,
+                         retryable=not cause.non_retryable)
+    if isinstance(cause, TimeoutError):
+        return StepError(type="step_timeout", message=f"step timed out ({cause.type})")
+    if isinstance(cause, MappingError):
+        return StepError(type=ErrorType.MAPPING, message=str(cause))
+    if isinstance(cause, TemplateError):
+        return StepError(type=ErrorType.TEMPLATE, message=str(cause))
+    return StepError(type=ErrorType.INTERNAL, message=str(cause) or type(cause).__name__)
+
+
+def _attempts_of(exc: BaseException, max_attempts: int) -> int:
+    if isinstance(exc, ActivityError):
+        # The attempt number the activity itself reported is exact; the policy is a fallback.
+        cause = exc.cause
+        if isinstance(cause, ApplicationError) and cause.details:
+            detail = cause.details[0]
+            if isinstance(detail, dict) and isinstance(detail.get("attempt"), int):
+                return int(detail["attempt"])
+        if exc.retry_state is not None and exc.retry_state.name == "MAXIMUM_ATTEMPTS_REACHED":
+            return max_attempts
+        return 1
+    return 0
+
+
+@dataclass
+class RunScope:
+    """What the steps of one run (or one map batch) share."""
+
+    run_id: str
+    environment: str
+    id_prefix: str
+    """Prefix of the ids of child workflows started from here: unique per scope."""
+    mirror: bool = True
+    mirror_runs: bool = True
+    approvals: bool = True
+    max_cost_usd: float | None = None
+    children: list[ChildDefinition] = field(default_factory=list)
+    seeds: dict[str, SeedStep] = field(default_factory=dict)
+    partial_seeds: dict[str, SeedStep] = field(default_factory=dict)
+
+
+class StepRunner:
+    """Runs steps and keeps their records, the run's cost and pending approvals."""
+
+    def __init__(self, scope: RunScope) -> None:
+        self.scope = scope
+        self.steps: dict[str, StepRecord] = {}
+        self.cost: float | None = 0.0
+        self.current: str | None = None
+        self.waiting: dict[str, str] = {}
+        self.decisions: dict[str, ApprovalDecision] = {}
+
+    async def run_sequence(self, steps: list[Any], context: dict[str, Any], *,
+                           index: int | None = None, parent: str | None = None,
+                           start: int = 0) -> Any:
+        """Run steps in order; returns the output of the last step that ran."""
+        output: Any = None
+        jump: tuple[str, str] | None = None  # (target, condition step id)
+        for position, step in enumerate(steps):
+            at = position if index is None else index
+            if position < start:
+                output = await self.reuse(at, step, context, parent)
+                # A reused condition keeps its decision: the rerun follows the same path.
+                if step.type == "condition" and isinstance(output, dict) and output.get("next"):
+                    jump = (str(output["next"]), step.id)
+                continue
+            if jump is not None:
+                if step.id != jump[0]:
+                    await self.skip(at, step, context, parent, f"jumped over by {jump[1]}")
+                    continue
+                jump = None
+            if step.when is not None and not await self._guard(at, step, context, parent):
+                continue
+            outcome = await self.execute(at, step, context, parent)
+            output = outcome.output
+            if outcome.jump is not None:
+                jump = (outcome.jump, step.id)
+        return output
+
+    async def _guard(self, at: int, step: Any, context: dict[str, Any],
+                     parent: str | None) -> bool:
+        try:
+            passed = control.truthy(control.evaluate(step.when, context))
+        except control.ExpressionError as exc:
+            error = StepError(type="expression_error", message=f"when: {exc}")
+            record = self._record(at, step, parent, "failed")
+            record.finished_at = record.started_at
+            await self.finish(record, "failed", error=error)
+            raise StepFailed(error) from None
+        if not passed:
+            await self.skip(at, step, context, parent, f"when guard {step.when!r} was falsy")
+        return passed
+
+    def _record(self, at: int, step: Any, parent: str | None, status: StepStatus) -> StepRecord:
+        return StepRecord(run_id=self.scope.run_id, environment=self.scope.environment,
+                          step_id=step.id, step_index=at, name=step.name, type=step.type,
+                          status=status, started_at=workflow.now(), parent_step_id=parent)
+
+    async def execute(self, at: int, step: Any, context: dict[str, Any],
+                      parent: str | None = None) -> StepOutcome:
+        """One step: map its inputs, run its kind, record the result."""
+        self.current = step.id
+        record = self._record(at, step, parent, "running")
+        try:
+            mapped = resolve_mapping(context, step.input_mapping)
+        except MappingError as exc:
+            await self.finish(record, "failed", error=step_error(exc))
+            raise StepFailed(step_error(exc)) from None
+        record.input = mapped
+        await self.mirror_step(record)
+        try:
+            handler = HANDLERS.get(step.type)
+            if handler is not None:
+                outcome = await handler(self, step, mapped, context, record)
+            else:
+                outcome = await run_step(step, self.scope.run_id, mapped, context,
+                                         self.budget())
+        except (LlmStepFailed, OutcomeFailed) as failed:
+            # What the failed work spent still counts: tokens, cost, attempts, repairs.
+            await self.finish(record, "failed", outcome=failed.partial, error=failed.error)
+            if failed.partial is not None and (isinstance(failed, LlmStepFailed)
+                                               or failed.partial.rolls_up):
+                self.add_cost(failed.partial.cost)
+            raise StepFailed(failed.error) from None
+        except (ActivityError, TemplateError) as exc:
+            if isinstance(exc, ActivityError) and isinstance(exc.cause, CancelledError):
+                # The run itself was cancelled (the only way an activity is): let run()
+                # mark it cancelled rather than failed.
+                raise asyncio.CancelledError from exc
+            error = step_error(exc)
+            attempts = 0
+            if isinstance(exc, ActivityError):
+                attempts = _attempts_of(exc, step_options(step).retry_policy.maximum_attempts)
+            await self.finish(record, "failed", error=error, attempts=attempts)
+            raise StepFailed(error) from None
+        await self.finish(record, "completed", outcome=outcome)
+        record_step(context, step.id, mapped, outcome.output, "completed")
+        if isinstance(step, LlmStep | MapStep | WorkflowStep) or outcome.rolls_up \
+                or outcome.cost is not None:
+            self.add_cost(outcome.cost)
+        return outcome
+
+    async def reuse(self, at: int, step: Any, context: dict[str, Any],
+                    parent: str | None = None) -> Any:
+        """Record a seeded step (and a parallel step's seeded inner steps) as reused."""
+        seed = self.scope.seeds[step.id]
+        now = workflow.now()
+        status: StepStatus = "skipped" if seed.status == "skipped" else "reused"
+        record = StepRecord(run_id=self.scope.run_id, environment=self.scope.environment,
+                            step_id=step.id, step_index=at, name=step.name, type=step.type,
+                            status=status, input=seed.input, output=seed.output, cost=0.0,
+                            reused_from_record_id=seed.source_record_id,
+                            parent_step_id=parent, started_at=now, finished_at=now)
+        await self.mirror_step(record)
+        record_step(context, step.id, seed.input, seed.output, seed.status)
+        for inner in nested_steps(step):
+            if inner.id in self.scope.seeds:
+                await self.reuse(at, inner, context, step.id)
+        return seed.output
+
+    async def skip(self, at: int, step: Any, context: dict[str, Any], parent: str | None,
+                   reason: str) -> None:
+        """Record a step that does not run; later steps read its output as null."""
+        record = self._record(at, step, parent, "skipped")
+        record.finished_at = record.started_at
+        record.rendered = {"skipReason": reason}
+        record.cost = 0.0
+        await self.mirror_step(record)
+        record_step(context, step.id, None, None, "skipped")
+        for inner in nested_steps(step):
+            await self.skip(at, inner, context, step.id, f"inside skipped step {step.id}")
+
+    async def finish(self, record: StepRecord, status: StepStatus, *,
+                     outcome: StepOutcome | None = None, error: StepError | None = None,
+                     attempts: int | None = None) -> None:
+        """Close a step record and mirror it."""
+        record.status = status
+        record.finished_at = workflow.now()
+        record.error = error
+        if outcome is not None:
+            record.output = outcome.output
+            record.attempts = outcome.attempts
+            record.tokens_in = outcome.tokens_in
+            record.tokens_out = outcome.tokens_out
+            record.cached_tokens = outcome.cached_tokens
+            record.cost = outcome.cost
+            record.model = outcome.model
+            record.provider = outcome.provider
+            record.rendered = outcome.rendered if outcome.rendered is not None \
+                else record.rendered
+            record.tool_trace = outcome.tool_trace
+            record.warnings = outcome.warnings
+            record.attempt_log = outcome.attempt_log
+            record.repairs = outcome.repairs
+            record.model_outputs = outcome.model_outputs
+            record.aggregate_tokens = outcome.aggregate_tokens
+            record.map_items = outcome.map_items
+        elif attempts is not None:
+            record.attempts = attempts
+        await self.mirror_step(record)
+
+    def budget(self) -> float | None:
+        """What the run may still spend, or None without a budget."""
+        if self.scope.max_cost_usd is None:
+            return None
+        return self.scope.max_cost_usd - self.spent()
+
+    def spent(self) -> float:
+        """Known spend so far (budgets count what is known; unpriced calls only warn)."""
+        return sum(r.cost or 0.0 for r in self.steps.values())
+
+    def add_cost(self, cost: float | None) -> None:
+        """Add to the run's total; an unknown price makes it unknown, never a silent zero."""
+        self.cost = None if cost is None or self.cost is None else self.cost + cost
+
+    def tokens(self) -> tuple[int, int]:
+        """Tokens in and out over every recorded step."""
+        records = self.steps.values()
+        return sum(r.tokens_in for r in records), sum(r.tokens_out for r in records)
+
+    async def mirror_step(self, record: StepRecord) -> None:
+        """Keep the record, and upsert it into the mirror when the mirror is on."""
+        self.steps[record.step_id] = record
+        if not self.scope.mirror:
+            return
+        await workflow.execute_local_activity(
+            "mirror_step", record, start_to_close_timeout=MIRROR_TIMEOUT,
+            retry_policy=MIRROR_RETRY, summary=f"mirror {record.step_id} {record.status}",
+        )
