@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import SQLModel, col
 
+from promptpilot.upsert import upsert_and_notify
 from schema.definition import WorkflowDefinition
 from schema.run import RunRecord, StepRecord
 from schema.tables import RunRow, StepRow, WorkflowRow, WorkflowVersionRow, utcnow
@@ -23,7 +22,6 @@ TERMINAL_RUN = ("completed", "failed", "cancelled")
 # Every mirror write that changes a row also NOTIFYs this channel in its own transaction, so
 # live subscribers (the run events stream) hear of it exactly when it is committed.
 RUN_EVENTS_CHANNEL = "promptpilot_run_events"
-_NOTIFY = text("select pg_notify(:channel, :payload)")
 
 
 class Conflict(Exception):
@@ -169,16 +167,12 @@ class Store:
             "parent_step_id": record.parent_step_id,
         }
         table = SQLModel.metadata.tables[RunRow.__tablename__]
-        statement = insert(table).values(id=uuid.UUID(record.run_id), created_at=utcnow(),
-                                         **values)
-        statement = statement.on_conflict_do_update(
-            index_elements=[table.c.id], set_=values,
-            # A late or retried "running" write never undoes a finished run.
-            where=table.c.status.notin_(TERMINAL_RUN) | statement.excluded.status.in_(TERMINAL_RUN),
-        )
+        # A late or retried "running" write never undoes a finished run (the upsert's guard).
+        row = {"id": uuid.UUID(record.run_id), "created_at": utcnow(), **values}
         event = {"kind": "run", "runId": record.run_id, "status": record.status,
                  "actualCost": record.actual_cost}
-        await self._write_and_notify(statement.returning(table.c.id), event)
+        await upsert_and_notify(self.engine, table, row, ("id",), TERMINAL_RUN,
+                                RUN_EVENTS_CHANNEL, event)
 
     async def upsert_step(self, record: StepRecord) -> None:
         """Idempotent write of one step, keyed by (run id, step id)."""
@@ -205,29 +199,16 @@ class Store:
             "duration_ms": duration, "updated_at": utcnow(),
         }
         table = SQLModel.metadata.tables[StepRow.__tablename__]
-        statement = insert(table).values(
-            id=step_record_id(record.run_id, record.step_id),
-            run_id=uuid.UUID(record.run_id), step_id=record.step_id, **values,
-        )
-        statement = statement.on_conflict_do_update(
-            index_elements=[table.c.run_id, table.c.step_id], set_=values,
-            where=table.c.status.notin_(TERMINAL_STEP)
-            | statement.excluded.status.in_(TERMINAL_STEP),
-        )
+        row = {"id": step_record_id(record.run_id, record.step_id),
+               "run_id": uuid.UUID(record.run_id), "step_id": record.step_id, **values}
         event = {"kind": "step", "runId": record.run_id, "stepId": record.step_id,
                  "stepIndex": record.step_index, "status": record.status,
                  "attempts": record.attempts, "tokensIn": record.tokens_in,
                  "tokensOut": record.tokens_out, "cost": record.cost,
                  # NOTIFY payloads must stay under 8000 bytes: long messages are cut.
                  "error": record.error.message[:500] if record.error else None}
-        await self._write_and_notify(statement.returning(table.c.id), event)
-
-    async def _write_and_notify(self, statement: Any, event: dict[str, Any]) -> None:
-        async with self.engine.begin() as connection:
-            # A write the WHERE guard skipped (a late retry) changed nothing: no event.
-            if (await connection.execute(statement)).first() is not None:
-                await connection.execute(_NOTIFY, {"channel": RUN_EVENTS_CHANNEL,
-                                                   "payload": json.dumps(event)})
+        await upsert_and_notify(self.engine, table, row, ("run_id", "step_id"),
+                                TERMINAL_STEP, RUN_EVENTS_CHANNEL, event)
 
     async def get_run(self, environment: str, run_id: uuid.UUID) -> RunRow | None:
         """A run of this environment."""

@@ -34,7 +34,8 @@ async def _version(state: AppState, workflow: WorkflowRow, number: int,
 async def diff_versions(
     slug: str, state: StateDep, key: CurrentKey,
     from_: Annotated[int, Query(alias="from", ge=1, le=2**31 - 1, description="older version")],
-    to: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="newer version (default current)")]
+    to: Annotated[int | None,
+                  Query(ge=1, le=2**31 - 1, description="newer version (default current)")]
     = None,
 ) -> VersionDiffEnvelope:
     """Per-step changes from one version to another, as JSON pointers into `to`."""
