@@ -44,6 +44,7 @@ class WorkerParts:
             transform,
             self.triggers.mirror_run,
             self.mirror.mirror_step,
+            self.mirror.mirror_steps,
             self.triggers.resolve_triggered_start,
         ]
 

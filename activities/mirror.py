@@ -5,7 +5,7 @@ from __future__ import annotations
 from temporalio import activity
 
 from promptpilot.store import Store
-from schema.run import RunRecord, StepRecord
+from schema.run import RunRecord, StepRecord, StepRecords
 
 
 class MirrorActivities:
@@ -23,3 +23,9 @@ class MirrorActivities:
     async def mirror_step(self, record: StepRecord) -> None:
         """Upsert one step row (keyed by run id and step id: retries never duplicate)."""
         await self._store.upsert_step(record)
+
+    @activity.defn(name="mirror_steps")
+    async def mirror_steps(self, batch: StepRecords) -> None:
+        """Upsert several step rows, in order (each idempotent on its own)."""
+        for record in batch.records:
+            await self._store.upsert_step(record)

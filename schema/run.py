@@ -105,6 +105,12 @@ class StepRecord(CamelModel):
     finished_at: datetime | None = None
 
 
+class StepRecords(CamelModel):
+    """Several step records written in one mirror call, in order."""
+
+    records: list[StepRecord]
+
+
 class RunRecord(CamelModel):
     """The run row the mirror upserts at start and at the end of a run."""
 

@@ -137,6 +137,7 @@ class InterpreterWorkflow:
         if not run.mirror:
             return
         assert self._runner is not None
+        await self._runner.flush()  # steps land before the run's own state
         finished = workflow.now() if status in ("completed", "failed", "cancelled") else None
         tokens_in, tokens_out = self._runner.tokens()
         await workflow.execute_local_activity(

@@ -21,7 +21,14 @@ with workflow.unsafe.imports_passed_through():
     from schema.control import ApprovalDecision
     from schema.definition import LlmStep, MapStep, WorkflowStep, nested_steps
     from schema.errors import ErrorType
-    from schema.run import ChildDefinition, SeedStep, StepError, StepRecord, StepStatus
+    from schema.run import (
+        ChildDefinition,
+        SeedStep,
+        StepError,
+        StepRecord,
+        StepRecords,
+        StepStatus,
+    )
 
 from workflows import approval, child, control, map_step, parallel
 from workflows.context import MappingError, record_step, resolve_mapping
@@ -36,6 +43,9 @@ from workflows.templates import TemplateError
 MIRROR_TIMEOUT = timedelta(seconds=15)
 MIRROR_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200),
                            maximum_interval=timedelta(seconds=5))
+
+MIRROR_BATCH_PATCH = "mirror-batched-step-writes"
+_BUFFERED: frozenset[str] = frozenset({"completed", "reused", "skipped"})
 
 Handler = Callable[["StepRunner", Any, dict[str, Any], dict[str, Any], StepRecord],
                    Awaitable[StepOutcome]]
@@ -112,6 +122,11 @@ class StepRunner:
         self.current: str | None = None
         self.waiting: dict[str, str] = {}
         self.decisions: dict[str, ApprovalDecision] = {}
+        # Finished steps wait here and travel with the next write (usually the next step's
+        # "running"): one mirror local activity per step instead of two. Runs recorded before
+        # this change replay the unbatched path.
+        self.batched = scope.mirror and workflow.patched(MIRROR_BATCH_PATCH)
+        self.pending: list[StepRecord] = []
 
     async def run_sequence(self, steps: list[Any], context: dict[str, Any], *,
                            index: int | None = None, parent: str | None = None,
@@ -286,7 +301,23 @@ class StepRunner:
         self.steps[record.step_id] = record
         if not self.scope.mirror:
             return
+        if self.batched and record.status in _BUFFERED:
+            self.pending.append(record)
+            return
+        await self.flush(record)
+
+    async def flush(self, record: StepRecord | None = None) -> None:
+        """Write buffered step records (and `record`) in one local activity."""
+        records, self.pending = [*self.pending, *([record] if record else [])], []
+        if not records:
+            return
+        if len(records) == 1:
+            await workflow.execute_local_activity(
+                "mirror_step", records[0], start_to_close_timeout=MIRROR_TIMEOUT,
+                retry_policy=MIRROR_RETRY,
+                summary=f"mirror {records[0].step_id} {records[0].status}")
+            return
         await workflow.execute_local_activity(
-            "mirror_step", record, start_to_close_timeout=MIRROR_TIMEOUT,
-            retry_policy=MIRROR_RETRY, summary=f"mirror {record.step_id} {record.status}",
-        )
+            "mirror_steps", StepRecords(records=records), start_to_close_timeout=MIRROR_TIMEOUT,
+            retry_policy=MIRROR_RETRY,
+            summary="mirror " + ", ".join(f"{r.step_id} {r.status}" for r in records))
