@@ -82,6 +82,10 @@ def step_error(exc: BaseException) -> StepError:
 
 
 def _attempts_of(exc: BaseException, max_attempts: int) -> int:
+    if isinstance(exc, ApplicationError):
+        detail = exc.details[0] if exc.details else None
+        attempt = detail.get("attempt") if isinstance(detail, dict) else None
+        return attempt if isinstance(attempt, int) else 1
     if isinstance(exc, ActivityError):
         # The attempt number the activity itself reported is exact; the policy is a fallback.
         cause = exc.cause
@@ -200,14 +204,15 @@ class StepRunner:
                                                or failed.partial.rolls_up):
                 self.add_cost(failed.partial.cost)
             raise StepFailed(failed.error) from None
-        except (ActivityError, TemplateError) as exc:
+        except (ActivityError, ApplicationError, TemplateError) as exc:
+            # A local activity's failure arrives as its ApplicationError, not an ActivityError.
             if isinstance(exc, ActivityError) and isinstance(exc.cause, CancelledError):
                 # The run itself was cancelled (the only way an activity is): let run()
                 # mark it cancelled rather than failed.
                 raise asyncio.CancelledError from exc
             error = step_error(exc)
             attempts = 0
-            if isinstance(exc, ActivityError):
+            if isinstance(exc, ActivityError | ApplicationError):
                 attempts = _attempts_of(exc, step_options(step).retry_policy.maximum_attempts)
             await self.finish(record, "failed", error=error, attempts=attempts)
             raise StepFailed(error) from None

@@ -19,7 +19,9 @@ from workflows.llm_step import run_llm_step
 from workflows.options import step_options
 from workflows.outcome import StepOutcome
 
-__all__ = ["StepOutcome", "run_step"]
+__all__ = ["TRANSFORM_LOCAL_PATCH", "StepOutcome", "run_step"]
+
+TRANSFORM_LOCAL_PATCH = "transform-as-local-activity"
 
 
 async def run_step(
@@ -52,13 +54,19 @@ async def run_step(
             attempts=tool.attempt,
             tool_trace=[tool.trace.model_dump(mode="json")],
         )
-    transformed: TransformResult = await workflow.execute_activity(
-        opts.activity,
-        TransformRequest(run_id=run_id, step_id=step.id, input=mapped,
-                         expression=step.expression),
-        result_type=TransformResult,
-        start_to_close_timeout=opts.start_to_close,
-        retry_policy=opts.retry_policy,
-        summary=opts.summary,
-    )
+    request = TransformRequest(run_id=run_id, step_id=step.id, input=mapped,
+                               expression=step.expression)
+    transformed: TransformResult
+    if workflow.patched(TRANSFORM_LOCAL_PATCH):
+        # A transform is pure and quick: as a local activity it needs no round trip through
+        # the server and no workflow task of its own. Runs recorded before replay the old path.
+        transformed = await workflow.execute_local_activity(
+            opts.activity, request, result_type=TransformResult,
+            start_to_close_timeout=opts.start_to_close, retry_policy=opts.retry_policy,
+            summary=opts.summary)
+    else:
+        transformed = await workflow.execute_activity(
+            opts.activity, request, result_type=TransformResult,
+            start_to_close_timeout=opts.start_to_close, retry_policy=opts.retry_policy,
+            summary=opts.summary)
     return StepOutcome(output=transformed.output, attempts=transformed.attempt)
