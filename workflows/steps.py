@@ -19,9 +19,7 @@ from workflows.llm_step import run_llm_step
 from workflows.options import step_options
 from workflows.outcome import StepOutcome
 
-__all__ = ["TRANSFORM_LOCAL_PATCH", "StepOutcome", "run_step"]
-
-TRANSFORM_LOCAL_PATCH = "transform-as-local-activity"
+__all__ = ["StepOutcome", "run_step"]
 
 
 async def run_step(
@@ -56,17 +54,10 @@ async def run_step(
         )
     request = TransformRequest(run_id=run_id, step_id=step.id, input=mapped,
                                expression=step.expression)
-    transformed: TransformResult
-    if workflow.patched(TRANSFORM_LOCAL_PATCH):
-        # A transform is pure and quick: as a local activity it needs no round trip through
-        # the server and no workflow task of its own. Runs recorded before replay the old path.
-        transformed = await workflow.execute_local_activity(
-            opts.activity, request, result_type=TransformResult,
-            start_to_close_timeout=opts.start_to_close, retry_policy=opts.retry_policy,
-            summary=opts.summary)
-    else:
-        transformed = await workflow.execute_activity(
-            opts.activity, request, result_type=TransformResult,
-            start_to_close_timeout=opts.start_to_close, retry_policy=opts.retry_policy,
-            summary=opts.summary)
+    # Tried as a local activity: fewer history events, but a chain of local activities runs
+    # inside one long workflow task, where workflow.now() stands still and step timings lie.
+    transformed: TransformResult = await workflow.execute_activity(
+        opts.activity, request, result_type=TransformResult,
+        start_to_close_timeout=opts.start_to_close, retry_policy=opts.retry_policy,
+        summary=opts.summary)
     return StepOutcome(output=transformed.output, attempts=transformed.attempt)
