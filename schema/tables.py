@@ -23,6 +23,12 @@ def _ts(nullable: bool = True) -> Any:
     return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=nullable))
 
 
+def _stamp() -> Any:
+    """A timestamp set when the row is made (created_at, updated_at, received_at...)."""
+    return Field(default_factory=utcnow,
+                 sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
 def _json() -> Any:
     return Field(default=None, sa_column=Column(JSONB(none_as_null=True), nullable=True))
 
@@ -39,12 +45,8 @@ class WorkflowRow(SQLModel, table=True):
     name: str = Field(max_length=200)
     description: str | None = None
     current_version: int = 1
-    created_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
-    )
-    updated_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
-    )
+    created_at: datetime = _stamp()
+    updated_at: datetime = _stamp()
 
 
 class WorkflowVersionRow(SQLModel, table=True):
@@ -58,9 +60,7 @@ class WorkflowVersionRow(SQLModel, table=True):
     workflow_id: uuid.UUID = Field(foreign_key="workflows.id", ondelete="CASCADE")
     version: int
     definition: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
-    created_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
-    )
+    created_at: datetime = _stamp()
 
 
 class RunRow(SQLModel, table=True):
@@ -70,6 +70,7 @@ class RunRow(SQLModel, table=True):
     __table_args__ = (
         Index("ix_runs_env_workflow_created", "environment", "workflow_id", "created_at"),
         Index("ix_runs_env_created", "environment", "created_at"),
+        Index("ix_runs_source_run", "source_run_id"),
         UniqueConstraint("environment", "idempotency_key", name="uq_runs_env_idempotency"),
     )
 
@@ -97,9 +98,7 @@ class RunRow(SQLModel, table=True):
     parent_step_id: str | None = Field(default=None, max_length=64)
     started_at: datetime | None = _ts()
     finished_at: datetime | None = _ts()
-    created_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
-    )
+    created_at: datetime = _stamp()
 
 
 class StepRow(SQLModel, table=True):
@@ -141,9 +140,7 @@ class StepRow(SQLModel, table=True):
     started_at: datetime | None = _ts()
     finished_at: datetime | None = _ts()
     duration_ms: float | None = None
-    updated_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
-    )
+    updated_at: datetime = _stamp()
 
 
 class ApiKeyRow(SQLModel, table=True):
@@ -156,9 +153,7 @@ class ApiKeyRow(SQLModel, table=True):
     name: str = Field(max_length=100)
     prefix: str = Field(max_length=16)
     key_hash: str = Field(max_length=64, unique=True)
-    created_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
-    )
+    created_at: datetime = _stamp()
     last_used_at: datetime | None = _ts()
     revoked_at: datetime | None = _ts()
 
@@ -182,12 +177,8 @@ class TriggerRow(SQLModel, table=True):
     # HMAC secret itself, which verification needs (see promptpilot/webhook_signatures.py).
     api_key_hash: str | None = Field(default=None, max_length=64, unique=True)
     webhook_secret: str | None = Field(default=None, max_length=100)
-    created_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
-    )
-    updated_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
-    )
+    created_at: datetime = _stamp()
+    updated_at: datetime = _stamp()
 
 
 class WebhookDeliveryRow(SQLModel, table=True):
@@ -202,9 +193,7 @@ class WebhookDeliveryRow(SQLModel, table=True):
     verified: bool
     reason: str | None = Field(default=None, max_length=200)
     run_id: uuid.UUID | None = None
-    received_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
-    )
+    received_at: datetime = _stamp()
 
 
 class WebhookSeenIdRow(SQLModel, table=True):
@@ -217,9 +206,7 @@ class WebhookSeenIdRow(SQLModel, table=True):
     environment: str = Field(max_length=32, index=True)
     trigger_id: uuid.UUID = Field(foreign_key="triggers.id", ondelete="CASCADE")
     webhook_id: str = Field(max_length=200)
-    seen_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
-    )
+    seen_at: datetime = _stamp()
 
 
 class PromptRow(SQLModel, table=True):
@@ -234,12 +221,8 @@ class PromptRow(SQLModel, table=True):
     name: str = Field(max_length=200)
     description: str | None = None
     current_version: int = 1
-    created_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
-    )
-    updated_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
-    )
+    created_at: datetime = _stamp()
+    updated_at: datetime = _stamp()
 
 
 class PromptVersionRow(SQLModel, table=True):
@@ -254,6 +237,4 @@ class PromptVersionRow(SQLModel, table=True):
     version: int
     prompt_system: str | None = None
     prompt_user: str
-    created_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
-    )
+    created_at: datetime = _stamp()
