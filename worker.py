@@ -16,7 +16,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.llm import LlmActivities
 from activities.mirror import MirrorActivities
 from activities.tools import ToolActivities
-from activities.transform import transform
+from activities.transform import TransformActivities, transform
 from activities.triggers import TriggerActivities
 from promptpilot.store import Store
 from workflows.interpreter import InterpreterWorkflow
@@ -33,6 +33,7 @@ class WorkerParts:
         self.llm = LlmActivities(settings)
         self.tools = ToolActivities(settings)
         self.mirror = MirrorActivities(store)
+        self.transforms = TransformActivities(store.upsert_steps)
         # Wraps mirror_run to fire event triggers; without a client they do not fire.
         self.triggers = TriggerActivities(store, self.mirror, client)
 
@@ -42,6 +43,7 @@ class WorkerParts:
             self.llm.call,
             self.tools.call,
             transform,
+            self.transforms.transform_step,
             self.triggers.mirror_run,
             self.mirror.mirror_step,
             self.mirror.mirror_steps,

@@ -26,6 +26,5 @@ class MirrorActivities:
 
     @activity.defn(name="mirror_steps")
     async def mirror_steps(self, batch: StepRecords) -> None:
-        """Upsert several step rows, in order (each idempotent on its own)."""
-        for record in batch.records:
-            await self._store.upsert_step(record)
+        """Upsert several step rows, in order, on one connection (each idempotent)."""
+        await self._store.upsert_steps(batch.records)

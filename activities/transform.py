@@ -6,6 +6,10 @@ selects and reshapes it, e.g. ``{titles: results[].title, first: results[0].url}
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import jmespath
@@ -14,8 +18,22 @@ from jmespath.functions import Functions
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from schema.activities import TransformRequest, TransformResult
+from schema.activities import (
+    TransformRequest,
+    TransformResult,
+    TransformStepRequest,
+    TransformStepResult,
+)
 from schema.errors import ErrorType
+from schema.run import StepRecord
+
+log = logging.getLogger("promptpilot.transform")
+
+# The step's own mirror write is best effort: if Postgres is slow or down it gives up
+# quickly and the interpreter writes the record through its retried mirror activity.
+SELF_MIRROR_TIMEOUT_SECONDS = 2.0
+
+StepWriter = Callable[[Sequence[StepRecord]], Awaitable[None]]
 
 FUNCTIONS = frozenset(Functions.FUNCTION_TABLE)
 
@@ -42,20 +60,61 @@ def _unknown_function(node: dict[str, Any]) -> str | None:
     return None
 
 
-@activity.defn(name="transform")
-async def transform(request: TransformRequest) -> TransformResult:
-    """Evaluate the step's expression over its input; without one, return the input unchanged."""
-    attempt = activity.info().attempt
+def evaluate(request: TransformRequest) -> Any:
+    """The step's expression over its input; without one, the input unchanged."""
     if request.expression is None:
-        return TransformResult(output=request.input, attempt=attempt)
+        return request.input
     if problem := compile_expression(request.expression):
         raise _error(request.expression, problem)
     try:
-        output: Any = jmespath.search(request.expression, request.input)
+        return jmespath.search(request.expression, request.input)
     except JMESPathError as err:
         raise _error(request.expression, _describe(err)) from None
-    activity.logger.debug("transform of step %s (run %s) done", request.step_id, request.run_id)
-    return TransformResult(output=output, attempt=attempt)
+
+
+@activity.defn(name="transform")
+async def transform(request: TransformRequest) -> TransformResult:
+    """Evaluate the step's expression over its input; without one, return the input unchanged.
+
+    The regular activity, which runs recorded before transforms became local activities
+    replay with (and the benchmark's hand-written workflow calls).
+    """
+    return TransformResult(output=evaluate(request), attempt=activity.info().attempt)
+
+
+class TransformActivities:
+    """The interpreter's transform step: a local activity that mirrors its own record."""
+
+    def __init__(self, write_steps: StepWriter) -> None:
+        self._write_steps = write_steps
+
+    @activity.defn(name="transform_step")
+    async def transform_step(self, request: TransformStepRequest) -> TransformStepResult:
+        """Evaluate, then write ``pending`` and this step's completed record in one trip.
+
+        Times come from this activity's clock: a chain of local activities shares one
+        workflow task, in which ``workflow.now()`` does not move.
+        """
+        attempt = activity.info().attempt
+        started = datetime.now(UTC)
+        output = evaluate(request)
+        finished = datetime.now(UTC)
+        result = TransformStepResult(output=output, attempt=attempt, started_at=started,
+                                     finished_at=finished)
+        if request.record is None:
+            return result
+        record = request.record.model_copy(update={
+            "status": "completed", "output": output, "attempts": attempt,
+            "started_at": started, "finished_at": finished})
+        try:
+            async with asyncio.timeout(SELF_MIRROR_TIMEOUT_SECONDS):
+                await self._write_steps([*request.pending, record])
+        except Exception as exc:  # any failure: the interpreter's mirror activity writes it
+            log.warning("step %s of run %s: own mirror write failed (%s); the interpreter "
+                        "will write it", request.step_id, request.run_id, type(exc).__name__)
+            return result
+        result.mirrored = True
+        return result
 
 
 def _error(expression: str, problem: str) -> ApplicationError:

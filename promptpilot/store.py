@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import SQLModel, col
 
-from promptpilot.upsert import upsert_and_notify
+from promptpilot.upsert import upsert_and_notify, upsert_many
 from schema.definition import WorkflowDefinition
 from schema.run import RunRecord, StepRecord
 from schema.tables import RunRow, StepRow, WorkflowRow, WorkflowVersionRow, utcnow
@@ -176,39 +176,13 @@ class Store:
 
     async def upsert_step(self, record: StepRecord) -> None:
         """Idempotent write of one step, keyed by (run id, step id)."""
-        duration = None
-        if record.started_at and record.finished_at:
-            duration = (record.finished_at - record.started_at).total_seconds() * 1000
-        values: dict[str, Any] = {
-            "environment": record.environment, "step_index": record.step_index,
-            "name": record.name, "type": record.type, "status": record.status,
-            "input_json": record.input, "output_json": record.output,
-            "rendered": record.rendered,
-            "error": record.error.model_dump(mode="json") if record.error else None,
-            "tokens_in": record.tokens_in, "tokens_out": record.tokens_out,
-            "cached_tokens": record.cached_tokens, "cost": record.cost,
-            "attempts": record.attempts, "retry_count": max(record.attempts - 1, 0),
-            "model": record.model, "provider": record.provider,
-            "tool_trace": record.tool_trace, "warnings": record.warnings,
-            "attempt_log": record.attempt_log, "repairs": record.repairs,
-            "model_outputs": record.model_outputs, "aggregate_tokens": record.aggregate_tokens,
-            "reused_from_record_id": uuid.UUID(record.reused_from_record_id)
-            if record.reused_from_record_id else None,
-            "parent_step_id": record.parent_step_id, "map_items": record.map_items,
-            "started_at": record.started_at, "finished_at": record.finished_at,
-            "duration_ms": duration, "updated_at": utcnow(),
-        }
+        await self.upsert_steps([record])
+
+    async def upsert_steps(self, records: Sequence[StepRecord]) -> None:
+        """Idempotent writes of steps, in order, on one connection."""
         table = SQLModel.metadata.tables[StepRow.__tablename__]
-        row = {"id": step_record_id(record.run_id, record.step_id),
-               "run_id": uuid.UUID(record.run_id), "step_id": record.step_id, **values}
-        event = {"kind": "step", "runId": record.run_id, "stepId": record.step_id,
-                 "stepIndex": record.step_index, "status": record.status,
-                 "attempts": record.attempts, "tokensIn": record.tokens_in,
-                 "tokensOut": record.tokens_out, "cost": record.cost,
-                 # NOTIFY payloads must stay under 8000 bytes: long messages are cut.
-                 "error": record.error.message[:500] if record.error else None}
-        await upsert_and_notify(self.engine, table, row, ("run_id", "step_id"),
-                                TERMINAL_STEP, RUN_EVENTS_CHANNEL, event)
+        await upsert_many(self.engine, table, [_step_row(r) for r in records],
+                          ("run_id", "step_id"), TERMINAL_STEP, RUN_EVENTS_CHANNEL)
 
     async def get_run(self, environment: str, run_id: uuid.UUID) -> RunRow | None:
         """A run of this environment."""
@@ -267,3 +241,38 @@ class Store:
             runs = (await session.execute(select(func.count()).select_from(RunRow))).scalar_one()
             steps = (await session.execute(select(func.count()).select_from(StepRow))).scalar_one()
             return {"runs": int(runs), "steps": int(steps)}
+
+
+def _step_row(record: StepRecord) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A step record as mirror row values and the event its write notifies."""
+    duration = None
+    if record.started_at and record.finished_at:
+        duration = (record.finished_at - record.started_at).total_seconds() * 1000
+    values: dict[str, Any] = {
+        "environment": record.environment, "step_index": record.step_index,
+        "name": record.name, "type": record.type, "status": record.status,
+        "input_json": record.input, "output_json": record.output,
+        "rendered": record.rendered,
+        "error": record.error.model_dump(mode="json") if record.error else None,
+        "tokens_in": record.tokens_in, "tokens_out": record.tokens_out,
+        "cached_tokens": record.cached_tokens, "cost": record.cost,
+        "attempts": record.attempts, "retry_count": max(record.attempts - 1, 0),
+        "model": record.model, "provider": record.provider,
+        "tool_trace": record.tool_trace, "warnings": record.warnings,
+        "attempt_log": record.attempt_log, "repairs": record.repairs,
+        "model_outputs": record.model_outputs, "aggregate_tokens": record.aggregate_tokens,
+        "reused_from_record_id": uuid.UUID(record.reused_from_record_id)
+        if record.reused_from_record_id else None,
+        "parent_step_id": record.parent_step_id, "map_items": record.map_items,
+        "started_at": record.started_at, "finished_at": record.finished_at,
+        "duration_ms": duration, "updated_at": utcnow(),
+    }
+    row = {"id": step_record_id(record.run_id, record.step_id),
+           "run_id": uuid.UUID(record.run_id), "step_id": record.step_id, **values}
+    event = {"kind": "step", "runId": record.run_id, "stepId": record.step_id,
+             "stepIndex": record.step_index, "status": record.status,
+             "attempts": record.attempts, "tokensIn": record.tokens_in,
+             "tokensOut": record.tokens_out, "cost": record.cost,
+             # NOTIFY payloads must stay under 8000 bytes: long messages are cut.
+             "error": record.error.message[:500] if record.error else None}
+    return row, event

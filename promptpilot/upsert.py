@@ -47,11 +47,24 @@ async def upsert_and_notify(engine: AsyncEngine, table: Table, values: dict[str,
                             conflict: Sequence[str], terminal: Sequence[str],
                             channel: str, event: dict[str, Any]) -> None:
     """Write one row and, if it changed, tell listeners; one prepared statement."""
-    keys = tuple(values)
-    sql = upsert_sql(table, keys, tuple(conflict), tuple(terminal))
-    arguments = [_argument(table, key, values[key]) for key in keys]
+    await upsert_many(engine, table, [(values, event)], conflict, terminal, channel)
+
+
+async def upsert_many(engine: AsyncEngine, table: Table,
+                      rows: Sequence[tuple[dict[str, Any], dict[str, Any]]],
+                      conflict: Sequence[str], terminal: Sequence[str], channel: str) -> None:
+    """Write rows (each with its NOTIFY event) in order, on one pooled connection.
+
+    Each row is its own statement, committed by asyncpg outside a transaction, so a row
+    that lands stays even if a later one fails (every write is an idempotent upsert).
+    """
+    if not rows:
+        return
     async with engine.connect() as connection:
         raw = await connection.get_raw_connection()
         driver: Any = raw.driver_connection
-        # Outside a transaction asyncpg commits the single statement itself.
-        await driver.execute(sql, *arguments, channel, json.dumps(event))
+        for values, event in rows:
+            keys = tuple(values)
+            sql = upsert_sql(table, keys, tuple(conflict), tuple(terminal))
+            arguments = [_argument(table, key, values[key]) for key in keys]
+            await driver.execute(sql, *arguments, channel, json.dumps(event))

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from schema.base import CamelModel
+from schema.run import StepRecord
 
 
 class AttemptEntry(CamelModel):
@@ -114,3 +115,24 @@ class TransformResult(CamelModel):
 
     output: Any = None
     attempt: int = 1
+
+
+class TransformStepRequest(TransformRequest):
+    """A transform run by the interpreter as a local activity, which mirrors itself.
+
+    ``record`` is the step's record (with its input) when the mirror is on: the activity
+    writes it as completed, after ``pending`` (finished steps not yet mirrored), in one
+    round trip. Local activity inputs never reach the Temporal history.
+    """
+
+    record: StepRecord | None = None
+    pending: list[StepRecord] = Field(default_factory=list)
+
+
+class TransformStepResult(TransformResult):
+    """The reshaped value, when the work ran by the activity's clock, and whether the
+    activity's own mirror write landed (when it did not, the interpreter writes it)."""
+
+    started_at: datetime
+    finished_at: datetime
+    mirrored: bool = False

@@ -116,7 +116,7 @@ class InterpreterWorkflow:
             for record in list(runner.steps.values()):
                 if record.status in ("running", "waiting"):
                     await runner.mirror_step(record.model_copy(update={
-                        "status": "cancelled", "finished_at": workflow.now(),
+                        "status": "cancelled", "finished_at": runner.now(),
                         "error": StepError(type=ErrorType.CANCELLED, message="run cancelled")}))
             await self._mirror_run(run, "cancelled", started_at=started)
             raise
@@ -138,7 +138,8 @@ class InterpreterWorkflow:
             return
         assert self._runner is not None
         await self._runner.flush()  # steps land before the run's own state
-        finished = workflow.now() if status in ("completed", "failed", "cancelled") else None
+        finished = self._runner.now() if status in ("completed", "failed", "cancelled") \
+            else None
         tokens_in, tokens_out = self._runner.tokens()
         await workflow.execute_local_activity(
             "mirror_run",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
@@ -33,6 +34,12 @@ class StepOutcome:
     map_items: dict[str, Any] | None = None
     jump: str | None = None
     """A condition's chosen target: the steps before it are skipped."""
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    """When the activity itself says the work ran (local activities: ``workflow.now()``
+    stands still while a chain of them runs in one workflow task)."""
+    mirrored: bool = False
+    """The activity already wrote the step's finished record into the mirror."""
     rolls_up: bool = False
     """The cost is the sum of work recorded elsewhere (map items, a child run): add it to the
     run's total even when unknown (None)."""

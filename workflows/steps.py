@@ -54,8 +54,8 @@ async def run_step(
         )
     request = TransformRequest(run_id=run_id, step_id=step.id, input=mapped,
                                expression=step.expression)
-    # Tried as a local activity: fewer history events, but a chain of local activities runs
-    # inside one long workflow task, where workflow.now() stands still and step timings lie.
+    # The regular activity, for runs recorded before transforms became self-mirroring local
+    # activities (workflows/runner.py: StepRunner._transform).
     transformed: TransformResult = await workflow.execute_activity(
         opts.activity, request, result_type=TransformResult,
         start_to_close_timeout=opts.start_to_close, retry_policy=opts.retry_policy,

@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -47,9 +48,19 @@ async def _stack(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-async def _start(http: httpx.AsyncClient) -> str:
+def _with_transform(definition: dict[str, Any]) -> dict[str, Any]:
+    """s1, s2, then a transform ``t`` (which writes its own mirror row), then s3, s4."""
+    steps = definition["steps"]
+    transform = {"id": "t", "type": "transform", "inputMapping": {"prev": "outputs.s2"}}
+    return {**definition, "steps": [*steps[:2], transform, *steps[2:]]}
+
+
+async def _start(http: httpx.AsyncClient, *, transform: bool = False) -> str:
     slug = unique_slug("outage")
-    assert (await http.post("/api/workflows", json=llm_chain(slug, 4))).status_code == 201
+    definition = llm_chain(slug, 4)
+    if transform:
+        definition = _with_transform(definition)
+    assert (await http.post("/api/workflows", json=definition)).status_code == 201
     started = await http.post(f"/api/workflows/{slug}/run", params={"wait": 0},
                               json={"input": {"topic": "outage"}})
     assert started.status_code == 202, started.text
@@ -103,12 +114,13 @@ async def test_postgres_down_for_20_seconds_mid_run(settings: Settings, tmp_path
         own.database.url = postgres.url
         llm.enqueue(ok(), hang(3), ok(), ok())
         async with _stack(own) as http:
-            run_id = await _start(http)
+            run_id = await _start(http, transform=True)
             await wait_until(lambda: llm.count(OPENAI_PATH) >= 2, 30)  # s2 in flight
             await asyncio.to_thread(postgres.stop)
             await asyncio.sleep(20)
-            # The interpreter waits on its mirror write (retried without limit), so the
-            # run pauses at the next step boundary instead of failing or skipping a row.
+            # The transform after s2 cannot write its own row, so the interpreter takes it
+            # over; it waits on its mirror write (retried without limit), so the run pauses
+            # at the next step boundary instead of failing or skipping a row.
             assert llm.count(OPENAI_PATH) == 2
             await postgres.start()
             back_at = time.monotonic()
@@ -119,7 +131,7 @@ async def test_postgres_down_for_20_seconds_mid_run(settings: Settings, tmp_path
             run = await wait_status(http, run_id, 30)
             recovery = time.monotonic() - back_at
         assert run["status"] == "completed", run
-        await assert_exactly_once(engine, run_id, STEPS)
+        await assert_exactly_once(engine, run_id, [*STEPS[:2], "t", *STEPS[2:]])
         record(recovery, fault="Postgres stopped for 20 s", llmCalls=llm.count(OPENAI_PATH))
     finally:
         if engine is not None:
