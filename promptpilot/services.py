@@ -72,6 +72,7 @@ async def running_worker(settings: Settings, url: str, *,
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
             await parts.aclose()
+        await store.aclose()
         await engine.dispose()
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import SQLModel, col
 
-from promptpilot.upsert import upsert_and_notify, upsert_many
+from promptpilot.upsert import RawPool, upsert_and_notify, upsert_many
 from schema.definition import WorkflowDefinition
 from schema.run import RunRecord, StepRecord
 from schema.tables import RunRow, StepRow, WorkflowRow, WorkflowVersionRow, utcnow
@@ -39,6 +39,8 @@ class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+        # The mirror's upserts (the worker's hot path) go through a plain asyncpg pool.
+        self._raw = RawPool(engine)
 
     # -- workflows -----------------------------------------------------------------------
     async def create_workflow(
@@ -171,8 +173,12 @@ class Store:
         row = {"id": uuid.UUID(record.run_id), "created_at": utcnow(), **values}
         event = {"kind": "run", "runId": record.run_id, "status": record.status,
                  "actualCost": record.actual_cost}
-        await upsert_and_notify(self.engine, table, row, ("id",), TERMINAL_RUN,
+        await upsert_and_notify(self._raw, table, row, ("id",), TERMINAL_RUN,
                                 RUN_EVENTS_CHANNEL, event)
+
+    async def aclose(self) -> None:
+        """Close the mirror writers' connections (the engine is its owner's to dispose)."""
+        await self._raw.aclose()
 
     async def upsert_step(self, record: StepRecord) -> None:
         """Idempotent write of one step, keyed by (run id, step id)."""
@@ -181,7 +187,7 @@ class Store:
     async def upsert_steps(self, records: Sequence[StepRecord]) -> None:
         """Idempotent writes of steps, in order, on one connection."""
         table = SQLModel.metadata.tables[StepRow.__tablename__]
-        await upsert_many(self.engine, table, [_step_row(r) for r in records],
+        await upsert_many(self._raw, table, [_step_row(r) for r in records],
                           ("run_id", "step_id"), TERMINAL_STEP, RUN_EVENTS_CHANNEL)
 
     async def get_run(self, environment: str, run_id: uuid.UUID) -> RunRow | None:

@@ -100,8 +100,9 @@ async def test_own_write_gives_up_quickly_when_postgres_is_unreachable() -> None
     # record is not written, and the interpreter writes it through its retried mirror activity.
     engine = make_engine(f"postgresql+asyncpg://nobody@127.0.0.1:{free_port()}/none",
                          pool_size=1)
+    store = Store(engine)
     try:
-        activities = TransformActivities(Store(engine).upsert_steps)
+        activities = TransformActivities(store.upsert_steps)
         record = StepRecord(run_id=str(uuid.uuid4()), environment="dev", step_id="t1",
                             step_index=0, type="transform", status="running", input={"n": 1})
         request = TransformStepRequest(run_id=record.run_id, step_id="t1", input={"n": 1},
@@ -111,6 +112,7 @@ async def test_own_write_gives_up_quickly_when_postgres_is_unreachable() -> None
             activities.transform_step, request)
         elapsed = time.monotonic() - began
     finally:
+        await store.aclose()
         await engine.dispose()
     assert result.output == 1
     assert result.mirrored is False
