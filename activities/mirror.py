@@ -26,5 +26,6 @@ class MirrorActivities:
 
     @activity.defn(name="mirror_steps")
     async def mirror_steps(self, batch: StepRecords) -> None:
-        """Upsert several step rows, in order, on one connection (each idempotent)."""
-        await self._store.upsert_steps(batch.records)
+        """Upsert several step rows (after the run's row, when given), in order, on one
+        connection (each idempotent)."""
+        await self._store.upsert_steps(batch.records, run=batch.run)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import jmespath
 from jmespath.exceptions import JMESPathError
@@ -25,7 +25,7 @@ from schema.activities import (
     TransformStepResult,
 )
 from schema.errors import ErrorType
-from schema.run import StepRecord
+from schema.run import RunRecord, StepRecord
 
 log = logging.getLogger("promptpilot.transform")
 
@@ -33,7 +33,11 @@ log = logging.getLogger("promptpilot.transform")
 # quickly and the interpreter writes the record through its retried mirror activity.
 SELF_MIRROR_TIMEOUT_SECONDS = 2.0
 
-StepWriter = Callable[[Sequence[StepRecord]], Awaitable[None]]
+class StepWriter(Protocol):
+    """Where a transform writes its record (``Store.upsert_steps``)."""
+
+    def __call__(self, records: Sequence[StepRecord],
+                 run: RunRecord | None = None) -> Awaitable[None]: ...
 
 FUNCTIONS = frozenset(Functions.FUNCTION_TABLE)
 
@@ -108,7 +112,7 @@ class TransformActivities:
             "started_at": started, "finished_at": finished})
         try:
             async with asyncio.timeout(SELF_MIRROR_TIMEOUT_SECONDS):
-                await self._write_steps([*request.pending, record])
+                await self._write_steps([*request.pending, record], run=request.run)
         except Exception as exc:  # any failure: the interpreter's mirror activity writes it
             log.warning("step %s of run %s: own mirror write failed (%s); the interpreter "
                         "will write it", request.step_id, request.run_id, type(exc).__name__)

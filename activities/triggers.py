@@ -25,7 +25,7 @@ from promptpilot.store import Store
 from promptpilot.trigger_store import TriggerStore, VersionUnavailable
 from promptpilot.validation import DefinitionInvalid, validate_input
 from schema.definition import WorkflowDefinition
-from schema.run import TERMINAL_RUN_STATUSES, RunRecord, RunWorkflowInput
+from schema.run import LATEST_INTERPRETER, TERMINAL_RUN_STATUSES, RunRecord, RunWorkflowInput
 from schema.tables import TriggerRow
 from schema.triggers import EventConfig, ResolveStart, TriggeredStart
 from workflows.triggered import TRIGGERED_START_WORKFLOW
@@ -101,6 +101,7 @@ class TriggerActivities:
             workflow_version=version.version, definition=definition, input=run_input,
             trigger=start.trigger, trigger_id=str(trigger.id),
             max_cost_usd=definition.max_cost_usd, children=children,
+            interpreter=LATEST_INTERPRETER,
         )
 
     @activity.defn(name="mirror_run")
@@ -111,7 +112,8 @@ class TriggerActivities:
             await self._fire_events(record)
 
     async def _fire_events(self, record: RunRecord) -> None:
-        if self._client is None:
+        if self._client is None or not await self._store.has_event_triggers(
+                record.environment, record.workflow_id):
             return
         for trigger in await self._triggers.event_triggers(record.environment,
                                                            record.workflow_id):

@@ -25,7 +25,7 @@ from promptpilot.search_attributes import SA_ENVIRONMENT, SA_SLUG, SA_TRIGGER, S
 from promptpilot.store import Conflict
 from promptpilot.validation import validate_input
 from schema.definition import WorkflowDefinition
-from schema.run import RunRecord, RunWorkflowInput, SeedStep
+from schema.run import LATEST_INTERPRETER, RunRecord, RunWorkflowInput, SeedStep
 from schema.tables import WorkflowRow, WorkflowVersionRow
 from workflows.interpreter import WORKFLOW_NAME
 
@@ -92,6 +92,7 @@ async def start_run(state: AppState, request: StartRequest) -> str:
         seed_steps=request.seed_steps or [], partial_seeds=request.partial_seeds or [],
         children=children,
         max_cost_usd=request.max_cost_usd or definition.max_cost_usd,
+        interpreter=LATEST_INTERPRETER,
     )
     try:
         client = await state.temporal(request.environment)

@@ -29,7 +29,7 @@ from promptpilot.validation import DefinitionInvalid, sample_input, validate_inp
 from schema.definition import WorkflowDefinition
 from schema.preview import PreviewStep, TokenEstimates, WorkflowPreviewResult
 from schema.problems import Problem
-from schema.run import RunResult, RunWorkflowInput, StepError, StepRecord
+from schema.run import LATEST_INTERPRETER, RunResult, RunWorkflowInput, StepError, StepRecord
 from workflows.interpreter import WORKFLOW_NAME
 
 PREVIEW_PREFIX = "preview-"
@@ -125,7 +125,7 @@ async def run_preview(state: AppState, environment: str, definition: WorkflowDef
         run_id=preview_id, environment=environment, workflow_id=workflow_id,
         workflow_slug=definition.id, workflow_version=version or 0, definition=definition,
         input=run_input, trigger=PREVIEW_TRIGGER, mirror=False, children=children,
-        max_cost_usd=definition.max_cost_usd)
+        max_cost_usd=definition.max_cost_usd, interpreter=LATEST_INTERPRETER)
     try:
         client = await state.temporal(environment)
         handle = await client.start_workflow(

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import SQLModel, col
 
-from promptpilot.upsert import RawPool, upsert_and_notify, upsert_many
+from promptpilot.upsert import RawPool, Upsert, fetch_value, write
 from schema.definition import WorkflowDefinition
 from schema.run import RunRecord, StepRecord
 from schema.tables import RunRow, StepRow, WorkflowRow, WorkflowVersionRow, utcnow
@@ -153,42 +153,31 @@ class Store:
 
     async def upsert_run(self, record: RunRecord) -> None:
         """Idempotent write of a run's state from the interpreter."""
-        values: dict[str, Any] = {
-            "environment": record.environment, "workflow_id": uuid.UUID(record.workflow_id),
-            "workflow_version": record.workflow_version, "status": record.status,
-            "trigger": record.trigger, "input_json": record.input,
-            "trigger_id": uuid.UUID(record.trigger_id) if record.trigger_id else None,
-            "output_json": record.output,
-            "error": record.error.model_dump(mode="json") if record.error else None,
-            "actual_cost": record.actual_cost, "tokens_in": record.tokens_in,
-            "tokens_out": record.tokens_out,
-            "source_run_id": uuid.UUID(record.source_run_id) if record.source_run_id else None,
-            "from_step_id": record.from_step_id, "started_at": record.started_at,
-            "finished_at": record.finished_at,
-            "parent_run_id": uuid.UUID(record.parent_run_id) if record.parent_run_id else None,
-            "parent_step_id": record.parent_step_id,
-        }
-        table = SQLModel.metadata.tables[RunRow.__tablename__]
-        # A late or retried "running" write never undoes a finished run (the upsert's guard).
-        row = {"id": uuid.UUID(record.run_id), "created_at": utcnow(), **values}
-        event = {"kind": "run", "runId": record.run_id, "status": record.status,
-                 "actualCost": record.actual_cost}
-        await upsert_and_notify(self._raw, table, row, ("id",), TERMINAL_RUN,
-                                RUN_EVENTS_CHANNEL, event)
+        await write(self._raw, [_run_upsert(record)])
 
-    async def aclose(self) -> None:
-        """Close the mirror writers' connections (the engine is its owner's to dispose)."""
-        await self._raw.aclose()
+    async def has_event_triggers(self, environment: str, workflow_id: str) -> bool:
+        """Whether any enabled event trigger listens to runs of this workflow (one cheap
+        read on the writers' pool, so a run's end costs no ORM query when none does)."""
+        found = await fetch_value(
+            self._raw, "SELECT EXISTS (SELECT 1 FROM triggers WHERE environment = $1 AND "
+            "type = 'event' AND enabled AND config ->> 'sourceWorkflowId' = $2)",
+            environment, workflow_id)
+        return bool(found)
+
+    async def upsert_steps(self, records: Sequence[StepRecord],
+                           run: RunRecord | None = None) -> None:
+        """Idempotent writes of steps (after their run's row, when given), in order, on one
+        connection."""
+        head = [_run_upsert(run)] if run is not None else []
+        await write(self._raw, [*head, *(_step_upsert(r) for r in records)])
 
     async def upsert_step(self, record: StepRecord) -> None:
         """Idempotent write of one step, keyed by (run id, step id)."""
         await self.upsert_steps([record])
 
-    async def upsert_steps(self, records: Sequence[StepRecord]) -> None:
-        """Idempotent writes of steps, in order, on one connection."""
-        table = SQLModel.metadata.tables[StepRow.__tablename__]
-        await upsert_many(self._raw, table, [_step_row(r) for r in records],
-                          ("run_id", "step_id"), TERMINAL_STEP, RUN_EVENTS_CHANNEL)
+    async def aclose(self) -> None:
+        """Close the mirror writers' connections (the engine is its owner's to dispose)."""
+        await self._raw.aclose()
 
     async def get_run(self, environment: str, run_id: uuid.UUID) -> RunRow | None:
         """A run of this environment."""
@@ -249,8 +238,8 @@ class Store:
             return {"runs": int(runs), "steps": int(steps)}
 
 
-def _step_row(record: StepRecord) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A step record as mirror row values and the event its write notifies."""
+def _step_upsert(record: StepRecord) -> Upsert:
+    """A step record as its mirror row and the event its write notifies."""
     duration = None
     if record.started_at and record.finished_at:
         duration = (record.finished_at - record.started_at).total_seconds() * 1000
@@ -281,4 +270,30 @@ def _step_row(record: StepRecord) -> tuple[dict[str, Any], dict[str, Any]]:
              "tokensOut": record.tokens_out, "cost": record.cost,
              # NOTIFY payloads must stay under 8000 bytes: long messages are cut.
              "error": record.error.message[:500] if record.error else None}
-    return row, event
+    return Upsert(SQLModel.metadata.tables[StepRow.__tablename__], row, ("run_id", "step_id"),
+                  TERMINAL_STEP, RUN_EVENTS_CHANNEL, event)
+
+
+def _run_upsert(record: RunRecord) -> Upsert:
+    """A run record as its mirror row and the event its write notifies."""
+    values: dict[str, Any] = {
+        "environment": record.environment, "workflow_id": uuid.UUID(record.workflow_id),
+        "workflow_version": record.workflow_version, "status": record.status,
+        "trigger": record.trigger, "input_json": record.input,
+        "trigger_id": uuid.UUID(record.trigger_id) if record.trigger_id else None,
+        "output_json": record.output,
+        "error": record.error.model_dump(mode="json") if record.error else None,
+        "actual_cost": record.actual_cost, "tokens_in": record.tokens_in,
+        "tokens_out": record.tokens_out,
+        "source_run_id": uuid.UUID(record.source_run_id) if record.source_run_id else None,
+        "from_step_id": record.from_step_id, "started_at": record.started_at,
+        "finished_at": record.finished_at,
+        "parent_run_id": uuid.UUID(record.parent_run_id) if record.parent_run_id else None,
+        "parent_step_id": record.parent_step_id,
+    }
+    # A late or retried "running" write never undoes a finished run (the upsert's guard).
+    row = {"id": uuid.UUID(record.run_id), "created_at": utcnow(), **values}
+    event = {"kind": "run", "runId": record.run_id, "status": record.status,
+             "actualCost": record.actual_cost}
+    return Upsert(SQLModel.metadata.tables[RunRow.__tablename__], row, ("id",),
+                  TERMINAL_RUN, RUN_EVENTS_CHANNEL, event)

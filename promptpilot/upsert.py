@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -77,27 +78,37 @@ def _argument(table: Table, key: str, value: Any) -> Any:
     return value
 
 
-async def upsert_and_notify(raw: RawPool, table: Table, values: dict[str, Any],
-                            conflict: Sequence[str], terminal: Sequence[str],
-                            channel: str, event: dict[str, Any]) -> None:
-    """Write one row and, if it changed, tell listeners; one prepared statement."""
-    await upsert_many(raw, table, [(values, event)], conflict, terminal, channel)
+@dataclass(frozen=True)
+class Upsert:
+    """One row to write into ``table`` (keyed by ``conflict``) and the event it notifies."""
+
+    table: Table
+    values: dict[str, Any]
+    conflict: tuple[str, ...]
+    terminal: tuple[str, ...]
+    channel: str
+    event: dict[str, Any]
 
 
-async def upsert_many(raw: RawPool, table: Table,
-                      rows: Sequence[tuple[dict[str, Any], dict[str, Any]]],
-                      conflict: Sequence[str], terminal: Sequence[str], channel: str) -> None:
-    """Write rows (each with its NOTIFY event) in order, on one connection.
+async def write(raw: RawPool, upserts: Sequence[Upsert]) -> None:
+    """Write rows (each with its NOTIFY) in order, on one connection.
 
     Each row is its own statement, committed by asyncpg outside a transaction, so a row
     that lands stays even if a later one fails (every write is an idempotent upsert).
     """
-    if not rows:
+    if not upserts:
         return
     pool = await raw.pool()
     async with pool.acquire() as connection:
-        for values, event in rows:
-            keys = tuple(values)
-            sql = upsert_sql(table, keys, tuple(conflict), tuple(terminal))
-            arguments = [_argument(table, key, values[key]) for key in keys]
-            await connection.execute(sql, *arguments, channel, json.dumps(event))
+        for upsert in upserts:
+            keys = tuple(upsert.values)
+            sql = upsert_sql(upsert.table, keys, upsert.conflict, upsert.terminal)
+            arguments = [_argument(upsert.table, key, upsert.values[key]) for key in keys]
+            await connection.execute(sql, *arguments, upsert.channel, json.dumps(upsert.event))
+
+
+async def fetch_value(raw: RawPool, sql: str, *arguments: Any) -> Any:
+    """One value of one read, on the writers' pool (one round trip, no pre-ping)."""
+    pool = await raw.pool()
+    async with pool.acquire() as connection:
+        return await connection.fetchval(sql, *arguments)

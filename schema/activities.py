@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from schema.base import CamelModel
-from schema.run import StepRecord
+from schema.run import RunRecord, StepRecord
 
 
 class AttemptEntry(CamelModel):
@@ -127,6 +127,8 @@ class TransformStepRequest(TransformRequest):
 
     record: StepRecord | None = None
     pending: list[StepRecord] = Field(default_factory=list)
+    run: RunRecord | None = None
+    """The run's "running" record, when no write has carried it yet: written first."""
 
 
 class TransformStepResult(TransformResult):

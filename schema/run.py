@@ -47,6 +47,14 @@ class ChildDefinition(CamelModel):
     definition: WorkflowDefinition
 
 
+INTERPRETER_PATCHED = 1
+"""Runs started before ``interpreter`` existed: their paths are chosen by patch markers."""
+INTERPRETER_LEAN = 2
+"""Transforms are local activities that write their own mirror row, and the run's
+"running" row travels with the first step write: no marker, no search attribute upsert."""
+LATEST_INTERPRETER = INTERPRETER_LEAN
+
+
 class RunWorkflowInput(CamelModel):
     """Everything the interpreter needs; the definition snapshot travels with it."""
 
@@ -69,6 +77,9 @@ class RunWorkflowInput(CamelModel):
     children: list[ChildDefinition] = Field(default_factory=list)
     parent_run_id: str | None = None
     parent_step_id: str | None = None
+    interpreter: int = INTERPRETER_PATCHED
+    """The interpreter revision the run follows, fixed when it starts (so replay takes the
+    same path): starters set ``LATEST_INTERPRETER``."""
 
 
 class StepRecord(CamelModel):
@@ -105,12 +116,6 @@ class StepRecord(CamelModel):
     finished_at: datetime | None = None
 
 
-class StepRecords(CamelModel):
-    """Several step records written in one mirror call, in order."""
-
-    records: list[StepRecord]
-
-
 class RunRecord(CamelModel):
     """The run row the mirror upserts at start and at the end of a run."""
 
@@ -133,6 +138,14 @@ class RunRecord(CamelModel):
     parent_step_id: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+
+
+class StepRecords(CamelModel):
+    """Several step records written in one mirror call, in order (after ``run``, the run's
+    own "running" record when it has not been written yet)."""
+
+    records: list[StepRecord]
+    run: RunRecord | None = None
 
 
 class StepProgress(CamelModel):

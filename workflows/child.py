@@ -20,7 +20,14 @@ with workflow.unsafe.imports_passed_through():
     from promptpilot.search_attributes import SA_ENVIRONMENT, SA_SLUG, SA_TRIGGER, SA_VERSION
     from schema.definition import Variable, WorkflowStep
     from schema.errors import ErrorType
-    from schema.run import ChildDefinition, RunResult, RunWorkflowInput, StepError, StepRecord
+    from schema.run import (
+        LATEST_INTERPRETER,
+        ChildDefinition,
+        RunResult,
+        RunWorkflowInput,
+        StepError,
+        StepRecord,
+    )
 
 from workflows.names import WORKFLOW_NAME
 from workflows.outcome import OutcomeFailed, StepOutcome
@@ -86,7 +93,7 @@ async def run_child(runner: StepRunner, step: WorkflowStep, mapped: dict[str, An
         workflow_slug=child.slug, workflow_version=child.version, definition=child.definition,
         input=data, trigger=CHILD_TRIGGER, mirror=scope.mirror_runs,
         max_cost_usd=runner.budget(), children=scope.children,
-        parent_run_id=scope.run_id, parent_step_id=step.id)
+        parent_run_id=scope.run_id, parent_step_id=step.id, interpreter=LATEST_INTERPRETER)
     try:
         result: RunResult = await workflow.execute_child_workflow(
             WORKFLOW_NAME, run_input, id=run_id, result_type=RunResult,

@@ -91,7 +91,8 @@ class InterpreterWorkflow:
             run_id=run.run_id, environment=run.environment, id_prefix=run.run_id,
             mirror=run.mirror, mirror_runs=run.mirror, max_cost_usd=run.max_cost_usd,
             children=run.children, seeds={s.step_id: s for s in run.seed_steps},
-            partial_seeds={s.step_id: s for s in run.partial_seeds}))
+            partial_seeds={s.step_id: s for s in run.partial_seeds},
+            interpreter=run.interpreter))
         self._status = "running"
         started = workflow.now()
         await self._mirror_run(run, "running", started_at=started)
@@ -136,21 +137,25 @@ class InterpreterWorkflow:
                           output: Any = None, error: StepError | None = None) -> None:
         if not run.mirror:
             return
-        assert self._runner is not None
-        await self._runner.flush()  # steps land before the run's own state
-        finished = self._runner.now() if status in ("completed", "failed", "cancelled") \
-            else None
-        tokens_in, tokens_out = self._runner.tokens()
+        runner = self._runner
+        assert runner is not None
+        finished = runner.now() if status in ("completed", "failed", "cancelled") else None
+        tokens_in, tokens_out = runner.tokens()
+        record = RunRecord(
+            run_id=run.run_id, environment=run.environment, workflow_id=run.workflow_id,
+            workflow_version=run.workflow_version, status=status, input=run.input,
+            output=output, error=error, actual_cost=runner.cost, tokens_in=tokens_in,
+            tokens_out=tokens_out, trigger=run.trigger, trigger_id=run.trigger_id,
+            source_run_id=run.source_run_id, from_step_id=run.from_step_id,
+            parent_run_id=run.parent_run_id, parent_step_id=run.parent_step_id,
+            started_at=started_at, finished_at=finished)
+        if status == "running" and runner.local_transforms:
+            # Written by the first step write (a transform's own, or the mirror's next).
+            runner.pending_run = record
+            return
+        if not runner.pending:
+            runner.pending_run = None  # the final state supersedes a "running" never written
+        await runner.flush()  # steps (after the run's row, if not written yet) land first
         await workflow.execute_local_activity(
-            "mirror_run",
-            RunRecord(run_id=run.run_id, environment=run.environment,
-                      workflow_id=run.workflow_id, workflow_version=run.workflow_version,
-                      status=status, input=run.input, output=output, error=error,
-                      actual_cost=self._runner.cost, tokens_in=tokens_in,
-                      tokens_out=tokens_out, trigger=run.trigger, trigger_id=run.trigger_id,
-                      source_run_id=run.source_run_id, from_step_id=run.from_step_id,
-                      parent_run_id=run.parent_run_id, parent_step_id=run.parent_step_id,
-                      started_at=started_at, finished_at=finished),
-            start_to_close_timeout=MIRROR_TIMEOUT, retry_policy=MIRROR_RETRY,
-            summary=f"mirror run {status}",
-        )
+            "mirror_run", record, start_to_close_timeout=MIRROR_TIMEOUT,
+            retry_policy=MIRROR_RETRY, summary=f"mirror run {status}")

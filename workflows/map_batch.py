@@ -34,7 +34,8 @@ class MapBatchWorkflow:
                     run_id=batch.run_id, environment=batch.environment,
                     id_prefix=f"{prefix}-i{item.index}", mirror=False,
                     mirror_runs=batch.mirror, approvals=False,
-                    max_cost_usd=batch.max_cost_usd, children=batch.children))
+                    max_cost_usd=batch.max_cost_usd, children=batch.children,
+                    interpreter=batch.interpreter))
                 context = new_context({**batch.shared, "item": item.value,
                                        "index": item.index})
                 try:

@@ -25,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from schema.control import MapBatchInput, MapBatchResult, MapItem, MapItemResult
     from schema.definition import MapStep
     from schema.errors import ErrorType
-    from schema.run import SeedStep, StepError, StepRecord
+    from schema.run import LATEST_INTERPRETER, SeedStep, StepError, StepRecord
 
 from workflows.context import MappingError, resolve_path
 from workflows.names import MAP_BATCH_WORKFLOW
@@ -74,7 +74,8 @@ async def run_map(runner: StepRunner, step: MapStep, mapped: dict[str, Any],
                 run_id=runner.scope.run_id, environment=runner.scope.environment,
                 step_id=step.id, steps=step.steps, shared=mapped, items=batch,
                 concurrency=per_batch, mirror=runner.scope.mirror_runs,
-                max_cost_usd=runner.budget(), children=runner.scope.children)
+                max_cost_usd=runner.budget(), children=runner.scope.children,
+                interpreter=LATEST_INTERPRETER)
             try:
                 result: MapBatchResult = await workflow.execute_child_workflow(
                     MAP_BATCH_WORKFLOW, request, result_type=MapBatchResult,

@@ -23,7 +23,10 @@ with workflow.unsafe.imports_passed_through():
     from schema.definition import LlmStep, MapStep, TransformStep, WorkflowStep, nested_steps
     from schema.errors import ErrorType
     from schema.run import (
+        INTERPRETER_LEAN,
+        INTERPRETER_PATCHED,
         ChildDefinition,
+        RunRecord,
         SeedStep,
         StepError,
         StepRecord,
@@ -46,9 +49,6 @@ MIRROR_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200),
                            maximum_interval=timedelta(seconds=5))
 
 MIRROR_BATCH_PATCH = "mirror-batched-step-writes"
-# Transforms run as local activities that write their own mirror row: no server round trip
-# and no mirror activity per transform. Runs recorded before replay regular activities.
-LOCAL_TRANSFORM_PATCH = "transform-local-self-mirrored"
 _BUFFERED: frozenset[str] = frozenset({"completed", "reused", "skipped"})
 
 Handler = Callable[["StepRunner", Any, dict[str, Any], dict[str, Any], StepRecord],
@@ -118,6 +118,8 @@ class RunScope:
     children: list[ChildDefinition] = field(default_factory=list)
     seeds: dict[str, SeedStep] = field(default_factory=dict)
     partial_seeds: dict[str, SeedStep] = field(default_factory=dict)
+    interpreter: int = INTERPRETER_PATCHED
+    """The revision the run was started for (``RunWorkflowInput.interpreter``)."""
 
 
 class StepRunner:
@@ -133,9 +135,15 @@ class StepRunner:
         # Finished steps wait here and travel with the next write (usually the next step's
         # "running"): one mirror local activity per step instead of two. Runs recorded before
         # this change replay the unbatched path.
-        self.batched = scope.mirror and workflow.patched(MIRROR_BATCH_PATCH)
+        # Lean runs (revision 2, fixed in the run's input, so no patch marker is needed)
+        # also run transforms as local activities that write their own row, and let the
+        # first step write carry the run's "running" row.
+        self.local_transforms = scope.interpreter >= INTERPRETER_LEAN
+        self.batched = scope.mirror and (self.local_transforms
+                                         or workflow.patched(MIRROR_BATCH_PATCH))
         self.pending: list[StepRecord] = []
-        self.local_transforms = workflow.patched(LOCAL_TRANSFORM_PATCH)
+        self.pending_run: RunRecord | None = None
+        """The run's "running" record, waiting for the first step write to carry it."""
         self.clock: datetime | None = None
         """The latest time an activity reported; ``now()`` never goes back before it."""
 
@@ -315,9 +323,10 @@ class StepRunner:
         """A transform as a local activity that mirrors itself, with the buffered records."""
         opts = step_options(step)
         sent = list(self.pending) if self.scope.mirror else []
+        run, self.pending_run = self.pending_run, None
         request = TransformStepRequest(
             run_id=self.scope.run_id, step_id=step.id, input=mapped,
-            expression=step.expression, pending=sent,
+            expression=step.expression, pending=sent, run=run,
             record=record.model_copy() if self.scope.mirror else None)
         result: TransformStepResult = await workflow.execute_local_activity(
             "transform_step", request, result_type=TransformStepResult,
@@ -325,6 +334,8 @@ class StepRunner:
             summary=opts.summary)
         if result.mirrored and sent:
             self.pending = [r for r in self.pending if all(r is not s for s in sent)]
+        if not result.mirrored and run is not None and self.pending_run is None:
+            self.pending_run = run  # the next mirror write carries it
         return StepOutcome(output=result.output, attempts=result.attempt,
                            started_at=result.started_at, finished_at=result.finished_at,
                            mirrored=result.mirrored)
@@ -362,15 +373,17 @@ class StepRunner:
     async def flush(self, record: StepRecord | None = None) -> None:
         """Write buffered step records (and `record`) in one local activity."""
         records, self.pending = [*self.pending, *([record] if record else [])], []
-        if not records:
+        run, self.pending_run = self.pending_run, None
+        if not records and run is None:
             return
-        if len(records) == 1:
+        if len(records) == 1 and run is None:
             await workflow.execute_local_activity(
                 "mirror_step", records[0], start_to_close_timeout=MIRROR_TIMEOUT,
                 retry_policy=MIRROR_RETRY,
                 summary=f"mirror {records[0].step_id} {records[0].status}")
             return
         await workflow.execute_local_activity(
-            "mirror_steps", StepRecords(records=records), start_to_close_timeout=MIRROR_TIMEOUT,
-            retry_policy=MIRROR_RETRY,
-            summary="mirror " + ", ".join(f"{r.step_id} {r.status}" for r in records))
+            "mirror_steps", StepRecords(records=records, run=run),
+            start_to_close_timeout=MIRROR_TIMEOUT, retry_policy=MIRROR_RETRY,
+            summary="mirror " + ", ".join([*(["run running"] if run else []),
+                                           *(f"{r.step_id} {r.status}" for r in records)]))
