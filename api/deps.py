@@ -15,8 +15,8 @@ from schema.tables import ApiKeyRow
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer pp_...`")
 
 
-def get_state(request: Request) -> AppState:
-    """The process-wide services."""
+async def get_state(request: Request) -> AppState:
+    """The process-wide services (async: a plain function would cost a thread-pool hop)."""
     state: AppState = request.app.state.services
     return state
 

@@ -1,7 +1,8 @@
 """``python -m bench [--quick]``: the side-by-side table, printed and written to bench/results.md.
 
-Everything runs in this one process against its own Temporal dev server (the ``make dev``
-settings: SQLite file in WAL mode, fast transfer polling) and its own embedded Postgres.
+Every variant runs in this one process against its own Temporal dev server (the ``make dev``
+settings: SQLite file in WAL mode, fast transfer polling) and its own embedded Postgres; the
+API-start figure uses ``promptpilot api`` as its own process, with the worker staying here.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=None, help="interleaved ratio rounds")
     parser.add_argument("--api-requests", type=int, default=None)
     parser.add_argument("--no-dbos", action="store_true", help="skip P1")
+    parser.add_argument("--api-in-process", action="store_true",
+                        help="serve the API in the bench's process and event loop (the worker's)"
+                        " instead of as its own `promptpilot api` process")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results.md"))
     return parser.parse_args(argv)
 

@@ -71,7 +71,8 @@ class Report:
             out.append(f"| API start p50 / p99 ({self.api[2]} x POST run?wait=0) | "
                        f"{self.api[0]:.1f} / {self.api[1]:.1f} ms | p99 <= 20 ms |")
         if self.mirror_lag:
-            out.append(f"| mirror lag p50 / p99 ({self.mirror_lag[2]} steps, 64 x 5-step) | "
+            out.append(f"| mirror lag p50 / p99 (step finished → its row's NOTIFY received; "
+                       f"{self.mirror_lag[2]} steps, 64 x 5-step) | "
                        f"{self.mirror_lag[0]:.1f} / {self.mirror_lag[1]:.1f} ms | p99 <= 250 ms |")
         for name, per_step in self.history.items():
             out.append(f"| history events per step ({name}, 20-step run) | {per_step:.2f} | - |")

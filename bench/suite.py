@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import os
 import sys
 import time
@@ -15,6 +17,7 @@ import httpx
 from sqlalchemy import text
 
 from bench import variants
+from bench.api_process import api_process, measure_starts
 from bench.handwritten import HandWrittenWorkflow
 from bench.measure import CpuMeter, drive, percentile
 from bench.report import Report
@@ -105,7 +108,14 @@ class Suite:
                       activities=[transform], workflow_runner=workflow_runner(),
                       max_concurrent_activities=200)
         await stack.enter_async_context(hand)
-        self.api = await stack.enter_async_context(running_api(self.settings, url))
+        if self.args.api_in_process:
+            # The old arrangement: the API shares this process and event loop with the worker.
+            self.api: Any = await stack.enter_async_context(running_api(self.settings, url))
+            api_pid = None
+        else:
+            # As deployed: `promptpilot api` in its own process (bench/api_process.py).
+            self.api = await stack.enter_async_context(api_process(self.settings))
+            api_pid = self.api.pid
 
         self.runners = {
             "B0": variants.b0(),
@@ -122,7 +132,8 @@ class Suite:
             peer.launch(self.postgres.dsn_for(dbos_db))
             stack.callback(peer.shutdown)
             self.runners["P1"] = variants.p1()
-        self.meter_pids = {"bench (worker+API)": os.getpid(), "temporal": self.temporal.pid,
+        self.meter_pids = {"bench (worker+API)" if api_pid is None else "bench (worker)":
+                           os.getpid(), "api": api_pid, "temporal": self.temporal.pid,
                            "postgres": self.postgres.pid}
 
     async def run_all(self) -> None:
@@ -181,30 +192,63 @@ class Suite:
             self.report.history[name] = len(history.events) / 20
 
     async def _lag(self) -> None:
+        """Step finished (by the clock of whatever finished it) → its row's NOTIFY received
+        by a listener here: what a user watching the run's event stream waits for."""
+        from promptpilot.store import RUN_EVENTS_CHANNEL
+
         self.b3_runs.clear()
-        await drive(self.runners["B3"], *KEY[:1], runs_for(*KEY, self.args.quick), KEY[1])
+        arrivals: dict[tuple[str, str], float] = {}
+
+        def on_event(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
+            event = json.loads(payload)
+            if event.get("kind") == "step" and event.get("status") == "completed":
+                arrivals.setdefault((event["runId"], event["stepId"]), time.time())
+
+        listener = await asyncpg.connect(self.postgres.dsn)
+        try:
+            await listener.add_listener(RUN_EVENTS_CHANNEL, on_event)
+            await drive(self.runners["B3"], *KEY[:1], runs_for(*KEY, self.args.quick), KEY[1])
+            await asyncio.sleep(0.5)  # the last notifications in flight
+        finally:
+            await listener.close()
         async with self.engine.connect() as db:
             rows = (await db.execute(text(
-                "select extract(epoch from (updated_at - finished_at)) from workflow_run_steps "
+                "select run_id, step_id, extract(epoch from finished_at) from workflow_run_steps "
                 "where run_id = any(:ids) and status = 'completed'"),
                 {"ids": [uuid.UUID(r) for r in self.b3_runs]})).all()
-        lags = [float(r[0]) for r in rows]
+        lags = [arrivals[(str(r[0]), r[1])] - float(r[2]) for r in rows
+                if (str(r[0]), r[1]) in arrivals]
+        if len(lags) != len(rows):
+            raise RuntimeError(f"{len(rows) - len(lags)} step rows were never notified")
         self.report.mirror_lag = (percentile(lags, 50) * 1000, percentile(lags, 99) * 1000,
                                   len(lags))
 
     async def _api_latency(self) -> None:
         count = self.args.api_requests or (300 if self.args.quick else 1000)
+        warmup = 20  # the first few warm the pools
+        meter = CpuMeter(self.meter_pids)
+        meter.start()
+        if self.args.api_in_process:
+            latencies = await self._api_starts_in_process(count, warmup)
+        else:
+            latencies = await measure_starts(self.api.url, API_KEY, count, warmup)
+        used = meter.stop()
+        # CPU per start of a 1-step run (its execution included, for the worker and servers).
+        self.report.cpu["API start"] = {k: v / (count + warmup) for k, v in used.items()}
+        self.report.api = (percentile(latencies, 50) * 1000, percentile(latencies, 99) * 1000,
+                           len(latencies))
+
+    async def _api_starts_in_process(self, count: int, warmup: int) -> list[float]:
         latencies: list[float] = []
         async with httpx.AsyncClient(base_url=self.api.url, timeout=30,
                                      headers={"Authorization": f"Bearer {API_KEY}"}) as http:
-            for n in range(count + 20):
+            for n in range(count + warmup):
                 began = time.perf_counter()
                 response = await http.post("/api/workflows/bench-1/run", params={"wait": 0},
                                            json={"input": {"topic": "api", "n": n}})
                 elapsed = time.perf_counter() - began
                 if response.status_code != 202 and response.status_code != 200:
                     raise RuntimeError(f"start failed: {response.status_code} {response.text}")
-                if n >= 20:  # the first few warm the pools
+                if n >= warmup:
                     latencies.append(elapsed)
-        self.report.api = (percentile(latencies, 50) * 1000, percentile(latencies, 99) * 1000,
-                           len(latencies))
+        return latencies

@@ -9,7 +9,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -220,6 +220,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _loop_factory(command: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop for `api`, as uvicorn itself picks when it is installed (uvicorn[standard]).
+
+    Only there: the worker and `dev` (which holds a worker) keep the standard loop.
+    """
+    if command != "api":
+        return None
+    try:
+        import uvloop
+    except ImportError:  # uvicorn[standard] has no uvloop on Windows
+        return None
+    return uvloop.new_event_loop
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse arguments, run the command, and exit hard after flushing (see ARCHITECTURE)."""
     args = _parser().parse_args(argv)
@@ -237,7 +251,8 @@ def main(argv: list[str] | None = None) -> None:
         "run": lambda: _run(settings, args),
         "keys": lambda: _keys_create(settings, args),
     }
-    code = asyncio.run(commands[args.command]())
+    with asyncio.Runner(loop_factory=_loop_factory(args.command)) as runner:
+        code = runner.run(commands[args.command]())
     sys.stdout.flush()
     sys.stderr.flush()
     # The SDK's native runtime can abort at interpreter exit; leave without running it.

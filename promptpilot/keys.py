@@ -12,8 +12,9 @@ from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from sqlmodel import col
+from sqlmodel import SQLModel, col
 
+from promptpilot.store import from_record, raw_connection, select_sql
 from schema.tables import ApiKeyRow, utcnow
 
 KEY_PREFIX = "pp_"
@@ -34,6 +35,7 @@ class ApiKeys:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+        self._engine = engine
 
     async def create(self, environment: str, name: str, key: str | None = None) -> str:
         """Store a key (a given one, for the dev key, or a new one) and return it once."""
@@ -49,13 +51,16 @@ class ApiKeys:
         return key
 
     async def verify(self, key: str) -> ApiKeyRow | None:
-        """The live key row for a presented key, or None."""
-        async with self._sessions() as session:
-            result = await session.execute(
-                select(ApiKeyRow).where(col(ApiKeyRow.key_hash) == digest(key),
-                                        col(ApiKeyRow.revoked_at).is_(None))
-            )
-            return result.scalar_one_or_none()
+        """The live key row for a presented key, or None.
+
+        Read on every request and never cached, so a revoked key is refused at once: one
+        prepared statement on a pooled connection (see ``promptpilot.store.raw_connection``).
+        """
+        table = SQLModel.metadata.tables[ApiKeyRow.__tablename__]
+        async with raw_connection(self._engine) as driver:
+            record = await driver.fetchrow(
+                select_sql(table, "key_hash = $1 AND revoked_at IS NULL"), digest(key))
+        return None if record is None else from_record(ApiKeyRow, record)
 
     async def revoke(self, key_id: str, at: datetime | None = None) -> None:
         """Revoke a key by id."""

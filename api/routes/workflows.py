@@ -149,10 +149,10 @@ async def run_workflow(
     run_id = await start_run(state, request)
     seconds = state.settings.api.run_wait_seconds if wait is None else wait
     await wait_for(state, key.environment, run_id, seconds)
-    run = await state.store.get_run(key.environment, uuid.UUID(run_id))
-    if run is None:
+    found = await state.store.get_run_with_steps(key.environment, uuid.UUID(run_id))
+    if found is None:
         raise not_found(f"run '{run_id}'")
-    steps = await state.store.get_steps(run.id)
+    run, steps = found
     if run.status not in TERMINAL_RUN_STATUSES:
         response.status_code = 202
     return RunEnvelope(run=run_public(run, steps, slug))
