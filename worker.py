@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.llm import LlmActivities
@@ -56,28 +56,33 @@ class WorkerParts:
         await self.llm.aclose()
 
 
-def workflow_runner() -> SandboxedWorkflowRunner:
-    """The sandbox, passing through the pure libraries templates use and our own workflows.
+def workflow_runner(*, sandboxed: bool = True) -> WorkflowRunner:
+    """How the worker runs the interpreter.
 
-    By default the sandbox re-imports (and, without bytecode caches, recompiles) every
-    non-passthrough module for each workflow run: that was over a third of the worker's CPU.
-    Jinja2 and JMESPath are deterministic and so is the ``workflows`` package, which keeps
-    no state at module level beyond constants and caches keyed by template text; they are
-    imported once per worker process instead. Determinism is checked by replaying recorded
-    histories (tests/e2e/test_replay.py).
+    Sandboxed (CI's replays, or ``PROMPTPILOT_TEMPORAL__WORKFLOW_SANDBOX=true``): Temporal's
+    sandbox, which re-imports the ``workflows`` package for each run and refuses
+    non-deterministic calls in it. Jinja2 and JMESPath are deterministic and shared with the
+    host (they import parts of themselves lazily, which the sandbox would redo per run).
+
+    Unsandboxed (the default worker): the interpreter is our own code, never the users'
+    (they write JSON), and every live and recorded history is replayed in the sandbox by
+    the tests, so the per-run re-import (over a third of the worker's CPU, measured) buys
+    nothing in production.
     """
+    if not sandboxed:
+        return UnsandboxedWorkflowRunner()
     return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default
-                                   .with_passthrough_modules("jinja2", "markupsafe", "jmespath",
-                                                             "workflows"))
+                                   .with_passthrough_modules("jinja2", "markupsafe", "jmespath"))
 
 
-def build_worker(client: Client, task_queue: str, parts: WorkerParts) -> Worker:
+def build_worker(client: Client, task_queue: str, parts: WorkerParts, *,
+                 sandboxed: bool = False) -> Worker:
     """A worker serving the interpreter and all step activities."""
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[InterpreterWorkflow, TriggeredStartWorkflow, MapBatchWorkflow],
-        workflow_runner=workflow_runner(),
+        workflow_runner=workflow_runner(sandboxed=sandboxed),
         activities=parts.activities(),
         max_concurrent_activities=200,
         max_concurrent_local_activities=200,

@@ -110,6 +110,9 @@ async def start_run(state: AppState, request: StartRequest) -> str:
             ]),
             static_summary=f"{request.workflow.slug} v{request.version.version}"
                            f" ({request.trigger})",
+            # With a worker in this process (promptpilot dev) its first workflow task comes
+            # back with the start response; otherwise the server ignores the request.
+            request_eager_start=True,
         )
     except (RPCError, RuntimeError, OSError) as exc:
         await state.store.delete_run(run_id)

@@ -103,9 +103,15 @@ class Suite:
                            "output text, primary key (run_id, step))")
 
         await stack.enter_async_context(running_worker(self.settings, url))
+        # The worker's own client (shared in-process, as under `promptpilot dev`): B2 and B3
+        # both start eagerly, their first workflow task coming back with the start response.
         self.client = await connect(self.temporal.address, "dev")
         hand = Worker(self.client, task_queue="bench-hand", workflows=[HandWrittenWorkflow],
-                      activities=[transform], workflow_runner=workflow_runner(),
+                      activities=[transform],
+                      # The same runner as the product's worker: the comparison is about
+                      # interpreting and mirroring, not about the sandbox.
+                      workflow_runner=workflow_runner(
+                          sandboxed=self.settings.temporal.workflow_sandbox),
                       max_concurrent_activities=200)
         await stack.enter_async_context(hand)
         if self.args.api_in_process:

@@ -47,12 +47,13 @@ def b1(pool: asyncpg.Pool) -> Runner:
 
 
 def b2(client: Client, task_queue: str) -> Runner:
-    """B2: the hand-written Temporal workflow, one regular activity per step."""
+    """B2: the hand-written Temporal workflow, one regular activity per step (started
+    eagerly on its worker's client, like B3)."""
 
     async def run(steps: int, n: int) -> Any:
         return await client.execute_workflow(
             "BenchHandWritten", args=[steps, {"v": "bench", "n": n}], id=str(uuid.uuid4()),
-            task_queue=task_queue)
+            task_queue=task_queue, request_eager_start=True)
 
     return run
 
@@ -72,7 +73,7 @@ def b3(client: Client, task_queue: str, definitions: dict[int, tuple[str, Workfl
                 workflow_slug=definition.id, workflow_version=1, definition=definition,
                 input={"topic": "bench", "n": n}, mirror=mirror,
                 interpreter=LATEST_INTERPRETER),
-            id=run_id, task_queue=task_queue)
+            id=run_id, task_queue=task_queue, request_eager_start=True)
 
     return run
 

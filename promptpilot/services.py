@@ -21,7 +21,7 @@ from promptpilot.keys import ApiKeys
 from promptpilot.migrate import upgrade
 from promptpilot.settings import Settings
 from promptpilot.store import Store
-from promptpilot.temporal import connect
+from promptpilot.temporal import connect, share_worker_client, withdraw_worker_client
 from promptpilot.validation import parse_definition
 from worker import WorkerParts, build_worker
 
@@ -59,12 +59,17 @@ async def running_worker(settings: Settings, url: str, *,
     workers: list[tuple[Worker, WorkerParts, asyncio.Task[None]]] = []
     try:
         for environment in settings.served_environments:
-            client = await connect(settings.temporal.address, settings.namespace_for(environment))
+            client = await connect(settings.temporal.address,
+                                   settings.namespace_for(environment), own=True)
             parts = WorkerParts(settings, store, client)
-            worker = build_worker(client, task_queue or settings.temporal.task_queue, parts)
+            worker = build_worker(client, task_queue or settings.temporal.task_queue, parts,
+                                  sandboxed=settings.temporal.workflow_sandbox)
             workers.append((worker, parts, asyncio.create_task(worker.run())))
+            share_worker_client(settings.temporal.address, client)
         yield workers[0][0]
     finally:
+        for worker, _, _ in workers:
+            withdraw_worker_client(settings.temporal.address, worker.client)
         for worker, parts, task in workers:
             # Bounded: a stop must not hang on an activity that will not finish.
             with contextlib.suppress(TimeoutError):

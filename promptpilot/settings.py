@@ -66,6 +66,11 @@ class TemporalSettings(BaseModel):
     # Environments this process's worker serves, one Worker per namespace; empty means only
     # the settings' own environment (a production worker serves exactly one).
     worker_environments: list[str] = Field(default_factory=list)
+    # Run the interpreter inside Temporal's workflow sandbox, which re-imports the workflow
+    # modules for every run and refuses non-deterministic calls (datetime.now, random, I/O).
+    # Users never write workflow code here, and CI replays every history in the sandbox, so
+    # the worker runs without it by default: about a third less worker CPU per run.
+    workflow_sandbox: bool = False
 
 
 class DatabaseSettings(BaseModel):

@@ -105,8 +105,11 @@ def settings(temporal: TemporalDevServer, postgres: EmbeddedPostgres,
     return Settings(
         environment="dev",
         database=DatabaseSettings(url=postgres.url, pool_size=5),
+        # The strict sandbox in tests: a non-deterministic call on any path a test takes
+        # fails it (the production worker runs without it; see worker.workflow_runner).
         temporal=TemporalSettings(address=temporal.address,
-                                  task_queue=f"test-{uuid.uuid4().hex[:12]}"),
+                                  task_queue=f"test-{uuid.uuid4().hex[:12]}",
+                                  workflow_sandbox=True),
         api=ApiSettings(port=free_port(), run_wait_seconds=20),
         llm=LlmSettings(
             openai=OpenAISettings(api_key=SecretStr("sk-test"),
