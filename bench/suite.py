@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
+import tempfile
 import time
 import uuid
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
@@ -199,24 +200,29 @@ class Suite:
 
     async def _lag(self) -> None:
         """Step finished (by the clock of whatever finished it) → its row's NOTIFY received
-        by a listener here: what a user watching the run's event stream waits for."""
+        by a listener in its own process (``bench/listener.py``), as the API's event stream
+        is deployed: what a user watching the run waits for."""
         from promptpilot.store import RUN_EVENTS_CHANNEL
 
         self.b3_runs.clear()
-        arrivals: dict[tuple[str, str], float] = {}
-
-        def on_event(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
-            event = json.loads(payload)
-            if event.get("kind") == "step" and event.get("status") == "completed":
-                arrivals.setdefault((event["runId"], event["stepId"]), time.time())
-
-        listener = await asyncpg.connect(self.postgres.dsn)
+        arrivals_file = Path(tempfile.mkdtemp(prefix="pp-lag-")) / "arrivals.txt"
+        listener = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.listener", self.postgres.dsn, RUN_EVENTS_CHANNEL,
+            str(arrivals_file), stdout=asyncio.subprocess.PIPE)
+        assert listener.stdout is not None
         try:
-            await listener.add_listener(RUN_EVENTS_CHANNEL, on_event)
+            ready = await asyncio.wait_for(listener.stdout.readline(), 30)
+            if ready.strip() != b"ready":
+                raise RuntimeError(f"the NOTIFY listener did not start: {ready!r}")
             await drive(self.runners["B3"], *KEY[:1], runs_for(*KEY, self.args.quick), KEY[1])
             await asyncio.sleep(0.5)  # the last notifications in flight
         finally:
-            await listener.close()
+            listener.terminate()
+        await listener.wait()
+        arrivals: dict[tuple[str, str], float] = {}
+        for line in arrivals_file.read_text().splitlines():
+            stamp, run_id, step_id = line.split()
+            arrivals.setdefault((run_id, step_id), float(stamp))
         async with self.engine.connect() as db:
             rows = (await db.execute(text(
                 "select run_id, step_id, extract(epoch from finished_at) from workflow_run_steps "
