@@ -67,7 +67,7 @@ class Suite:
         from promptpilot.database import make_engine
         from promptpilot.keys import ApiKeys
         from promptpilot.migrate import upgrade
-        from promptpilot.services import running_api, running_worker
+        from promptpilot.services import running_api, running_worker, settle_heap
         from promptpilot.settings import (
             ApiSettings,
             DatabaseSettings,
@@ -139,6 +139,8 @@ class Suite:
             peer.launch(self.postgres.dsn_for(dbos_db))
             stack.callback(peer.shutdown)
             self.runners["P1"] = variants.p1()
+        # As `promptpilot worker` does once it is up (promptpilot.services.settle_heap).
+        settle_heap()
         self.meter_pids = {"bench (worker+API)" if api_pid is None else "bench (worker)":
                            os.getpid(), "api": api_pid, "temporal": self.temporal.pid,
                            "postgres": self.postgres.pid}

@@ -33,7 +33,7 @@ async def _until_signal() -> None:
 
 async def _dev(settings: Settings, args: argparse.Namespace) -> int:
     from promptpilot.search_attributes import SEARCH_ATTRIBUTES
-    from promptpilot.services import prepare_database, run_all
+    from promptpilot.services import prepare_database, run_all, settle_heap
     from promptpilot.stack import EmbeddedPostgres, TemporalDevServer
 
     data_dir = settings.data_dir.resolve()
@@ -66,6 +66,7 @@ async def _dev(settings: Settings, args: argparse.Namespace) -> int:
             url = postgres.url
         await prepare_database(settings, url, load_examples=True, dev_key=dev_key)
         api = await run_all(settings, url, stack)
+        settle_heap()
         _out("PromptPilot is running (Ctrl-C stops everything):")
         _out(f"  API          {api.url}")
         _out(f"  API docs     {api.url}/docs")
@@ -83,10 +84,11 @@ async def _dev(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _worker(settings: Settings) -> int:
-    from promptpilot.services import running_worker
+    from promptpilot.services import running_worker, settle_heap
 
     url = _require_db(settings)
     async with running_worker(settings, url):
+        settle_heap()
         logging.getLogger("promptpilot").info(
             "worker on %s namespace=%s queue=%s", settings.temporal.address,
             settings.namespace, settings.temporal.task_queue)
@@ -95,10 +97,11 @@ async def _worker(settings: Settings) -> int:
 
 
 async def _api(settings: Settings) -> int:
-    from promptpilot.services import running_api
+    from promptpilot.services import running_api, settle_heap
 
     url = _require_db(settings)
     async with running_api(settings, url) as api:
+        settle_heap()
         _out(f"API on {api.url} (docs at {api.url}/docs)")
         await _until_signal()
     return 0
