@@ -328,10 +328,17 @@ class StepRunner:
             run_id=self.scope.run_id, step_id=step.id, input=mapped,
             expression=step.expression, pending=sent, run=run,
             record=record.model_copy() if self.scope.mirror else None)
-        result: TransformStepResult = await workflow.execute_local_activity(
-            "transform_step", request, result_type=TransformStepResult,
-            start_to_close_timeout=opts.start_to_close, retry_policy=opts.retry_policy,
-            summary=opts.summary)
+        try:
+            result: TransformStepResult = await workflow.execute_local_activity(
+                "transform_step", request, result_type=TransformStepResult,
+                start_to_close_timeout=opts.start_to_close, retry_policy=opts.retry_policy,
+                summary=opts.summary)
+        except BaseException:
+            # The run's row must still land before any of its steps (a child's or a
+            # triggered run's row may not exist yet): the failure's own write carries it.
+            if run is not None and self.pending_run is None:
+                self.pending_run = run
+            raise
         if result.mirrored and sent:
             self.pending = [r for r in self.pending if all(r is not s for s in sent)]
         if not result.mirrored and run is not None and self.pending_run is None:
@@ -382,8 +389,14 @@ class StepRunner:
                 retry_policy=MIRROR_RETRY,
                 summary=f"mirror {records[0].step_id} {records[0].status}")
             return
-        await workflow.execute_local_activity(
-            "mirror_steps", StepRecords(records=records, run=run),
-            start_to_close_timeout=MIRROR_TIMEOUT, retry_policy=MIRROR_RETRY,
-            summary="mirror " + ", ".join([*(["run running"] if run else []),
-                                           *(f"{r.step_id} {r.status}" for r in records)]))
+        try:
+            await workflow.execute_local_activity(
+                "mirror_steps", StepRecords(records=records, run=run),
+                start_to_close_timeout=MIRROR_TIMEOUT, retry_policy=MIRROR_RETRY,
+                summary="mirror " + ", ".join([*(["run running"] if run else []),
+                                               *(f"{r.step_id} {r.status}" for r in records)]))
+        except BaseException:
+            # Cancelled mid-write: whatever is written next must still carry the run's row.
+            if run is not None and self.pending_run is None:
+                self.pending_run = run
+            raise

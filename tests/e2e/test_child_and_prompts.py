@@ -55,6 +55,31 @@ async def test_workflow_step_runs_a_child_whose_cost_rolls_up(
     assert child_run["inputJson"] == {"topic": "rivers"}
 
 
+async def test_a_child_whose_first_transform_fails_is_recorded_with_its_step(
+    service: Service,
+) -> None:
+    # A child run has no row until the interpreter writes one; its first step (a transform
+    # that fails) must still land after it, never as an orphan step.
+    child = unique_slug("child")
+    parent = unique_slug("parent")
+    await service.create_workflow({"id": child, "name": "failing child", "steps": [
+        {"id": "bad", "type": "transform", "expression": "abs(t)",
+         "inputMapping": {"t": "input.topic"}}],
+        "variables": [{"name": "topic", "type": "string", "required": True}]})
+    await service.create_workflow({"id": parent, "name": "parent", "steps": [
+        {"id": "sub", "type": "workflow", "workflowSlug": child,
+         "inputMapping": {"topic": "input.subject"}}]})
+
+    run = (await service.run(parent, {"subject": "rivers"})).json()["run"]
+
+    assert run["status"] == "failed"
+    child_id = next(s for s in run["steps"] if s["stepId"] == "sub")["rendered"]["childRunId"]
+    child_run = (await service.http.get(f"/api/workflows/runs/{child_id}")).json()["run"]
+    assert child_run["status"] == "failed"
+    assert [(s["stepId"], s["status"]) for s in child_run["steps"]] == [("bad", "failed")]
+    assert child_run["steps"][0]["error"]["type"] == "transform_error"
+
+
 async def test_stored_prompts_are_versioned_and_runs_record_the_version(
     service: Service, llm: FakeLlmServer
 ) -> None:
