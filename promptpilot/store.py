@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
@@ -18,7 +17,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import SQLModel, col
 
-from promptpilot.upsert import RawPool, Upsert, fetch_value, write
+from promptpilot.upsert import RawPool, Upsert, fetch_value, json_argument, write
 from schema.definition import WorkflowDefinition
 from schema.run import RunRecord, StepRecord
 from schema.tables import RunRow, StepRow, WorkflowRow, WorkflowVersionRow, utcnow
@@ -65,13 +64,6 @@ async def raw_connection(engine: AsyncEngine) -> AsyncIterator[Any]:
         except asyncpg.PostgresError as exc:
             # Raised as SQLAlchemy would have (the API answers 422 for unstorable text).
             raise DBAPIError(None, None, exc) from exc
-
-
-def json_argument(table: Table, key: str, value: Any) -> Any:
-    """A value for the raw driver: JSONB columns as JSON text (None stays SQL NULL)."""
-    if isinstance(table.c[key].type, JSONB):
-        return None if value is None else json.dumps(value, default=str)
-    return value
 
 
 def from_record(model: type[T], record: Any) -> T:

@@ -72,7 +72,8 @@ def upsert_sql(table: Table, keys: tuple[str, ...], conflict: tuple[str, ...],
     )
 
 
-def _argument(table: Table, key: str, value: Any) -> Any:
+def json_argument(table: Table, key: str, value: Any) -> Any:
+    """A value for the raw driver: JSONB columns as JSON text (None stays SQL NULL)."""
     if isinstance(table.c[key].type, JSONB):
         return None if value is None else json.dumps(value, default=str)
     return value
@@ -103,7 +104,7 @@ async def write(raw: RawPool, upserts: Sequence[Upsert]) -> None:
         for upsert in upserts:
             keys = tuple(upsert.values)
             sql = upsert_sql(upsert.table, keys, upsert.conflict, upsert.terminal)
-            arguments = [_argument(upsert.table, key, upsert.values[key]) for key in keys]
+            arguments = [json_argument(upsert.table, key, upsert.values[key]) for key in keys]
             await connection.execute(sql, *arguments, upsert.channel, json.dumps(upsert.event))
 
 
