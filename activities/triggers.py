@@ -112,8 +112,7 @@ class TriggerActivities:
             await self._fire_events(record)
 
     async def _fire_events(self, record: RunRecord) -> None:
-        if self._client is None or not await self._store.has_event_triggers(
-                record.environment, record.workflow_id):
+        if self._client is None:
             return
         for trigger in await self._triggers.event_triggers(record.environment,
                                                            record.workflow_id):

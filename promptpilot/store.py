@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import SQLModel, col
 
-from promptpilot.upsert import RawPool, Upsert, fetch_value, json_argument, write
+from promptpilot.upsert import RawPool, Upsert, json_argument, write
 from schema.definition import WorkflowDefinition
 from schema.run import RunRecord, StepRecord
 from schema.tables import RunRow, StepRow, WorkflowRow, WorkflowVersionRow, utcnow
@@ -226,15 +226,6 @@ class Store:
     async def upsert_run(self, record: RunRecord) -> None:
         """Idempotent write of a run's state from the interpreter."""
         await write(self._raw, [_run_upsert(record)])
-
-    async def has_event_triggers(self, environment: str, workflow_id: str) -> bool:
-        """Whether any enabled event trigger listens to runs of this workflow (one cheap
-        read on the writers' pool, so a run's end costs no ORM query when none does)."""
-        found = await fetch_value(
-            self._raw, "SELECT EXISTS (SELECT 1 FROM triggers WHERE environment = $1 AND "
-            "type = 'event' AND enabled AND config ->> 'sourceWorkflowId' = $2)",
-            environment, workflow_id)
-        return bool(found)
 
     async def upsert_steps(self, records: Sequence[StepRecord],
                            run: RunRecord | None = None) -> None:

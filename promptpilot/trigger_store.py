@@ -9,8 +9,9 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from sqlmodel import col
+from sqlmodel import SQLModel, col
 
+from promptpilot.store import from_record, raw_connection, select_sql
 from schema.tables import (
     RunRow,
     TriggerRow,
@@ -30,6 +31,7 @@ class TriggerStore:
     """Reads and writes the trigger tables."""
 
     def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
         self._sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
     async def create(self, row: TriggerRow) -> TriggerRow:
@@ -82,13 +84,17 @@ class TriggerStore:
 
     async def event_triggers(self, environment: str,
                              source_workflow_id: str) -> Sequence[TriggerRow]:
-        """Enabled event triggers listening to runs of one workflow."""
-        query = select(TriggerRow).where(
-            col(TriggerRow.environment) == environment, col(TriggerRow.type) == "event",
-            col(TriggerRow.enabled).is_(True),
-            col(TriggerRow.config)["sourceWorkflowId"].astext == source_workflow_id)
-        async with self._sessions() as session:
-            return list((await session.execute(query)).scalars().all())
+        """Enabled event triggers listening to runs of one workflow.
+
+        Asked at the end of every run, so it is one prepared statement (see
+        ``promptpilot.store.raw_connection``), not an ORM session."""
+        table = SQLModel.metadata.tables[TriggerRow.__tablename__]
+        where = ("environment = $1 AND type = 'event' AND enabled "
+                 "AND config ->> 'sourceWorkflowId' = $2")
+        async with raw_connection(self._engine) as driver:
+            records = await driver.fetch(select_sql(table, where), environment,
+                                         source_workflow_id)
+        return [from_record(TriggerRow, record) for record in records]
 
     async def resolve_version(
         self, trigger: TriggerRow

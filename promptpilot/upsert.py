@@ -106,10 +106,3 @@ async def write(raw: RawPool, upserts: Sequence[Upsert]) -> None:
             sql = upsert_sql(upsert.table, keys, upsert.conflict, upsert.terminal)
             arguments = [json_argument(upsert.table, key, upsert.values[key]) for key in keys]
             await connection.execute(sql, *arguments, upsert.channel, json.dumps(upsert.event))
-
-
-async def fetch_value(raw: RawPool, sql: str, *arguments: Any) -> Any:
-    """One value of one read, on the writers' pool (one round trip, no pre-ping)."""
-    pool = await raw.pool()
-    async with pool.acquire() as connection:
-        return await connection.fetchval(sql, *arguments)

@@ -149,7 +149,7 @@ class InterpreterWorkflow:
             source_run_id=run.source_run_id, from_step_id=run.from_step_id,
             parent_run_id=run.parent_run_id, parent_step_id=run.parent_step_id,
             started_at=started_at, finished_at=finished)
-        if status == "running" and runner.local_transforms:
+        if status == "running" and runner.lean:
             # Written by the first step write (a transform's own, or the mirror's next).
             runner.pending_run = record
             return

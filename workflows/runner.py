@@ -8,7 +8,8 @@ handler of their kind, recording every transition (into the mirror when it is on
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -138,9 +139,8 @@ class StepRunner:
         # Lean runs (revision 2, fixed in the run's input, so no patch marker is needed)
         # also run transforms as local activities that write their own row, and let the
         # first step write carry the run's "running" row.
-        self.local_transforms = scope.interpreter >= INTERPRETER_LEAN
-        self.batched = scope.mirror and (self.local_transforms
-                                         or workflow.patched(MIRROR_BATCH_PATCH))
+        self.lean = scope.interpreter >= INTERPRETER_LEAN
+        self.batched = scope.mirror and (self.lean or workflow.patched(MIRROR_BATCH_PATCH))
         self.pending: list[StepRecord] = []
         self.pending_run: RunRecord | None = None
         """The run's "running" record, waiting for the first step write to carry it."""
@@ -211,7 +211,7 @@ class StepRunner:
             await self.finish(record, "failed", error=step_error(exc))
             raise StepFailed(step_error(exc)) from None
         record.input = mapped
-        local = self.local_transforms and isinstance(step, TransformStep)
+        local = self.lean and isinstance(step, TransformStep)
         if local:
             # No "running" row for a transform: it writes itself, finished, in a moment.
             self.steps[record.step_id] = record
@@ -323,26 +323,19 @@ class StepRunner:
         """A transform as a local activity that mirrors itself, with the buffered records."""
         opts = step_options(step)
         sent = list(self.pending) if self.scope.mirror else []
-        run, self.pending_run = self.pending_run, None
-        request = TransformStepRequest(
-            run_id=self.scope.run_id, step_id=step.id, input=mapped,
-            expression=step.expression, pending=sent, run=run,
-            record=record.model_copy() if self.scope.mirror else None)
-        try:
+        with self._carrying_run() as run:
+            request = TransformStepRequest(
+                run_id=self.scope.run_id, step_id=step.id, input=mapped,
+                expression=step.expression, pending=sent, run=run,
+                record=record.model_copy() if self.scope.mirror else None)
             result: TransformStepResult = await workflow.execute_local_activity(
                 "transform_step", request, result_type=TransformStepResult,
                 start_to_close_timeout=opts.start_to_close, retry_policy=opts.retry_policy,
                 summary=opts.summary)
-        except BaseException:
-            # The run's row must still land before any of its steps (a child's or a
-            # triggered run's row may not exist yet): the failure's own write carries it.
-            if run is not None and self.pending_run is None:
-                self.pending_run = run
-            raise
         if result.mirrored and sent:
             self.pending = [r for r in self.pending if all(r is not s for s in sent)]
-        if not result.mirrored and run is not None and self.pending_run is None:
-            self.pending_run = run  # the next mirror write carries it
+        if not result.mirrored:
+            self._keep_run(run)  # the next mirror write carries it
         return StepOutcome(output=result.output, attempts=result.attempt,
                            started_at=result.started_at, finished_at=result.finished_at,
                            mirrored=result.mirrored)
@@ -380,23 +373,33 @@ class StepRunner:
     async def flush(self, record: StepRecord | None = None) -> None:
         """Write buffered step records (and `record`) in one local activity."""
         records, self.pending = [*self.pending, *([record] if record else [])], []
-        run, self.pending_run = self.pending_run, None
-        if not records and run is None:
+        if not records and self.pending_run is None:
             return
-        if len(records) == 1 and run is None:
+        if len(records) == 1 and self.pending_run is None:
             await workflow.execute_local_activity(
                 "mirror_step", records[0], start_to_close_timeout=MIRROR_TIMEOUT,
                 retry_policy=MIRROR_RETRY,
                 summary=f"mirror {records[0].step_id} {records[0].status}")
             return
-        try:
+        with self._carrying_run() as run:
             await workflow.execute_local_activity(
                 "mirror_steps", StepRecords(records=records, run=run),
                 start_to_close_timeout=MIRROR_TIMEOUT, retry_policy=MIRROR_RETRY,
                 summary="mirror " + ", ".join([*(["run running"] if run else []),
                                                *(f"{r.step_id} {r.status}" for r in records)]))
+
+    @contextmanager
+    def _carrying_run(self) -> Iterator[RunRecord | None]:
+        """Hand the run's pending "running" row to one write. If that write fails or is
+        cancelled, the next write must still carry it: the run's row lands before any of
+        its steps (a child's or a triggered run's row may not exist yet)."""
+        run, self.pending_run = self.pending_run, None
+        try:
+            yield run
         except BaseException:
-            # Cancelled mid-write: whatever is written next must still carry the run's row.
-            if run is not None and self.pending_run is None:
-                self.pending_run = run
+            self._keep_run(run)
             raise
+
+    def _keep_run(self, run: RunRecord | None) -> None:
+        if run is not None and self.pending_run is None:
+            self.pending_run = run
