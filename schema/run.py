@@ -55,6 +55,15 @@ INTERPRETER_LEAN = 2
 LATEST_INTERPRETER = INTERPRETER_LEAN
 
 
+class RunLimits(CamelModel):
+    """The run-time limits a run was started with (from ``Settings.limits``), carried in its
+    input so every replay and every child run applies the same ones."""
+
+    template_max_output_chars: int = 1_000_000
+    template_max_operations: int = 100_000
+    max_step_output_bytes: int = 8 * 1024 * 1024
+
+
 class RunWorkflowInput(CamelModel):
     """Everything the interpreter needs; the definition snapshot travels with it."""
 
@@ -77,6 +86,7 @@ class RunWorkflowInput(CamelModel):
     children: list[ChildDefinition] = Field(default_factory=list)
     parent_run_id: str | None = None
     parent_step_id: str | None = None
+    limits: RunLimits = Field(default_factory=RunLimits)
     interpreter: int = INTERPRETER_PATCHED
     """The interpreter revision the run follows, fixed when it starts (so replay takes the
     same path): starters set ``LATEST_INTERPRETER``."""
