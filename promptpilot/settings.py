@@ -118,6 +118,26 @@ class LimitsSettings(BaseModel):
     or the run, fails ``payload_too_large`` at once instead of retrying a workflow task."""
 
 
+class ReconcileSettings(BaseModel):
+    """How the mirror is brought back into agreement with Temporal (README: Watch, list and
+    cancel runs): runs ended outside the interpreter, stalled runs, cancel's grace period."""
+
+    enabled: bool = True
+    """Run the reconciler loop in every worker process (``promptpilot worker`` and ``dev``)."""
+    interval_seconds: float = Field(default=2.0, gt=0, le=3600)
+    """How often a sweep compares recently closed and stalled runs with the mirror."""
+    visibility_lag_seconds: float = Field(default=10.0, ge=0, le=3600)
+    """Each sweep reads closes again from this long before the previous sweep: Temporal's
+    visibility store is eventually consistent, so a close may be listed late."""
+    read_check_seconds: float = Field(default=3.0, ge=0, le=3600)
+    """``GET`` of a run that is not finished and older than this checks Temporal (at most once
+    per this period per run)."""
+    cancel_grace_seconds: float = Field(default=10.0, ge=0, le=300)
+    """How long a cancelled run may take to stop before it is terminated."""
+    orphan_after_seconds: float = Field(default=60.0, ge=5)
+    """A ``pending`` run with no workflow in Temporal after this long is marked failed."""
+
+
 class WorkflowFeatures(BaseModel):
     """Feature flags of the workflow engine (seed 003), e.g. PROMPTPILOT_WORKFLOW__MULTI_MODEL."""
 
@@ -141,6 +161,7 @@ class Settings(BaseSettings):
     tools: ToolSettings = Field(default_factory=ToolSettings)
     workflow: WorkflowFeatures = Field(default_factory=WorkflowFeatures)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    reconcile: ReconcileSettings = Field(default_factory=ReconcileSettings)
 
     @model_validator(mode="after")
     def _checks(self) -> Settings:

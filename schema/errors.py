@@ -33,4 +33,10 @@ class ErrorType(StrEnum):
     BUDGET_EXCEEDED = "budget_exceeded"
     OUTPUT_TOO_LARGE = "output_too_large"
     CANCELLED = "cancelled"
+    # Set by the reconciler from Temporal's own record of a run ended outside the interpreter.
+    TERMINATED = "terminated"
+    RUN_TIMED_OUT = "run_timed_out"
+    WORKFLOW_FAILED = "workflow_failed"
+    WORKFLOW_TASK_FAILED = "workflow_task_failed"
+    NOT_STARTED = "not_started"
     INTERNAL = "internal_error"

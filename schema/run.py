@@ -10,7 +10,8 @@ from pydantic import Field
 from schema.base import CamelModel
 from schema.definition import WorkflowDefinition
 
-RunStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
+RunStatus = Literal["pending", "running", "stalled", "completed", "failed", "cancelled"]
+"""``stalled``: Temporal keeps retrying the run's workflow task (a bad deploy); not final."""
 StepStatus = Literal["pending", "running", "waiting", "completed", "failed", "cancelled", "reused",
                      "skipped"]
 TERMINAL_RUN_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
