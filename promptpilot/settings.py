@@ -138,6 +138,50 @@ class ReconcileSettings(BaseModel):
     """A ``pending`` run with no workflow in Temporal after this long is marked failed."""
 
 
+class PayloadSettings(BaseModel):
+    """What reaches Temporal: encrypted payloads, and large ones kept outside its history
+    (README: Payloads: storage and encryption)."""
+
+    encryption_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    """The key ring: key id -> 32 random bytes, base64. Keep old ids: they decrypt what they
+    encrypted. Empty (and no key file): payloads are not encrypted (refused outside dev)."""
+    encryption_key_id: str | None = None
+    """The key that encrypts new payloads; default: the ring's only key."""
+    key_file: Path | None = None
+    """A JSON key ring ``{"id": "base64"}`` read at start and merged into the ring
+    (``promptpilot dev`` makes one in its data folder)."""
+    storage: Literal["postgres", "s3", "none"] = "postgres"
+    """Where payloads at or over the threshold go: our Postgres, an S3 bucket, or nowhere
+    (then every payload stays in history and ``limits.max_payload_bytes`` applies)."""
+    storage_threshold_bytes: int = Field(default=64 * 1024, ge=0)
+    """Payloads at or over this size leave history; history keeps a reference (~200 B)."""
+    max_stored_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    """Largest payload the storage takes; over it the step or run fails ``payload_too_large``."""
+    keep_days: int = Field(default=30, ge=1)
+    """Stored payloads older than this are pruned (``promptpilot payloads prune``): keep it
+    over the namespace's retention plus the longest run."""
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    """An S3-compatible server (MinIO, moto...); empty: AWS."""
+    s3_region: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    codec_cors_origins: list[str] = Field(default_factory=list)
+    """Browser origins allowed to call the codec endpoint; default: ``temporal.ui_url``'s."""
+    allow_plaintext: bool = False
+    """Run an environment other than dev without encryption keys (not recommended)."""
+
+    @model_validator(mode="after")
+    def _checks(self) -> PayloadSettings:
+        if self.storage == "s3" and not self.s3_bucket:
+            raise ValueError("payloads.storage is s3 but payloads.s3_bucket is not set")
+        if self.encryption_key_id is not None and self.key_file is None \
+                and self.encryption_key_id not in self.encryption_keys:
+            raise ValueError(f"payloads.encryption_key_id {self.encryption_key_id!r} is not in"
+                             " payloads.encryption_keys")
+        return self
+
+
 class WorkflowFeatures(BaseModel):
     """Feature flags of the workflow engine (seed 003), e.g. PROMPTPILOT_WORKFLOW__MULTI_MODEL."""
 
@@ -161,6 +205,7 @@ class Settings(BaseSettings):
     tools: ToolSettings = Field(default_factory=ToolSettings)
     workflow: WorkflowFeatures = Field(default_factory=WorkflowFeatures)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    payloads: PayloadSettings = Field(default_factory=PayloadSettings)
     reconcile: ReconcileSettings = Field(default_factory=ReconcileSettings)
 
     @model_validator(mode="after")
@@ -173,6 +218,15 @@ class Settings(BaseSettings):
         }:
             raise ValueError("refusing a placeholder API key outside the dev environment")
         return self
+
+    @property
+    def max_payload_bytes(self) -> int:
+        """The largest payload a run may hand Temporal: the storage's own maximum once
+        payloads over the threshold leave history, else ``limits.max_payload_bytes``."""
+        if self.payloads.storage == "none":
+            return self.limits.max_payload_bytes
+        # Room for the encryption envelope, so the guard fires before the storage refuses.
+        return self.payloads.max_stored_bytes - 1024
 
     @property
     def namespace(self) -> str:

@@ -9,7 +9,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Index, UniqueConstraint
+from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -238,3 +238,25 @@ class PromptVersionRow(SQLModel, table=True):
     prompt_system: str | None = None
     prompt_user: str
     created_at: datetime = _stamp()
+
+
+class PayloadBlobRow(SQLModel, table=True):
+    """A Temporal payload kept outside history (migration 0006): history holds a reference
+    to it (namespace, workflow id, digest). Content-addressed within its workflow, so the
+    same encrypted bytes stored twice (a replay, a repeated write) are one row. Rows follow
+    their run's retention by ``stored_at``: ``promptpilot payloads prune``."""
+
+    __tablename__ = "payload_blobs"
+    __table_args__ = (Index("ix_payload_blobs_stored_at", "stored_at"),)
+
+    namespace: str = Field(primary_key=True, max_length=255)
+    workflow_id: str = Field(sa_column=Column(Text, primary_key=True))
+    """The workflow the payload belongs to (a run's id); empty when stored without one."""
+    digest: str = Field(primary_key=True, max_length=64)
+    """SHA-256 of ``data``, hex: checked again when the payload is read."""
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    """The serialized payload, as the codec left it (encrypted when keys are set)."""
+    size_bytes: int = Field(sa_column=Column(BigInteger, nullable=False))
+    created_at: datetime = _stamp()
+    stored_at: datetime = _stamp()
+    """Last time a write asked for it: pruning goes by this."""
