@@ -25,7 +25,6 @@ class AppState:
         """The client for an environment (its own namespace)."""
         client = self.clients.get(environment)
         if client is None:
-            client = await connect(self.settings.temporal.address,
-                                   self.settings.namespace_for(environment))
+            client = await connect(self.settings, self.settings.namespace_for(environment))
             self.clients[environment] = client
         return client

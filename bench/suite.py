@@ -106,7 +106,7 @@ class Suite:
         await stack.enter_async_context(running_worker(self.settings, url))
         # The worker's own client (shared in-process, as under `promptpilot dev`): B2 and B3
         # both start eagerly, their first workflow task coming back with the start response.
-        self.client = await connect(self.temporal.address, "dev")
+        self.client = await connect(self.settings, "dev")
         hand = Worker(self.client, task_queue="bench-hand", workflows=[HandWrittenWorkflow],
                       activities=[transform],
                       # The same runner as the product's worker: the comparison is about

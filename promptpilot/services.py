@@ -22,7 +22,12 @@ from promptpilot.keys import ApiKeys
 from promptpilot.migrate import upgrade
 from promptpilot.settings import Settings
 from promptpilot.store import Store
-from promptpilot.temporal import connect, share_worker_client, withdraw_worker_client
+from promptpilot.temporal import (
+    close_payload_storage,
+    connect,
+    share_worker_client,
+    withdraw_worker_client,
+)
 from promptpilot.validation import parse_definition
 from worker import WorkerParts, build_worker
 
@@ -60,8 +65,7 @@ async def running_worker(settings: Settings, url: str, *,
     workers: list[tuple[Worker, WorkerParts, asyncio.Task[None]]] = []
     try:
         for environment in settings.served_environments:
-            client = await connect(settings.temporal.address,
-                                   settings.namespace_for(environment), own=True)
+            client = await connect(settings, settings.namespace_for(environment), own=True)
             parts = WorkerParts(settings, store, client)
             worker = build_worker(client, task_queue or settings.temporal.task_queue, parts,
                                   sandboxed=settings.temporal.workflow_sandbox)
@@ -80,6 +84,7 @@ async def running_worker(settings: Settings, url: str, *,
             await parts.aclose()
         await store.aclose()
         await engine.dispose()
+        await close_payload_storage()
 
 
 @dataclass
@@ -125,6 +130,7 @@ async def running_api(settings: Settings, url: str, *, host: str | None = None,
     finally:
         server.should_exit = True
         await asyncio.gather(task, return_exceptions=True)
+        await close_payload_storage()
 
 
 def settle_heap() -> None:

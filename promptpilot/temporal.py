@@ -1,4 +1,15 @@
-"""The one way to connect to Temporal: every client shares the pydantic data converter.
+"""The one way to connect to Temporal, and the one data converter every client shares.
+
+The converter (``data_converter(settings)``) is used by the worker, the API, the CLI, the
+tests, the benchmark and the replay tests. A payload goes through, in order:
+
+1. pydantic conversion (our schema models as JSON), behind the payload-size guard at
+   ``settings.max_payload_bytes`` (``limits.max_payload_bytes`` while every payload stays in
+   history; the storage's maximum once large ones leave it);
+2. the payload codec: AES-256-GCM under the key ring's active key (``payload_codec``);
+   failures' messages and stack traces are encrypted too (encoded failure attributes);
+3. external storage: a payload at or over ``payloads.storage_threshold_bytes`` goes to the
+   storage driver (``payload_storage``) and history keeps a reference to it.
 
 A process that runs a worker shares that worker's client with its own starters (the API of
 ``promptpilot dev``, the benchmark): a start made on the worker's client with
@@ -8,21 +19,121 @@ the start response, without a trip through the server's task queue.
 
 from __future__ import annotations
 
-from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
 
+from temporalio.client import Client
+from temporalio.contrib.pydantic import PydanticPayloadConverter
+from temporalio.converter import (
+    DataConverter,
+    DefaultFailureConverter,
+    DefaultFailureConverterWithEncodedAttributes,
+    PayloadConverter,
+)
+
+from promptpilot.payload_codec import EncryptionCodec, KeyRing, KeyRingError, read_key_file
+from promptpilot.payload_storage import PayloadStorage
+from promptpilot.settings import Settings
+
+log = logging.getLogger("promptpilot.payloads")
+
+
+@dataclass(frozen=True)
+class PayloadPipeline:
+    """The shared converter and the parts the codec endpoint serves on their own."""
+
+    converter: DataConverter
+    codec: EncryptionCodec | None
+    storage: PayloadStorage
+
+
+_PIPELINES: dict[str, PayloadPipeline] = {}
 _WORKER_CLIENTS: dict[tuple[str, str], Client] = {}
 
 
-async def connect(address: str, namespace: str, *, own: bool = False) -> Client:
+def key_ring(settings: Settings) -> KeyRing | None:
+    """The payload key ring: ``payloads.encryption_keys`` plus the key file, if any.
+
+    None (no encryption) only in the dev environment or with ``payloads.allow_plaintext``.
+    """
+    p = settings.payloads
+    encoded = {key_id: secret.get_secret_value() for key_id, secret in p.encryption_keys.items()}
+    if p.key_file is not None:
+        encoded = {**read_key_file(p.key_file), **encoded}
+    if encoded:
+        return KeyRing.parse(encoded, p.encryption_key_id)
+    if settings.environment != "dev" and not p.allow_plaintext:
+        raise KeyRingError(
+            f"refusing to run the {settings.environment!r} environment with readable payloads:"
+            " set PROMPTPILOT_PAYLOADS__ENCRYPTION_KEYS ('{\"k1\": \"<base64 of 32 bytes>\"}',"
+            " `promptpilot payloads new-key` makes one) or PROMPTPILOT_PAYLOADS__KEY_FILE")
+    return None
+
+
+def payload_converter_class(settings: Settings) -> type[PayloadConverter]:
+    """Pydantic conversion. Seam for the payload-size guard (issue 12): it wraps this class
+    with ``settings.max_payload_bytes`` as its limit (``payload_too_large`` over it)."""
+    del settings  # the guard's limit
+    return PydanticPayloadConverter
+
+
+def payload_pipeline(settings: Settings) -> PayloadPipeline:
+    """The converter for these settings, built once per process for each configuration (so
+    tests that make new settings objects share one storage pool)."""
+    fingerprint = _fingerprint(settings)
+    pipeline = _PIPELINES.get(fingerprint)
+    if pipeline is None:
+        ring = key_ring(settings)
+        codec = EncryptionCodec(ring) if ring is not None else None
+        if codec is None:
+            log.warning("payloads are not encrypted: set payloads.encryption_keys")
+        storage = PayloadStorage(settings)
+        converter = DataConverter(
+            payload_converter_class=payload_converter_class(settings),
+            payload_codec=codec,
+            failure_converter_class=(DefaultFailureConverterWithEncodedAttributes if codec
+                                     else DefaultFailureConverter),
+            external_storage=storage.external,
+        )
+        pipeline = _PIPELINES[fingerprint] = PayloadPipeline(converter, codec, storage)
+    return pipeline
+
+
+def data_converter(settings: Settings) -> DataConverter:
+    """The data converter every client and worker of these settings uses."""
+    return payload_pipeline(settings).converter
+
+
+async def close_payload_storage() -> None:
+    """Release the storage drivers' connections (they reopen on next use): at shutdown."""
+    for pipeline in list(_PIPELINES.values()):
+        await pipeline.storage.aclose()
+
+
+def _fingerprint(settings: Settings) -> str:
+    """What shapes the converter, hashed (it holds keys: never logged)."""
+    p = settings.payloads
+    shape = {
+        "payloads": p.model_dump(mode="json", exclude={"encryption_keys"}),
+        "keys": {k: v.get_secret_value() for k, v in p.encryption_keys.items()},
+        "secret": p.s3_secret_access_key.get_secret_value() if p.s3_secret_access_key else None,
+        "database": settings.database.url, "environment": settings.environment,
+        "limit": settings.max_payload_bytes,
+    }
+    return hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode()).hexdigest()
+
+
+async def connect(settings: Settings, namespace: str, *, own: bool = False) -> Client:
     """A client for one environment's namespace: a local worker's when there is one, unless
     ``own`` (a worker always has its own)."""
+    address = settings.temporal.address
     shared = None if own else _WORKER_CLIENTS.get((address, namespace))
     if shared is not None:
         return shared
-    return await Client.connect(
-        address, namespace=namespace, data_converter=pydantic_data_converter
-    )
+    return await Client.connect(address, namespace=namespace,
+                                data_converter=data_converter(settings))
 
 
 def share_worker_client(address: str, client: Client) -> None:

@@ -29,6 +29,7 @@ from promptpilot.settings import (
     DatabaseSettings,
     LlmSettings,
     OpenAISettings,
+    PayloadSettings,
     Settings,
     TemporalSettings,
     ToolSettings,
@@ -40,6 +41,8 @@ from tests.fakes.llm_server import FakeLlmServer
 
 DEV_KEY = "pp_dev_test_key"
 PROD_KEY = "pp_prod_test_key"
+# The tests' payload key ring (AES-256): every test runs through the payload codec.
+PAYLOAD_KEYS = {"test-1": SecretStr("dGVzdC1wYXlsb2FkLWtleS0zMi1ieXRlcy1sb25nISE=")}
 
 
 @pytest.fixture(scope="session")
@@ -118,6 +121,7 @@ def settings(temporal: TemporalDevServer, postgres: EmbeddedPostgres,
                                         base_url=llm_server.anthropic_base_url),
         ),
         tools=ToolSettings(web_search_backend="offline"),
+        payloads=PayloadSettings(encryption_keys=dict(PAYLOAD_KEYS)),
     )
 
 

@@ -50,7 +50,7 @@ async def test_approved_step_records_who_and_the_run_goes_on(service: Service) -
     review = next(s for s in run["steps"] if s["stepId"] == "review")
     assert review["rendered"]["message"] == "Publish hello?"
     # The Temporal UI shows what the run waits for (the workflow's current details).
-    client = await connect(service.settings.temporal.address, "dev")
+    client = await connect(service.settings, "dev")
     metadata = await client.get_workflow_handle(run_id).query(
         "__temporal_workflow_metadata", result_type=WorkflowMetadata)
     assert "waiting for approval of step 'review'" in metadata.current_details

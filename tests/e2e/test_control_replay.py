@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from promptpilot.temporal import connect
+from promptpilot.temporal import connect, data_converter
 from tests.conftest import Service, unique_slug
 from tests.fakes.llm_server import FakeLlmServer
 from worker import workflow_runner
@@ -68,11 +67,11 @@ async def test_every_kind_runs_replays_previews_and_reruns(
     assert statuses["single"] == "skipped"
     assert statuses["left"] == statuses["right"] == "completed"
 
-    client = await connect(service.settings.temporal.address, "dev")
+    client = await connect(service.settings, "dev")
     history = await client.get_workflow_handle(run["id"]).fetch_history()
     replayer = Replayer(workflows=[InterpreterWorkflow, MapBatchWorkflow],
                         workflow_runner=workflow_runner(),
-                        data_converter=pydantic_data_converter)
+                        data_converter=data_converter(service.settings))
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure
     if not RECORDED.exists():

@@ -72,8 +72,8 @@ async def test_prod_runs_are_invisible_and_unstartable_with_a_dev_key(
             "select environment from workflow_run_steps where run_id = any(:ids)"),
             {"ids": [uuid.UUID(run["id"]), uuid.UUID(dev_run["id"])]})).all()
     assert sorted(r.environment for r in rows) == ["dev", "prod"]
-    in_prod = await connect(settings.temporal.address, "prod")
-    in_dev = await connect(settings.temporal.address, "dev")
+    in_prod = await connect(settings, "prod")
+    in_dev = await connect(settings, "dev")
     assert (await in_prod.get_workflow_handle(run["id"]).describe()).status is not None
     with pytest.raises(RPCError):
         await in_dev.get_workflow_handle(run["id"]).describe()

@@ -133,7 +133,7 @@ async def test_search_attributes_find_runs_in_temporal(service: Service) -> None
     slug = unique_slug("sa")
     await service.create_workflow(chain(slug, 1))
     run_id = (await service.run(slug, {"topic": "x"})).json()["run"]["id"]
-    client = await connect(service.settings.temporal.address, service.settings.namespace)
+    client = await connect(service.settings, service.settings.namespace)
     query = f'PromptPilotSlug="{slug}" AND PromptPilotTrigger="api" AND PromptPilotVersion=1'
     found: list[str] = []
     for _ in range(100):  # visibility is eventually consistent

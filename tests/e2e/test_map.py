@@ -61,7 +61,7 @@ async def test_thousand_item_map_completes_in_batched_children(service: Service)
     assert len(run["steps"]) == 2
 
     # The parent's history holds one child per batch, far under Temporal's limits.
-    client = await connect(service.settings.temporal.address, "dev")
+    client = await connect(service.settings, "dev")
     history = await client.get_workflow_handle(run["id"]).fetch_history()
     assert len(history.events) < 300
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from promptpilot.temporal import connect
+from promptpilot.settings import Settings
+from promptpilot.temporal import connect, data_converter
 from tests.conftest import Service, unique_slug
 from tests.definitions import feed_discovery
 from tests.fakes.llm_server import FakeLlmServer, ok, status
@@ -20,9 +20,11 @@ from workflows.interpreter import InterpreterWorkflow
 HISTORIES = Path(__file__).parent.parent / "histories"
 
 
-def replayer() -> Replayer:
+def replayer(settings: Settings) -> Replayer:
+    """A replayer through the product's converter: the payload codec decrypts the history's
+    encrypted payloads and the storage driver resolves its references."""
     return Replayer(workflows=[InterpreterWorkflow], workflow_runner=workflow_runner(),
-                    data_converter=pydantic_data_converter)
+                    data_converter=data_converter(settings))
 
 
 async def test_live_histories_replay(service: Service, llm: FakeLlmServer) -> None:
@@ -33,11 +35,12 @@ async def test_live_histories_replay(service: Service, llm: FakeLlmServer) -> No
     failed = (await service.run(slug, {"interests": "AI"})).json()["run"]
     assert (completed["status"], failed["status"]) == ("completed", "failed")
 
-    client = await connect(service.settings.temporal.address, "dev")
+    client = await connect(service.settings, "dev")
     histories = [await client.get_workflow_handle(run["id"]).fetch_history()
                  for run in (completed, failed)]
     for history in histories:
-        result = await replayer().replay_workflow(history, raise_on_replay_failure=False)
+        result = await replayer(service.settings).replay_workflow(
+            history, raise_on_replay_failure=False)
         assert result.replay_failure is None, result.replay_failure
     if not (HISTORIES / "feed_discovery_completed.json").exists():
         # Record once; later code changes must keep replaying this history.
@@ -46,7 +49,7 @@ async def test_live_histories_replay(service: Service, llm: FakeLlmServer) -> No
 
 
 @pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.stem)
-async def test_recorded_histories_replay(path: Path) -> None:
+async def test_recorded_histories_replay(path: Path, settings: Settings) -> None:
     history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
-    result = await replayer().replay_workflow(history, raise_on_replay_failure=False)
+    result = await replayer(settings).replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure

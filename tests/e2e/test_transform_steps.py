@@ -63,7 +63,7 @@ async def test_transform_chain_runs_locally_with_a_forward_timeline(service: Ser
     assert _time(run["startedAt"]) <= _time(steps[0]["startedAt"])
 
     # In the Temporal UI the transforms are local-activity markers: no activity task each.
-    client = await connect(service.settings.temporal.address, "dev")
+    client = await connect(service.settings, "dev")
     history = await client.get_workflow_handle(run["id"]).fetch_history()
     kinds = [event.event_type for event in history.events]
     assert EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED not in kinds
@@ -87,7 +87,7 @@ async def test_runs_started_for_the_first_revision_still_run(service: Service) -
     created = await service.create_workflow(chain(slug, 3))
     definition = (await service.http.get(f"/api/workflows/{slug}")).json()["workflow"]
     run_id = str(uuid.uuid4())
-    client = await connect(service.settings.temporal.address, "dev")
+    client = await connect(service.settings, "dev")
     result: RunResult = await client.execute_workflow(
         WORKFLOW_NAME, RunWorkflowInput(
             run_id=run_id, environment="dev", workflow_id=created["id"], workflow_slug=slug,

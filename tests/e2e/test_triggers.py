@@ -72,7 +72,7 @@ async def test_schedule_fires_pauses_triggers_backfills_and_deletes(service: Ser
     finally:
         deleted = await service.http.delete(f"/api/triggers/{trigger['id']}")
     assert deleted.status_code == 204
-    client = await connect(service.settings.temporal.address, "dev")
+    client = await connect(service.settings, "dev")
     try:
         await client.get_schedule_handle(schedule_id(trigger["id"])).describe()
         raise AssertionError("the schedule outlived its trigger")

@@ -32,7 +32,7 @@ async def test_2000_step_run_fits_the_history_limits(service: Service, record: R
     assert status == "completed", status
     await assert_exactly_once(service.store.engine, run_id, [f"t{i}" for i in range(1, STEPS + 1)])
 
-    client = await connect(service.settings.temporal.address, "dev")
+    client = await connect(service.settings, "dev")
     handle = client.get_workflow_handle(run_id)
     events, size, runs = 0, 0, 0
     # Follow continue-as-new, if the interpreter uses it, and count every run's history.

@@ -88,7 +88,7 @@ async def test_temporal_server_restart_mid_run(settings: Settings, tmp_path: Pat
             back_at = time.monotonic()
             run = await wait_status(http, run_id, 90)
             recovery = time.monotonic() - back_at
-            client = await connect(temporal.address, "dev")
+            client = await connect(own, "dev")
             result = await client.get_workflow_handle(run_id).result()
         assert run["status"] == "completed", run
         assert result is not None
