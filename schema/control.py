@@ -9,7 +9,7 @@ from pydantic import Field
 
 from schema.base import CamelModel
 from schema.definition import Step
-from schema.run import INTERPRETER_PATCHED, ChildDefinition, StepError
+from schema.run import INTERPRETER_PATCHED, ChildDefinition, RunLimits, StepError
 
 APPROVAL_UPDATE = "decide"
 
@@ -45,6 +45,8 @@ class MapBatchInput(CamelModel):
     mirror: bool = True
     max_cost_usd: float | None = None
     children: list[ChildDefinition] = Field(default_factory=list)
+    limits: RunLimits = Field(default_factory=RunLimits)
+    """The parent run's limits."""
     interpreter: int = INTERPRETER_PATCHED
     """As ``RunWorkflowInput.interpreter``."""
 

@@ -32,6 +32,10 @@ class ErrorType(StrEnum):
     TRANSFORM = "transform_error"
     BUDGET_EXCEEDED = "budget_exceeded"
     OUTPUT_TOO_LARGE = "output_too_large"
+    TEMPLATE_LIMIT = "template_limit"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    PAYLOAD_INVALID = "payload_invalid"
+    INPUT_INVALID = "input_invalid"
     CANCELLED = "cancelled"
     # Set by the reconciler from Temporal's own record of a run ended outside the interpreter.
     TERMINATED = "terminated"

@@ -63,6 +63,9 @@ class RunLimits(CamelModel):
     template_max_output_chars: int = 1_000_000
     template_max_operations: int = 100_000
     max_step_output_bytes: int = 8 * 1024 * 1024
+    max_payload_bytes: int = 1_900_000
+    """The worker's payload guard (``Settings.max_payload_bytes``): the run's result is checked
+    against it before the run is recorded ``completed``."""
 
 
 class RunWorkflowInput(CamelModel):
