@@ -30,9 +30,6 @@ from schema.activities import AttemptEntry, LlmRequest, LlmResult, RepairEntry
 from schema.errors import ErrorType
 
 HEARTBEAT_SECONDS = 2.0
-# Temporal refuses payloads over 2 MB (and warns past 512 KB); a result that large would fail
-# to complete on every retry. Fail the step once, clearly, well below the limit instead.
-MAX_RESULT_BYTES = 1_500_000
 T = TypeVar("T")
 
 
@@ -179,7 +176,7 @@ class LlmActivities:
             break
         for warning in usage.warnings:
             activity.logger.warning("llm step %s: %s", request.step_id, warning)
-        _check_size(completion.text, output)
+        _check_size(completion.text, output, result_limit(self.settings))
         return LlmResult(
             output=output, text=completion.text, provider=provider_name, model=model,
             tokens_in=usage.tokens_in, tokens_out=usage.tokens_out,
@@ -188,16 +185,24 @@ class LlmActivities:
         )
 
 
-def _check_size(text: str, output: Any) -> None:
-    """Refuse (non-retryably) an answer too large to travel as a Temporal payload."""
+def result_limit(settings: Settings) -> int:
+    """The largest answer (text plus parsed output) an llm step returns: the step output
+    limit, within what one payload may carry (a quarter kept for the result's other fields).
+    With payload storage on, a payload may be far over Temporal's 2 MB: history keeps a
+    reference to it; without storage a result over 2 MB would fail on every retry."""
+    return min(settings.limits.max_step_output_bytes, settings.max_payload_bytes * 3 // 4)
+
+
+def _check_size(text: str, output: Any, limit: int) -> None:
+    """Refuse (non-retryably) an answer too large to travel as a step result."""
     size = len(text.encode())
     if output is not text:
         size += len(json.dumps(output, default=str).encode())
-    if size > MAX_RESULT_BYTES:
+    if size > limit:
         raise ApplicationError(
-            f"the model's answer is {size:,} bytes, over the {MAX_RESULT_BYTES:,}-byte limit "
+            f"the model's answer is {size:,} bytes, over the {limit:,}-byte limit "
             "for a step result; lower maxTokens or ask for a shorter answer",
-            {"sizeBytes": size, "limitBytes": MAX_RESULT_BYTES},
+            {"sizeBytes": size, "limitBytes": limit},
             type=ErrorType.OUTPUT_TOO_LARGE, non_retryable=True)
 
 

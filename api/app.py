@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from api import errors
 from api.routes import (
     approvals,
+    codec,
     events,
     health,
     preview,
@@ -74,5 +75,6 @@ def create_app(settings: Settings, database_url: str | None = None) -> FastAPI:
     app.include_router(usage.router)
     app.include_router(prompts.router)
     app.include_router(health.router)
+    app.include_router(codec.router)  # Temporal's codec-server endpoints at /codec
     ui.install(app)  # the web inspector at /ui
     return app

@@ -32,6 +32,7 @@ async def _until_signal() -> None:
 
 
 async def _dev(settings: Settings, args: argparse.Namespace) -> int:
+    from promptpilot.payload_codec import ensure_key_file
     from promptpilot.search_attributes import SEARCH_ATTRIBUTES
     from promptpilot.services import prepare_database, run_all, settle_heap
     from promptpilot.stack import EmbeddedPostgres, TemporalDevServer
@@ -50,20 +51,29 @@ async def _dev(settings: Settings, args: argparse.Namespace) -> int:
     dev_key = (settings.api.dev_api_key.get_secret_value() if settings.api.dev_api_key
                else DEFAULT_DEV_KEY)
     host, port = settings.temporal.address.rsplit(":", 1)
+    if not settings.payloads.encryption_keys and settings.payloads.key_file is None:
+        # A dev key made once and kept with the data: restarts still read older runs.
+        settings.payloads.key_file = ensure_key_file(data_dir / "payload-keys.json")
+    api_host = "127.0.0.1" if settings.api.host in ("0.0.0.0", "::") else settings.api.host
+    # The Temporal UI can send no credentials of its own: in dev the key rides in the path.
+    codec = f"http://{api_host}:{settings.api.port}/codec/k/{dev_key}"
     async with AsyncExitStack() as stack:
         temporal = TemporalDevServer(
             data_dir / "temporal", db_file=data_dir / "temporal" / "temporal.db",
             namespaces=sorted({settings.namespace, "prod"}), ip=host, port=int(port),
-            ui_port=args.ui_port, search_attributes=SEARCH_ATTRIBUTES,
+            ui_port=args.ui_port, search_attributes=SEARCH_ATTRIBUTES, ui_codec_endpoint=codec,
         )
         stack.callback(temporal.stop)
         await temporal.start()
         url = settings.database.url
+        embedded = not url
         if not url:
             postgres = EmbeddedPostgres(data_dir / "postgres")
             stack.callback(postgres.stop)
             await postgres.start()
-            url = postgres.url
+            url = settings.database.url = postgres.url  # payload storage lives there too
+        if temporal.ui_url:
+            settings.temporal.ui_url = temporal.ui_url  # the codec's CORS origin
         await prepare_database(settings, url, load_examples=True, dev_key=dev_key)
         api = await run_all(settings, url, stack)
         settle_heap()
@@ -72,7 +82,8 @@ async def _dev(settings: Settings, args: argparse.Namespace) -> int:
         _out(f"  API docs     {api.url}/docs")
         _out(f"  Inspector    {api.url}/ui   (sign in with the API key below)")
         _out(f"  Temporal UI  {temporal.ui_url}/namespaces/{settings.namespace}/workflows")
-        _out(f"  Postgres     {'embedded' if not settings.database.url else 'DATABASE_URL'}")
+        _out(f"  Postgres     {'embedded' if embedded else 'DATABASE_URL'}")
+        _out(f"  Payloads     {_payloads_line(settings)}")
         _out(f"  API key      {dev_key}")
         _out("Try:")
         _out(f"  curl -s -X POST {api.url}/api/workflows/feed-discovery/run \\")
@@ -80,6 +91,41 @@ async def _dev(settings: Settings, args: argparse.Namespace) -> int:
         _out("    -d '{\"input\": {\"interests\": \"AI, machine learning\"}}'")
         await _until_signal()
         _out("stopping...")
+    return 0
+
+
+def _payloads_line(settings: Settings) -> str:
+    """How payloads reach Temporal, for the dev banner (key ids only, never keys)."""
+    from promptpilot.temporal import key_ring
+
+    ring = key_ring(settings)
+    p = settings.payloads
+    sealed = (f"encrypted (key {ring.active.key_id}" + (f", file {p.key_file}" if p.key_file
+                                                       else "") + ")") if ring else "readable"
+    kept = "all in history" if p.storage == "none" else (
+        f"over {p.storage_threshold_bytes // 1024} KiB kept in {p.storage}")
+    return f"{sealed}; {kept}; codec at /codec"
+
+
+async def _payloads(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from promptpilot.payload_codec import new_key
+    from promptpilot.payload_storage import PostgresStorageDriver
+
+    if args.payloads_command == "new-key":
+        _out(new_key())
+        _out("(add it to PROMPTPILOT_PAYLOADS__ENCRYPTION_KEYS under a new id, then point "
+             "PROMPTPILOT_PAYLOADS__ENCRYPTION_KEY_ID at that id; keep the old ids)")
+        return 0
+    days = args.older_than_days or settings.payloads.keep_days
+    async with _database(settings) as url:
+        driver = PostgresStorageDriver(url, settings.payloads.max_stored_bytes)
+        try:
+            removed = await driver.prune(timedelta(days=days))
+        finally:
+            await driver.aclose()
+    _out(f"pruned {removed} stored payload(s) last stored over {days} day(s) ago")
     return 0
 
 
@@ -215,6 +261,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--from-step", default=None, help="rerun from this step id")
     run.add_argument("--api", default=None, help="API base URL")
     run.add_argument("--key", default=None, help="API key (default: the dev key)")
+    payloads = sub.add_parser("payloads", help="payload encryption keys and storage")
+    payloads_sub = payloads.add_subparsers(dest="payloads_command", required=True)
+    payloads_sub.add_parser("new-key", help="print a fresh AES-256 payload key (base64)")
+    prune = payloads_sub.add_parser("prune", help="delete payloads kept in Postgres longer "
+                                    "than payloads.keep_days")
+    prune.add_argument("--older-than-days", type=int, default=None)
     keys = sub.add_parser("keys", help="manage API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="create a key and print it once")
@@ -253,6 +305,7 @@ def main(argv: list[str] | None = None) -> None:
         "migrate": lambda: _migrate(settings),
         "run": lambda: _run(settings, args),
         "keys": lambda: _keys_create(settings, args),
+        "payloads": lambda: _payloads(settings, args),
     }
     with asyncio.Runner(loop_factory=_loop_factory(args.command)) as runner:
         code = runner.run(commands[args.command]())

@@ -20,6 +20,7 @@ from promptpilot.database import make_engine
 from promptpilot.examples import example_definitions
 from promptpilot.keys import ApiKeys
 from promptpilot.migrate import upgrade
+from promptpilot.reconciler import RunReconciler
 from promptpilot.settings import Settings
 from promptpilot.store import Store
 from promptpilot.temporal import (
@@ -58,11 +59,15 @@ async def running_worker(settings: Settings, url: str, *,
     """Workers serving each environment's namespace until the block ends; yields the first.
 
     One Worker per served environment (``temporal.worker_environments``), sharing the engine:
-    environments are isolated by namespace, so a dev worker never runs a prod task.
+    environments are isolated by namespace, so a dev worker never runs a prod task. Each
+    environment's mirror reconciler runs beside its worker.
     """
     engine = make_engine(url, settings.database.pool_size)
     store = Store(engine)
     workers: list[tuple[Worker, WorkerParts, asyncio.Task[None]]] = []
+    # The mirror's reconciler lives with the worker: every deployment runs one (README:
+    # Watch, list and cancel runs), and sweeps are idempotent, so several workers may.
+    reconcilers: list[asyncio.Task[None]] = []
     try:
         for environment in settings.served_environments:
             client = await connect(settings, settings.namespace_for(environment), own=True)
@@ -71,8 +76,14 @@ async def running_worker(settings: Settings, url: str, *,
                                   sandboxed=settings.temporal.workflow_sandbox)
             workers.append((worker, parts, asyncio.create_task(worker.run())))
             share_worker_client(settings.temporal.address, client)
+            if settings.reconcile.enabled:
+                reconciler = RunReconciler(store, client, environment, settings.reconcile)
+                reconcilers.append(asyncio.create_task(reconciler.run_forever()))
         yield workers[0][0]
     finally:
+        for task in reconcilers:
+            task.cancel()
+        await asyncio.gather(*reconcilers, return_exceptions=True)
         for worker, _, _ in workers:
             withdraw_worker_client(settings.temporal.address, worker.client)
         for worker, parts, task in workers:

@@ -24,6 +24,10 @@ from schema.tables import RunRow, StepRow, WorkflowRow, WorkflowVersionRow, utcn
 
 TERMINAL_STEP = ("completed", "failed", "cancelled", "reused", "skipped")
 TERMINAL_RUN = ("completed", "failed", "cancelled")
+# A stalled run's workflow task is being retried: the interpreter's writes may come from
+# attempts Temporal then rejects (their local activities ran all the same), so only the
+# reconciler moves the row on, from Temporal's own record (promptpilot/reconciler.py).
+HELD_RUN = ("stalled",)
 # Every mirror write that changes a row also NOTIFYs this channel in its own transaction, so
 # live subscribers (the run events stream) hear of it exactly when it is committed.
 RUN_EVENTS_CHANNEL = "promptpilot_run_events"
@@ -372,4 +376,4 @@ def _run_upsert(record: RunRecord) -> Upsert:
     event = {"kind": "run", "runId": record.run_id, "status": record.status,
              "actualCost": record.actual_cost}
     return Upsert(SQLModel.metadata.tables[RunRow.__tablename__], row, ("id",),
-                  TERMINAL_RUN, RUN_EVENTS_CHANNEL, event)
+                  TERMINAL_RUN, RUN_EVENTS_CHANNEL, event, HELD_RUN)

@@ -41,6 +41,9 @@ SEARCH_ATTRIBUTE_TYPES: Mapping[str, IndexedValueType.ValueType] = {
 }
 
 
+REPORTED_PROBLEMS_AFTER = "system.numConsecutiveWorkflowTaskProblemsToTriggerSearchAttribute"
+
+
 class StackStartError(RuntimeError):
     """A local service did not become ready; the message carries the tail of its log."""
 
@@ -100,6 +103,7 @@ class TemporalDevServer:
         port: int | None = None,
         ui_port: int | None = None,
         ui: bool = True,
+        ui_codec_endpoint: str | None = None,
         ip: str = "127.0.0.1",
         binary: Path | None = None,
         log_level: str = "warn",
@@ -121,6 +125,8 @@ class TemporalDevServer:
         self.port = port
         self.ui_port = ui_port
         self.ui = ui
+        # The UI sends history payloads there to show them decrypted (api/routes/codec.py).
+        self.ui_codec_endpoint = ui_codec_endpoint
         self.binary = binary
         self.log_level = log_level
         self.extra_args = list(extra_args)
@@ -164,6 +170,8 @@ class TemporalDevServer:
             if self.ui
             else ["--headless"]
         )
+        if self.ui and self.ui_codec_endpoint:
+            cmd += ["--ui-codec-endpoint", self.ui_codec_endpoint]
         if self.db_file is not None:
             cmd += ["--db-filename", str(self.db_file)]
             # WAL: ~4x the throughput of SQLite's defaults and it survives kill -9.
@@ -174,6 +182,10 @@ class TemporalDevServer:
             cmd += ["--search-attribute", f"{name}={kind}"]
         # The default (20/s) adds ~50 ms to every workflow task.
         cmd += ["--dynamic-config-value", "history.transferProcessorMaxPollRPS=10000"]
+        # A run whose workflow task failed twice in a row is listed by the visibility query
+        # `TemporalReportedProblems IS NOT NULL` (the server's default waits for 5 failures,
+        # about a minute): the reconciler shows it `stalled` (promptpilot/reconciler.py).
+        cmd += ["--dynamic-config-value", f"{REPORTED_PROBLEMS_AFTER}=2"]
         cmd += ["--log-level", self.log_level, *self.extra_args]
         return cmd
 

@@ -55,19 +55,21 @@ class RawPool:
 
 @lru_cache(maxsize=32)
 def upsert_sql(table: Table, keys: tuple[str, ...], conflict: tuple[str, ...],
-               terminal: tuple[str, ...]) -> str:
-    """INSERT … ON CONFLICT DO UPDATE guarded so a finished row is never reopened, then
-    NOTIFY only when a row was written; the last two parameters are channel and payload."""
+               terminal: tuple[str, ...], held: tuple[str, ...] = ()) -> str:
+    """INSERT … ON CONFLICT DO UPDATE guarded so a finished row is never reopened (and a row
+    in a ``held`` status is left alone), then NOTIFY only when a row was written; the last
+    two parameters are channel and payload."""
     params = ", ".join(
         f"${i}::jsonb" if isinstance(table.c[key].type, JSONB) else f"${i}"
         for i, key in enumerate(keys, 1))
     updates = ", ".join(f"{key} = EXCLUDED.{key}" for key in keys
                         if key not in conflict and key not in ("id", "created_at"))
     states = ", ".join(f"'{state}'" for state in terminal)
+    keep = "".join(f" AND {table.name}.status <> '{state}'" for state in held)
     return (
         f"WITH written AS (INSERT INTO {table.name} ({', '.join(keys)}) VALUES ({params}) "
         f"ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {updates} "
-        f"WHERE {table.name}.status NOT IN ({states}) OR EXCLUDED.status IN ({states}) "
+        f"WHERE ({table.name}.status NOT IN ({states}) OR EXCLUDED.status IN ({states})){keep} "
         f"RETURNING 1) SELECT pg_notify(${len(keys) + 1}, ${len(keys) + 2}) FROM written"
     )
 
@@ -89,6 +91,8 @@ class Upsert:
     terminal: tuple[str, ...]
     channel: str
     event: dict[str, Any]
+    held: tuple[str, ...] = ()
+    """Statuses of an existing row this write leaves alone (see ``store.HELD_RUN``)."""
 
 
 async def write(raw: RawPool, upserts: Sequence[Upsert]) -> None:
@@ -103,6 +107,6 @@ async def write(raw: RawPool, upserts: Sequence[Upsert]) -> None:
     async with pool.acquire() as connection:
         for upsert in upserts:
             keys = tuple(upsert.values)
-            sql = upsert_sql(upsert.table, keys, upsert.conflict, upsert.terminal)
+            sql = upsert_sql(upsert.table, keys, upsert.conflict, upsert.terminal, upsert.held)
             arguments = [json_argument(upsert.table, key, upsert.values[key]) for key in keys]
             await connection.execute(sql, *arguments, upsert.channel, json.dumps(upsert.event))

@@ -79,8 +79,21 @@ def parse_time(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+# A page shows this much of one value (a 5 MB model answer, a 20 MB fetched page would make
+# the browser crawl); the rest is named, never dropped: the API returns every value whole.
+VIEW_CHARS = 100_000
+
+
+def _clip(value: Any) -> str:
+    text = str(value)
+    if len(text) <= VIEW_CHARS:
+        return text
+    return (f"{text[:VIEW_CHARS]}\n… {len(text) - VIEW_CHARS:,} more characters not shown here"
+            " (the API returns the whole value: GET /api/workflows/runs/<run id>)")
+
+
 def _pretty(value: Any) -> str:
-    return json.dumps(value, indent=2, sort_keys=False, default=str, ensure_ascii=False)
+    return _clip(json.dumps(value, indent=2, sort_keys=False, default=str, ensure_ascii=False))
 
 
 def _when(value: datetime | None) -> str:
@@ -116,6 +129,6 @@ def _short(value: str | None) -> str:
     return (value or "")[:8]
 
 
-templates.env.filters.update(pretty=_pretty, when=_when, duration=_duration_ms, money=_money,
-                             short=_short)
+templates.env.filters.update(pretty=_pretty, clip=_clip, when=_when, duration=_duration_ms,
+                             money=_money, short=_short)
 templates.env.globals.update(TERMINAL=TERMINAL, run_duration_ms=run_duration_ms)
