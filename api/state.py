@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from temporalio.client import Client
 
 from promptpilot.keys import ApiKeys
+from promptpilot.reconciler import RunReconciler
 from promptpilot.settings import Settings
 from promptpilot.store import Store
 from promptpilot.temporal import connect
@@ -20,6 +21,7 @@ class AppState:
     store: Store
     keys: ApiKeys
     clients: dict[str, Client] = field(default_factory=dict)
+    reconcilers: dict[str, RunReconciler] = field(default_factory=dict)
 
     async def temporal(self, environment: str) -> Client:
         """The client for an environment (its own namespace)."""
@@ -28,3 +30,12 @@ class AppState:
             client = await connect(self.settings, self.settings.namespace_for(environment))
             self.clients[environment] = client
         return client
+
+    async def reconciler(self, environment: str) -> RunReconciler:
+        """Checks single runs of an environment against Temporal (on read and on cancel)."""
+        reconciler = self.reconcilers.get(environment)
+        if reconciler is None:
+            reconciler = RunReconciler(self.store, await self.temporal(environment),
+                                       environment, self.settings.reconcile)
+            self.reconcilers[environment] = reconciler
+        return reconciler

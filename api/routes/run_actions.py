@@ -6,7 +6,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from api.deps import CurrentKey, StateDep
 from api.errors import ApiError, not_found
@@ -63,19 +63,21 @@ async def rerun(run_id: uuid.UUID, body: RerunRequest, response: Response, state
 
 
 @router.post("/{run_id}/cancel", response_model=RunEnvelope, responses=_STILL_GOING)
-async def cancel(run_id: uuid.UUID, response: Response, state: StateDep, key: CurrentKey,
-                 wait: Wait = None) -> RunEnvelope:
-    """Request cancellation: the step in flight is cancelled and no later step starts."""
-    run = await _run_or_404(state, key.environment, run_id)
-    if run.status in TERMINAL_RUN_STATUSES:
-        raise ApiError(409, "run_finished", f"run '{run_id}' is already {run.status}")
-    client = await state.temporal(key.environment)
+async def cancel(run_id: uuid.UUID, response: Response, state: StateDep,
+                 key: CurrentKey) -> RunEnvelope:
+    """Cancel a run that is not finished, as Temporal sees it (a stalled run too): the step in
+    flight is cancelled and no later step starts. A stalled run, or one still going after
+    ``reconcile.cancel_grace_seconds``, is terminated and recorded `cancelled` with why."""
+    await _run_or_404(state, key.environment, run_id)
     try:
-        await client.get_workflow_handle(str(run_id)).cancel()
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            raise ApiError(409, "run_not_running",
-                           f"run '{run_id}' has no running workflow to cancel") from exc
+        reconciler = await state.reconciler(key.environment)
+        outcome = await reconciler.cancel(str(run_id), who=f"API key '{key.name}'")
+    except (RPCError, RuntimeError, OSError) as exc:
         raise ApiError(503, "temporal_unavailable", f"could not cancel: {exc}") from exc
-    await wait_for(state, key.environment, str(run_id), 10.0 if wait is None else wait)
+    if outcome in ("not_found", "finished"):
+        run = await _run_or_404(state, key.environment, run_id)
+        if run.status in TERMINAL_RUN_STATUSES:
+            raise ApiError(409, "run_finished", f"run '{run_id}' is already {run.status}")
+        raise ApiError(409, "run_not_running",
+                       f"run '{run_id}' has no running workflow to cancel")
     return await run_answer(state, key.environment, run_id, response)

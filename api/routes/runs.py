@@ -7,12 +7,16 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from temporalio.service import RPCError
 
 from api.deps import CurrentKey, StateDep
 from api.errors import not_found
 from api.presenters import run_public
-from api.routes.workflows import _decode_cursor, encode_cursor
+from api.routes.workflows import STATUS_FILTER, _decode_cursor, encode_cursor
+from api.state import AppState
 from schema.api import RunEnvelope, RunListEnvelope
+from schema.run import TERMINAL_RUN_STATUSES
+from schema.tables import RunRow
 
 router = APIRouter(prefix="/api/workflows/runs", tags=["runs"])
 
@@ -21,8 +25,7 @@ router = APIRouter(prefix="/api/workflows/runs", tags=["runs"])
 async def list_all_runs(
     state: StateDep, key: CurrentKey,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
-    status: Annotated[str | None, Query(pattern="^(pending|running|completed|failed|cancelled)$")]
-    = None,
+    status: Annotated[str | None, Query(pattern=STATUS_FILTER)] = None,
     trigger: str | None = None,
     workflow: Annotated[str | None, Query(description="only runs of this slug")] = None,
     since: datetime | None = None,
@@ -46,10 +49,26 @@ async def list_all_runs(
 
 @router.get("/{run_id}", response_model=RunEnvelope)
 async def get_run(run_id: uuid.UUID, state: StateDep, key: CurrentKey) -> RunEnvelope:
-    """A run with its steps; runs of other environments are not found."""
+    """A run with its steps; runs of other environments are not found.
+
+    A run that is not finished and is older than ``reconcile.read_check_seconds`` is checked
+    in Temporal first (at most once per that period), so a run ended outside the interpreter
+    or stalled reads as such even between the reconciler's sweeps.
+    """
     run = await state.store.get_run(key.environment, run_id)
     if run is None:
         raise not_found(f"run '{run_id}'")
+    if run.status not in TERMINAL_RUN_STATUSES and await _checked(state, key.environment, run):
+        run = await state.store.get_run(key.environment, run_id) or run
     steps = await state.store.get_steps(run.id)
     workflow = await state.store.get_workflow_by_id(run.workflow_id)
     return RunEnvelope(run=run_public(run, steps, workflow.slug if workflow else None))
+
+
+async def _checked(state: AppState, environment: str, run: RunRow) -> bool:
+    """Reconcile one run on read; True when its row changed. Temporal away: False."""
+    try:
+        reconciler = await state.reconciler(environment)
+        return await reconciler.check_on_read(str(run.id), run.status, run.created_at)
+    except (RPCError, RuntimeError, OSError):
+        return False

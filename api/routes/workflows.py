@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Body, Query, Response
 
@@ -30,10 +30,12 @@ from schema.api import (
 )
 from schema.definition import LlmStep, WorkflowDefinition
 from schema.model_ref import resolve_model
-from schema.run import TERMINAL_RUN_STATUSES
+from schema.run import TERMINAL_RUN_STATUSES, RunStatus
 from schema.tables import WorkflowRow, WorkflowVersionRow
 
 router = APIRouter(prefix="/api/workflows", tags=["workflows"])
+STATUS_FILTER = "^(" + "|".join(get_args(RunStatus)) + ")$"
+"""The run statuses a list may be filtered by."""
 RESERVED_SLUGS = {"runs"}
 DefinitionBody = Annotated[dict[str, Any], Body(description="A workflow definition (seed 000)")]
 
@@ -175,8 +177,7 @@ def encode_cursor(created_at: datetime, run_id: uuid.UUID) -> str:
 async def list_runs(
     slug: str, state: StateDep, key: CurrentKey,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
-    status: Annotated[str | None, Query(pattern="^(pending|running|completed|failed|cancelled)$")]
-    = None,
+    status: Annotated[str | None, Query(pattern=STATUS_FILTER)] = None,
     trigger: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
@@ -19,7 +19,7 @@ from schema.api import StepPublic
 from schema.run import RunStatus
 
 router = APIRouter(prefix="/ui")
-STATUSES: tuple[RunStatus, ...] = ("pending", "running", "completed", "failed", "cancelled")
+STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
 TRIGGERS = ("api", "rerun", "manual", "scheduled", "webhook", "event")
 PAGE_SIZE = 50
 
