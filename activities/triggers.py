@@ -11,8 +11,10 @@ import logging
 import uuid
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 import jmespath
 from jmespath.exceptions import JMESPathError
+from sqlalchemy.exc import DBAPIError
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -25,8 +27,14 @@ from promptpilot.store import Store
 from promptpilot.trigger_store import TriggerStore, VersionUnavailable
 from promptpilot.validation import DefinitionInvalid, validate_input
 from schema.definition import WorkflowDefinition
-from schema.run import LATEST_INTERPRETER, TERMINAL_RUN_STATUSES, RunRecord, RunWorkflowInput
-from schema.tables import TriggerRow
+from schema.run import (
+    LATEST_INTERPRETER,
+    TERMINAL_RUN_STATUSES,
+    RunRecord,
+    RunWorkflowInput,
+    StepError,
+)
+from schema.tables import TriggerRow, utcnow
 from schema.triggers import EventConfig, ResolveStart, TriggeredStart
 from workflows.triggered import TRIGGERED_START_WORKFLOW
 
@@ -78,21 +86,21 @@ class TriggerActivities:
         if not trigger.enabled:
             raise ApplicationError("the trigger is disabled", type="trigger_disabled",
                                    non_retryable=True)
+        data = start.input if start.input is not None else trigger.input_json or {}
         try:
             workflow, version = await self._triggers.resolve_version(trigger)
         except VersionUnavailable as exc:
-            raise ApplicationError(str(exc), type="version_not_found",
-                                   non_retryable=True) from None
+            raise await self._cannot_start(request, trigger, data, "version_not_found",
+                                           str(exc)) from None
         definition = WorkflowDefinition.model_validate(version.definition)
-        data = start.input if start.input is not None else trigger.input_json or {}
         try:
             run_input = validate_input(definition, data)
             definition, children = await References(self._store, trigger.environment).resolve(
                 definition)
         except DefinitionInvalid as exc:
             detail = "; ".join(f"{p.pointer}: {p.message}" for p in exc.problems)
-            raise ApplicationError(f"{exc}: {detail}", type="input_invalid",
-                                   non_retryable=True) from None
+            raise await self._cannot_start(request, trigger, data, "input_invalid",
+                                           f"{exc}: {detail}", version.version) from None
         activity.logger.info("trigger %s resolved %s v%s", trigger.id, workflow.slug,
                              version.version)
         return RunWorkflowInput(
@@ -103,6 +111,32 @@ class TriggerActivities:
             max_cost_usd=definition.max_cost_usd, children=children,
             interpreter=LATEST_INTERPRETER,
         )
+
+    async def _cannot_start(self, request: ResolveStart, trigger: TriggerRow,
+                            data: dict[str, Any], kind: str, message: str,
+                            version: int | None = None) -> ApplicationError:
+        """Record a fire that cannot start as a failed run of the trigger (so it shows in
+        the runs list and the trigger's metrics, not only in the Temporal UI); the error
+        that fails the launcher."""
+        workflow = await self._store.get_workflow_by_id(trigger.workflow_id)
+        if workflow is not None:
+            now = utcnow()
+            number = version or (trigger.pinned_version if trigger.version_policy == "pinned"
+                                 else None) or workflow.current_version
+            record = RunRecord(
+                run_id=request.run_id, environment=trigger.environment,
+                workflow_id=str(workflow.id), workflow_version=number, status="failed",
+                input=data, error=StepError(type=kind, message=f"the run could not start: "
+                                                              f"{message}"),
+                trigger=request.start.trigger, trigger_id=str(trigger.id),
+                source_run_id=request.start.source_run_id, started_at=now, finished_at=now)
+            try:
+                await self._store.upsert_run(record)
+            except (DBAPIError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError,
+                    ValueError, OverflowError) as exc:
+                log.warning("trigger %s: the failed start was not recorded: %s", trigger.id,
+                            exc)
+        return ApplicationError(message, type=kind, non_retryable=True)
 
     @activity.defn(name="mirror_run")
     async def mirror_run(self, record: RunRecord) -> None:
