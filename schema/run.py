@@ -60,7 +60,7 @@ class RunLimits(CamelModel):
     """The run-time limits a run was started with (from ``Settings.limits``), carried in its
     input so every replay and every child run applies the same ones."""
 
-    template_max_output_chars: int = 1_000_000
+    template_max_output_chars: int = 8_000_000
     template_max_operations: int = 100_000
     max_step_output_bytes: int = 8 * 1024 * 1024
     max_payload_bytes: int = 1_900_000
