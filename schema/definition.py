@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from schema.base import CamelModel
+from schema.bounds import VersionNumber
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 STEP_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
@@ -96,7 +97,7 @@ class LlmStep(_StepBase):
     prompt_user: str | None = Field(default=None, min_length=1)
     prompt_id: str | None = Field(default=None, pattern=SLUG_PATTERN)
     """A stored prompt (slug) used instead of inline prompts; resolved when a run starts."""
-    prompt_version: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    prompt_version: VersionNumber | None = None
     output_schema: dict[str, Any] | None = None
     repair_attempts: int = Field(default=DEFAULT_REPAIR_ATTEMPTS, ge=0, le=5)
     temperature: float | None = Field(default=None, ge=0, le=2)
@@ -190,7 +191,7 @@ class WorkflowStep(_StepBase):
 
     type: Literal["workflow"]
     workflow_slug: str = Field(pattern=SLUG_PATTERN)
-    version: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    version: VersionNumber | None = None
 
 
 Step = Annotated[

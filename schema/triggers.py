@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from schema.base import CamelModel
+from schema.bounds import ScheduleSeconds, VersionNumber
 from schema.run import RunStatus
 
 TriggerType = Literal["manual", "scheduled", "webhook", "api", "event"]
@@ -19,8 +20,8 @@ VersionPolicy = Literal["latest", "pinned"]
 class IntervalSpec(CamelModel):
     """Fire every `everySeconds`, shifted by `offsetSeconds` (epoch-aligned, as Temporal does)."""
 
-    every_seconds: float = Field(ge=1)
-    offset_seconds: float = Field(default=0, ge=0)
+    every_seconds: ScheduleSeconds = Field(ge=1)
+    offset_seconds: ScheduleSeconds = 0
 
 
 class ScheduleConfig(CamelModel):
@@ -29,9 +30,9 @@ class ScheduleConfig(CamelModel):
     cron_expressions: list[str] = Field(default_factory=list, max_length=20)
     intervals: list[IntervalSpec] = Field(default_factory=list, max_length=20)
     timezone: str = "UTC"
-    jitter_seconds: float = Field(default=0, ge=0)
+    jitter_seconds: ScheduleSeconds = 0
     overlap_policy: OverlapPolicy = "skip"
-    catchup_window_seconds: float = Field(default=60, ge=10)
+    catchup_window_seconds: ScheduleSeconds = Field(default=60, ge=10)
 
     @model_validator(mode="after")
     def _something_fires(self) -> ScheduleConfig:
@@ -64,7 +65,7 @@ class TriggerCreate(CamelModel):
     config: dict[str, Any] = Field(default_factory=dict)
     input: dict[str, Any] = Field(default_factory=dict)
     version_policy: VersionPolicy = "latest"
-    pinned_version: int | None = Field(default=None, ge=1)
+    pinned_version: VersionNumber | None = None
 
 
 class TriggerUpdate(CamelModel):
@@ -75,7 +76,7 @@ class TriggerUpdate(CamelModel):
     config: dict[str, Any] | None = None
     input: dict[str, Any] | None = None
     version_policy: VersionPolicy | None = None
-    pinned_version: int | None = Field(default=None, ge=1)
+    pinned_version: VersionNumber | None = None
 
 
 class ExecuteRequest(CamelModel):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path
 
 from api.deps import CurrentKey, StateDep
 from api.errors import not_found
 from api.state import AppState
 from promptpilot.prompt_store import PromptStore
+from schema.bounds import VersionNumber
 from schema.definition import SLUG_PATTERN
 from schema.prompts import (
     PromptCreate,
@@ -64,7 +65,7 @@ async def list_prompts(state: StateDep, key: CurrentKey) -> PromptListEnvelope:
 @router.get("/{slug}", response_model=PromptEnvelope)
 async def get_prompt(
     slug: Slug, state: StateDep, key: CurrentKey,
-    version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+    version: VersionNumber | None = None,
 ) -> PromptEnvelope:
     """A prompt with its current texts, or those of `?version=`."""
     prompts, row = await _load(state, key.environment, slug)

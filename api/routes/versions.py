@@ -12,6 +12,7 @@ from api.routes.workflows import load_workflow
 from api.state import AppState
 from promptpilot.definition_diff import diff_definitions
 from schema.api import VersionDiffEnvelope, VersionEnvelope, VersionPublic
+from schema.bounds import VersionNumber
 from schema.problems import Problem
 from schema.tables import WorkflowRow, WorkflowVersionRow
 
@@ -33,9 +34,8 @@ async def _version(state: AppState, workflow: WorkflowRow, number: int,
 @router.get("/{slug}/versions/diff", response_model=VersionDiffEnvelope)
 async def diff_versions(
     slug: str, state: StateDep, key: CurrentKey,
-    from_: Annotated[int, Query(alias="from", ge=1, le=2**31 - 1, description="older version")],
-    to: Annotated[int | None,
-                  Query(ge=1, le=2**31 - 1, description="newer version (default current)")]
+    from_: Annotated[VersionNumber, Query(alias="from", description="older version")],
+    to: Annotated[VersionNumber | None, Query(description="newer version (default current)")]
     = None,
 ) -> VersionDiffEnvelope:
     """Per-step changes from one version to another, as JSON pointers into `to`."""
@@ -48,7 +48,7 @@ async def diff_versions(
 
 
 @router.get("/{slug}/versions/{version}", response_model=VersionEnvelope)
-async def get_version(slug: str, version: Annotated[int, Path(ge=1, le=2**31 - 1)], state: StateDep,
+async def get_version(slug: str, version: Annotated[VersionNumber, Path()], state: StateDep,
                       key: CurrentKey) -> VersionEnvelope:
     """One immutable version of a workflow's definition."""
     workflow, _ = await load_workflow(state, key.environment, slug)

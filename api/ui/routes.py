@@ -35,6 +35,7 @@ from api.ui.views import (
     safe_next,
 )
 from promptpilot.definition_diff import diff_definitions
+from schema.bounds import VersionNumber
 from schema.tables import WorkflowRow, WorkflowVersionRow
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -89,7 +90,7 @@ async def workflows_page(request: Request, state: StateDep, key: UiKey) -> HTMLR
 
 
 async def _workflow(state: StateDep, environment: str, slug: str,
-                    version: int | None = None
+                    version: VersionNumber | None = None
                     ) -> tuple[WorkflowRow, WorkflowVersionRow] | None:
     row = await state.store.get_workflow(environment, slug)
     if row is None:
@@ -109,7 +110,7 @@ def sample_input(definition: dict[str, Any]) -> dict[str, Any]:
 
 @router.get("/workflows/{slug}", response_class=HTMLResponse)
 async def workflow_page(slug: str, request: Request, state: StateDep, key: UiKey,
-                        version: int | None = None) -> HTMLResponse:
+                        version: VersionNumber | None = None) -> HTMLResponse:
     """A definition (current, or `?version=`): steps, variables, versions and recent runs."""
     found = await _workflow(state, key.environment, slug, version)
     if found is None:
@@ -125,8 +126,8 @@ async def workflow_page(slug: str, request: Request, state: StateDep, key: UiKey
 
 @router.get("/workflows/{slug}/diff", response_class=HTMLResponse)
 async def diff_page(slug: str, request: Request, state: StateDep, key: UiKey,
-                    from_: Annotated[int, Query(alias="from", ge=1)] = 1,
-                    to: Annotated[int | None, Query(ge=1)] = None) -> HTMLResponse:
+                    from_: Annotated[VersionNumber, Query(alias="from")] = 1,
+                    to: VersionNumber | None = None) -> HTMLResponse:
     """What changed between two versions (the API's `/versions/diff`, as a page)."""
     new = await _workflow(state, key.environment, slug, to)
     old = await _workflow(state, key.environment, slug, from_)
