@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -34,7 +35,8 @@ def not_found(what: str) -> ApiError:
     return ApiError(404, "not_found", f"{what} not found")
 
 
-def _body(code: str, message: str, problems: list[Problem] | None = None) -> dict[str, Any]:
+def error_body(code: str, message: str, problems: list[Problem] | None = None) -> dict[str, Any]:
+    """The error envelope every 4xx/5xx carries (``schema.api.ErrorEnvelope``), as JSON data."""
     envelope = ErrorEnvelope(error=ErrorBody(code=code, message=message, problems=problems or []))
     return envelope.model_dump(mode="json", exclude_none=True)
 
@@ -64,48 +66,68 @@ def _sqlstate(exc: BaseException) -> str | None:
     return None
 
 
+def loggable(exc: BaseException) -> str:
+    """Where an unexpected error came from, without what it carried.
+
+    Exception messages hold data: a driver error quotes the parameter it could not encode (a
+    webhook secret, an API key digest), a validation error its input. The log gets each
+    exception's type, Postgres's SQLSTATE and the frames, never a message or a parameter.
+    """
+    parts: list[str] = []
+    seen: BaseException | None = exc
+    while seen is not None and len(parts) < 10:
+        state = getattr(seen, "sqlstate", None) or getattr(seen, "pgcode", None)
+        frames = "".join(traceback.format_list(traceback.extract_tb(seen.__traceback__)))
+        parts.append(f"{type(seen).__module__}.{type(seen).__qualname__}"
+                     f"{f' (SQLSTATE {state})' if isinstance(state, str) else ''}\n{frames}")
+        seen = seen.__cause__ or seen.__context__
+    return "caused by ".join(parts)
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers."""
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(_body(exc.code, exc.message, exc.problems), status_code=exc.status,
+        return JSONResponse(error_body(exc.code, exc.message, exc.problems), status_code=exc.status,
                             headers={"WWW-Authenticate": "Bearer"} if exc.status == 401 else None)
 
     @app.exception_handler(DefinitionInvalid)
     async def _invalid(_: Request, exc: DefinitionInvalid) -> JSONResponse:
         summary = "; ".join(f"{p.pointer}: {p.message}" for p in exc.problems[:5])
-        return JSONResponse(_body("validation_error", f"{exc}: {summary}", exc.problems),
+        return JSONResponse(error_body("validation_error", f"{exc}: {summary}", exc.problems),
                             status_code=422)
 
     @app.exception_handler(RequestValidationError)
     async def _request_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         problems = _request_problems(exc)
         summary = "; ".join(f"{p.pointer or '/'}: {p.message}" for p in problems[:5])
-        return JSONResponse(_body("validation_error", f"invalid request: {summary}", problems),
+        return JSONResponse(error_body("validation_error", f"invalid request: {summary}", problems),
                             status_code=422)
 
     @app.exception_handler(Conflict)
     async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
-        return JSONResponse(_body("conflict", str(exc)), status_code=409)
+        return JSONResponse(error_body("conflict", str(exc)), status_code=409)
 
     @app.exception_handler(DBAPIError)
     async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
         # Text Postgres cannot store (a NUL byte, in a parameter or a JSON string) is the
         # client's problem, not ours: say so instead of a 500.
         if _sqlstate(exc) in _UNSTORABLE_TEXT:
-            return JSONResponse(_body("validation_error", "the request contains text Postgres "
+            return JSONResponse(error_body("validation_error", "the request contains text Postgres "
                                       "cannot store (a NUL byte or \\u0000 escape)"),
                                 status_code=422)
         return await _unexpected(request, exc)
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        # The cause is logged server-side; the client gets no stack trace.
-        log.exception("unhandled error", exc_info=exc)
-        return JSONResponse(_body("internal_error", "internal error; see the API log"),
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Where it failed is logged server-side, never the request's body, parameters or any
+        # exception message (see `loggable`); the client gets no stack trace.
+        log.error("unhandled error in %s %s: %s", request.method, request.url.path,
+                  loggable(exc))
+        return JSONResponse(error_body("internal_error", "internal error; see the API log"),
                             status_code=500)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse(_body("http_error", str(exc.detail)), status_code=exc.status_code)
+        return JSONResponse(error_body("http_error", str(exc.detail)), status_code=exc.status_code)
