@@ -33,6 +33,7 @@ from temporalio.converter import (
     PayloadConverter,
 )
 
+from promptpilot.limits import guarded
 from promptpilot.payload_codec import EncryptionCodec, KeyRing, KeyRingError, read_key_file
 from promptpilot.payload_storage import PayloadStorage
 from promptpilot.settings import Settings
@@ -73,10 +74,9 @@ def key_ring(settings: Settings) -> KeyRing | None:
 
 
 def payload_converter_class(settings: Settings) -> type[PayloadConverter]:
-    """Pydantic conversion. Seam for the payload-size guard (issue 12): it wraps this class
-    with ``settings.max_payload_bytes`` as its limit (``payload_too_large`` over it)."""
-    del settings  # the guard's limit
-    return PydanticPayloadConverter
+    """Pydantic conversion behind the payload-size guard (``promptpilot.limits``):
+    ``payload_too_large`` over ``settings.max_payload_bytes``."""
+    return guarded(PydanticPayloadConverter, settings.max_payload_bytes)
 
 
 def payload_pipeline(settings: Settings) -> PayloadPipeline:

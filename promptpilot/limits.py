@@ -1,0 +1,114 @@
+"""Run-time limits from the settings: what each run carries, and the worker's payload guard.
+
+``run_limits(settings)`` is what every starter puts in ``RunWorkflowInput.limits`` (child
+runs and map batches inherit their parent's), so a replay applies the limits the run
+started with.
+
+``guarded(converter_class, max_bytes)`` wraps the payload converter: a payload the worker
+would hand Temporal over ``max_bytes`` raises a non-retryable ``ApplicationError``
+``payload_too_large`` (naming its size and the limit) where it is made, instead of reaching
+the SDK's own size check, which fails the workflow task and retries it forever. Made in
+workflow code (an activity's or child run's input, the run's result) the error surfaces at
+the ``execute_activity`` / ``execute_child_workflow`` call in the step, which then fails;
+made by an activity (its result) the activity fails once. A local activity's input never
+leaves the worker (only its result is recorded), so it is not checked. In workflow code a
+payload nested deeper than the decoder goes (200 levels) fails the run ``payload_invalid``
+rather than the workflow task, over and over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from pydantic import ValidationError
+from temporalio import workflow
+from temporalio.api.common.v1 import Payload
+from temporalio.converter import (
+    ActivitySerializationContext,
+    PayloadConverter,
+    SerializationContext,
+    WithSerializationContext,
+    WorkflowSerializationContext,
+)
+from temporalio.exceptions import ApplicationError
+
+from promptpilot.settings import Settings
+from schema.errors import ErrorType
+from schema.run import RunLimits
+
+
+def run_limits(settings: Settings) -> RunLimits:
+    """The limits a run started now carries."""
+    limits = settings.limits
+    return RunLimits(template_max_output_chars=limits.template_max_output_chars,
+                     template_max_operations=limits.template_max_operations,
+                     max_step_output_bytes=limits.max_step_output_bytes,
+                     max_payload_bytes=settings.max_payload_bytes)
+
+
+class PayloadGuard(PayloadConverter, WithSerializationContext):
+    """A payload converter that refuses payloads over ``max_bytes`` (see the module)."""
+
+    inner_class: ClassVar[type[PayloadConverter]]
+    max_bytes: ClassVar[int]
+
+    def __init__(self, inner: PayloadConverter | None = None,
+                 context: SerializationContext | None = None) -> None:
+        self._inner = inner if inner is not None else self.inner_class()
+        self._activity = context if isinstance(context, ActivitySerializationContext) else None
+        self._workflow_id = context.workflow_id \
+            if isinstance(context, WorkflowSerializationContext) else None
+
+    def to_payloads(self, values: Sequence[Any]) -> list[Payload]:
+        """Convert, then refuse what is over the limit."""
+        payloads = self._inner.to_payloads(values)
+        in_workflow = workflow.in_workflow()
+        activity = self._activity
+        if activity is not None and activity.is_local and in_workflow:
+            return payloads  # a local activity's input stays in this process
+        if activity is None and not in_workflow:
+            return payloads  # a client's start or signal: the API bounds what it sends
+        for payload in payloads:
+            size = payload.ByteSize()
+            if size > self.max_bytes:
+                raise ApplicationError(
+                    f"{self._what(in_workflow)} is {size:,} bytes, over the "
+                    f"{self.max_bytes:,}-byte limit for one Temporal payload "
+                    "(limits.max_payload_bytes)", {"sizeBytes": size, "limitBytes": self.max_bytes},
+                    type=ErrorType.PAYLOAD_TOO_LARGE, non_retryable=True)
+        return payloads
+
+    def from_payloads(self, payloads: Sequence[Payload],
+                      type_hints: list[type] | None = None) -> list[Any]:
+        """Convert; in workflow code, a payload too deep to decode fails the run."""
+        try:
+            return self._inner.from_payloads(payloads, type_hints)
+        except ValidationError as exc:
+            if not workflow.in_workflow() or "recursion limit" not in str(exc):
+                raise
+            raise ApplicationError(
+                "a payload is nested deeper than the 200 levels the worker can decode",
+                type=ErrorType.PAYLOAD_INVALID, non_retryable=True) from None
+
+    def with_context(self, context: SerializationContext) -> PayloadGuard:
+        """The same guard around the inner converter's contextual copy."""
+        inner = self._inner.with_context(context) \
+            if isinstance(self._inner, WithSerializationContext) else self._inner
+        return type(self)(inner, context)
+
+    def _what(self, in_workflow: bool) -> str:
+        activity = self._activity
+        if activity is not None:
+            return f"the {'input' if in_workflow else 'result'} of {activity.activity_type}"
+        if self._workflow_id is not None and in_workflow \
+                and self._workflow_id != workflow.info().workflow_id:
+            return "the input of child workflow " + self._workflow_id
+        return "a workflow payload (its result or failure)"
+
+
+def guarded(inner: type[PayloadConverter], max_bytes: int) -> type[PayloadConverter]:
+    """``inner`` behind the payload guard, as the nullary class a ``DataConverter`` takes."""
+    return type("GuardedPayloadConverter", (PayloadGuard,),
+                {"inner_class": inner, "max_bytes": max_bytes,
+                 "__doc__": f"{inner.__name__} refusing payloads over {max_bytes:,} bytes."})
