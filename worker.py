@@ -35,7 +35,7 @@ class WorkerParts:
         self.mirror = MirrorActivities(store)
         self.transforms = TransformActivities(store.upsert_steps)
         # Wraps mirror_run to fire event triggers; without a client they do not fire.
-        self.triggers = TriggerActivities(store, self.mirror, client)
+        self.triggers = TriggerActivities(store, self.mirror, client, settings)
 
     def activities(self) -> Sequence[Callable[..., Any]]:
         """Every activity the interpreter may schedule."""

@@ -9,7 +9,6 @@ carries it with the tokens and cost spent, repairs listed apart.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from activities.repair import repair_request
 from promptpilot.settings import Settings
 from schema.activities import AttemptEntry, LlmRequest, LlmResult, RepairEntry
 from schema.errors import ErrorType
+from schema.step_output import output_problem
 
 HEARTBEAT_SECONDS = 2.0
 T = TypeVar("T")
@@ -176,7 +176,7 @@ class LlmActivities:
             break
         for warning in usage.warnings:
             activity.logger.warning("llm step %s: %s", request.step_id, warning)
-        _check_size(completion.text, output, result_limit(self.settings))
+        _check_size(output, self.settings.limits.max_step_output_bytes)
         return LlmResult(
             output=output, text=completion.text, provider=provider_name, model=model,
             tokens_in=usage.tokens_in, tokens_out=usage.tokens_out,
@@ -185,25 +185,14 @@ class LlmActivities:
         )
 
 
-def result_limit(settings: Settings) -> int:
-    """The largest answer (text plus parsed output) an llm step returns: the step output
-    limit, within what one payload may carry (a quarter kept for the result's other fields).
-    With payload storage on, a payload may be far over Temporal's 2 MB: history keeps a
-    reference to it; without storage a result over 2 MB would fail on every retry."""
-    return min(settings.limits.max_step_output_bytes, settings.max_payload_bytes * 3 // 4)
-
-
-def _check_size(text: str, output: Any, limit: int) -> None:
-    """Refuse (non-retryably) an answer too large to travel as a step result."""
-    size = len(text.encode())
-    if output is not text:
-        size += len(json.dumps(output, default=str).encode())
-    if size > limit:
+def _check_size(output: Any, limit: int) -> None:
+    """Refuse (non-retryably) an answer over the step output limit before it travels: the
+    same check the interpreter makes of every step's output (``schema.step_output``)."""
+    problem = output_problem(output, limit)
+    if problem is not None:
         raise ApplicationError(
-            f"the model's answer is {size:,} bytes, over the {limit:,}-byte limit "
-            "for a step result; lower maxTokens or ask for a shorter answer",
-            {"sizeBytes": size, "limitBytes": limit},
-            type=ErrorType.OUTPUT_TOO_LARGE, non_retryable=True)
+            f"{problem.message}; lower maxTokens or ask for a shorter answer", problem.details,
+            type=problem.type, non_retryable=True)
 
 
 def _repair(number: int, reason: str, valid: bool, completion: Completion,

@@ -22,7 +22,9 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from activities.mirror import MirrorActivities
+from promptpilot.limits import run_limits
 from promptpilot.references import References
+from promptpilot.settings import Settings
 from promptpilot.store import Store
 from promptpilot.trigger_store import TriggerStore, VersionUnavailable
 from promptpilot.validation import DefinitionInvalid, validate_input
@@ -30,6 +32,7 @@ from schema.definition import WorkflowDefinition
 from schema.run import (
     LATEST_INTERPRETER,
     TERMINAL_RUN_STATUSES,
+    RunLimits,
     RunRecord,
     RunWorkflowInput,
     StepError,
@@ -69,11 +72,13 @@ def event_input(trigger: TriggerRow, config: EventConfig,
 class TriggerActivities:
     """Needs the store and, for event triggers, a client of the worker's namespace."""
 
-    def __init__(self, store: Store, mirror: MirrorActivities, client: Client | None) -> None:
+    def __init__(self, store: Store, mirror: MirrorActivities, client: Client | None,
+                 settings: Settings | None = None) -> None:
         self._triggers = TriggerStore(store.engine)
         self._store = store
         self._mirror = mirror
         self._client = client
+        self._settings = settings
 
     @activity.defn(name="resolve_triggered_start")
     async def resolve_triggered_start(self, request: ResolveStart) -> RunWorkflowInput:
@@ -109,6 +114,7 @@ class TriggerActivities:
             workflow_version=version.version, definition=definition, input=run_input,
             trigger=start.trigger, trigger_id=str(trigger.id),
             max_cost_usd=definition.max_cost_usd, children=children,
+            limits=run_limits(self._settings) if self._settings else RunLimits(),
             interpreter=LATEST_INTERPRETER,
         )
 

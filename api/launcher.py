@@ -20,6 +20,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import ApiError
 from api.state import AppState
+from promptpilot.definition_limits import check_input_size
+from promptpilot.limits import run_limits
 from promptpilot.references import References
 from promptpilot.search_attributes import SA_ENVIRONMENT, SA_SLUG, SA_TRIGGER, SA_VERSION
 from promptpilot.store import Conflict
@@ -54,8 +56,11 @@ class StartRequest:
 async def start_run(state: AppState, request: StartRequest) -> str:
     """Validate, record the run as pending, start its workflow; returns the run id.
 
-    If Temporal refuses the start, the pending row is removed: nothing half-written stays.
+    If the start fails for any reason after the pending row is written (Temporal refuses
+    it, the input cannot be encoded, the request is cancelled), the row is removed: nothing
+    half-written stays. The input is checked against ``limits.max_run_input_bytes`` first.
     """
+    check_input_size(request.input, state.settings.limits)
     definition = request.definition or WorkflowDefinition.model_validate(
         request.version.definition)
     run_input = validate_input(definition, request.input)
@@ -73,6 +78,18 @@ async def start_run(state: AppState, request: StartRequest) -> str:
                        workflow_version=request.version.version, status="pending",
                        input=run_input, trigger=request.trigger, trigger_id=request.trigger_id,
                        source_run_id=request.source_run_id, from_step_id=request.from_step_id)
+    workflow_input = RunWorkflowInput(
+        run_id=run_id, environment=request.environment, workflow_id=str(request.workflow.id),
+        workflow_slug=request.workflow.slug, workflow_version=request.version.version,
+        definition=definition, input=run_input, trigger=request.trigger,
+        trigger_id=request.trigger_id,
+        from_step_id=request.from_step_id, source_run_id=request.source_run_id,
+        seed_steps=request.seed_steps or [], partial_seeds=request.partial_seeds or [],
+        children=children,
+        max_cost_usd=request.max_cost_usd or definition.max_cost_usd,
+        limits=run_limits(state.settings), interpreter=LATEST_INTERPRETER,
+    )
+    # Past this insert every way out of the start removes the row again.
     try:
         await state.store.create_run(record, request.idempotency_key, digest,
                                      overrides=request.overrides)
@@ -83,17 +100,6 @@ async def start_run(state: AppState, request: StartRequest) -> str:
         if existing is None:
             raise
         return existing
-    workflow_input = RunWorkflowInput(
-        run_id=run_id, environment=request.environment, workflow_id=str(request.workflow.id),
-        workflow_slug=request.workflow.slug, workflow_version=request.version.version,
-        definition=definition, input=run_input, trigger=request.trigger,
-        trigger_id=request.trigger_id,
-        from_step_id=request.from_step_id, source_run_id=request.source_run_id,
-        seed_steps=request.seed_steps or [], partial_seeds=request.partial_seeds or [],
-        children=children,
-        max_cost_usd=request.max_cost_usd or definition.max_cost_usd,
-        interpreter=LATEST_INTERPRETER,
-    )
     try:
         client = await state.temporal(request.environment)
         await client.start_workflow(
@@ -115,8 +121,13 @@ async def start_run(state: AppState, request: StartRequest) -> str:
             request_eager_start=True,
         )
     except (RPCError, RuntimeError, OSError) as exc:
-        await state.store.delete_run(run_id)
+        await asyncio.shield(state.store.delete_run(run_id))
         raise ApiError(503, "temporal_unavailable", f"could not start the run: {exc}") from exc
+    except BaseException:
+        # Anything else (an input the payload converter cannot encode, the request cancelled
+        # mid-start) removes the pending row too: it would never leave `pending`.
+        await asyncio.shield(state.store.delete_run(run_id))
+        raise
     return run_id
 
 

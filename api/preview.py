@@ -23,6 +23,8 @@ from temporalio.service import RPCError
 
 from api.errors import ApiError
 from api.state import AppState
+from promptpilot.definition_limits import check_input_size
+from promptpilot.limits import run_limits
 from promptpilot.references import References
 from promptpilot.search_attributes import SA_ENVIRONMENT, SA_SLUG, SA_TRIGGER, SA_VERSION
 from promptpilot.validation import DefinitionInvalid, sample_input, validate_input
@@ -117,6 +119,7 @@ async def run_preview(state: AppState, environment: str, definition: WorkflowDef
                       workflow_id: str, version: int | None, given: dict[str, Any] | None,
                       use_sample_data: bool, wait_seconds: float) -> WorkflowPreviewResult:
     """Run the definition once without the mirror and describe what happened."""
+    check_input_size(given or {}, state.settings.limits)
     run_input = preview_input(definition, given, use_sample_data)
     definition, children = await References(state.store, environment).resolve(definition)
     preview_id = f"{PREVIEW_PREFIX}{uuid.uuid4()}"
@@ -125,7 +128,8 @@ async def run_preview(state: AppState, environment: str, definition: WorkflowDef
         run_id=preview_id, environment=environment, workflow_id=workflow_id,
         workflow_slug=definition.id, workflow_version=version or 0, definition=definition,
         input=run_input, trigger=PREVIEW_TRIGGER, mirror=False, children=children,
-        max_cost_usd=definition.max_cost_usd, interpreter=LATEST_INTERPRETER)
+        max_cost_usd=definition.max_cost_usd, limits=run_limits(state.settings),
+        interpreter=LATEST_INTERPRETER)
     try:
         client = await state.temporal(environment)
         handle = await client.start_workflow(

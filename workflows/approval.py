@@ -34,7 +34,8 @@ def _output(decision: ApprovalDecision, timed_out: bool = False) -> dict[str, An
 async def run_approval(runner: StepRunner, step: ApprovalStep, mapped: dict[str, Any],
                        context: dict[str, Any], record: StepRecord) -> StepOutcome:
     """Wait for the decision (or the timeout) and turn it into the step's outcome."""
-    message = render(step.message, mapped, context) if step.message else None
+    message = render(step.message, mapped, context, runner.scope.limits) if step.message \
+        else None
     rendered = {"message": message, "timeoutSeconds": step.timeout_seconds,
                 "onTimeout": step.on_timeout, "onReject": step.on_reject}
     if not runner.scope.approvals or not runner.scope.mirror:

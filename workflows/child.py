@@ -92,7 +92,7 @@ async def run_child(runner: StepRunner, step: WorkflowStep, mapped: dict[str, An
         run_id=run_id, environment=scope.environment, workflow_id=child.workflow_id,
         workflow_slug=child.slug, workflow_version=child.version, definition=child.definition,
         input=data, trigger=CHILD_TRIGGER, mirror=scope.mirror_runs,
-        max_cost_usd=runner.budget(), children=scope.children,
+        max_cost_usd=runner.budget(), children=scope.children, limits=scope.limits,
         parent_run_id=scope.run_id, parent_step_id=step.id, interpreter=LATEST_INTERPRETER)
     try:
         result: RunResult = await workflow.execute_child_workflow(

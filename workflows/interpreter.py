@@ -6,14 +6,21 @@ kinds in ``steps.py`` (llm, tool, transform), ``control.py`` (condition), ``para
 the runner upserts the step into the Postgres mirror through an idempotent local activity.
 A failed step stops the run: the step and the run are marked ``failed`` with the error
 stored, and the workflow itself fails so the Temporal UI agrees.
+
+Nothing the interpreter meets may leave a workflow task failing and retrying forever (the run
+would stay Running with no end): an input it cannot decode, a result over the payload limit
+and any unexpected exception fail the run at once with a named error type
+(``input_invalid``, ``payload_too_large``, ``internal_error``), recorded the same way in the
+mirror. Only a non-determinism error keeps the task retrying: a redeploy heals it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, NoReturn
 
 from temporalio import workflow
+from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -27,10 +34,18 @@ with workflow.unsafe.imports_passed_through():
         RunWorkflowInput,
         StepError,
         StepProgress,
+        StepStatus,
     )
 
 from workflows.context import new_context
 from workflows.names import WORKFLOW_NAME
+from workflows.run_payloads import (
+    InputInvalid,
+    decode_input,
+    fitted,
+    payload_problem,
+    refused_record,
+)
 from workflows.runner import (
     MIRROR_RETRY,
     MIRROR_TIMEOUT,
@@ -84,54 +99,100 @@ class InterpreterWorkflow:
             raise ValueError(f"step '{decision.step_id}' is not waiting for approval")
 
     @workflow.run
-    async def run(self, run: RunWorkflowInput) -> RunResult:
+    async def run(self, raw: RawValue) -> RunResult:
         """Walk the steps in order; reuse seeded steps before `fromStepId`."""
+        try:
+            run = decode_input(raw)
+        except InputInvalid as refused:
+            await self._refuse(raw, refused.error)
         self._run_id = run.run_id
         runner = self._runner = StepRunner(RunScope(
             run_id=run.run_id, environment=run.environment, id_prefix=run.run_id,
             mirror=run.mirror, mirror_runs=run.mirror, max_cost_usd=run.max_cost_usd,
             children=run.children, seeds={s.step_id: s for s in run.seed_steps},
             partial_seeds={s.step_id: s for s in run.partial_seeds},
-            interpreter=run.interpreter))
+            interpreter=run.interpreter, limits=run.limits))
         self._status = "running"
         started = workflow.now()
-        await self._mirror_run(run, "running", started_at=started)
-        context = new_context(run.input)
-        start = run.definition.step_index(run.from_step_id) if run.from_step_id else 0
+        failure: StepError | None = None
+        in_step = True
         try:
+            await self._mirror_run(run, "running", started_at=started)
+            context = new_context(run.input)
+            start = run.definition.step_index(run.from_step_id) if run.from_step_id else 0
             output = await runner.run_sequence(run.definition.steps, context, start=start)
+            result = self._result(run, "completed", output)
+            # Checked before the run is recorded completed: a result Temporal refuses would
+            # fail the workflow task on every retry, under a mirror saying "completed".
+            failure = payload_problem(result, run.limits.max_payload_bytes, "the run's result")
+            in_step = False
         except StepFailed as failed:
-            self._status = "failed"
-            await self._mirror_run(run, "failed", started_at=started, output=None,
-                                   error=failed.error)
-            # Without a mirror (previews) the caller has no other way to see the steps that
-            # ran, and a parent run needs the child's spend: the failure carries them.
-            partial = [] if run.mirror and not run.parent_run_id else [
-                self._result(run, "failed", None)]
-            raise ApplicationError(
-                f"step failed: {failed.error.message}", *partial, type=failed.error.type,
-                non_retryable=True,
-            ) from None
+            failure = failed.error
         except asyncio.CancelledError:
             self._status = "cancelled"
-            for record in list(runner.steps.values()):
-                if record.status in ("running", "waiting"):
-                    await runner.mirror_step(record.model_copy(update={
-                        "status": "cancelled", "finished_at": runner.now(),
-                        "error": StepError(type=ErrorType.CANCELLED, message="run cancelled")}))
+            await self._close_steps("cancelled", StepError(type=ErrorType.CANCELLED,
+                                                           message="run cancelled"))
             await self._mirror_run(run, "cancelled", started_at=started)
             raise
+        except workflow.NondeterminismError:
+            raise  # a redeploy heals it: the task retries (and the run shows as stalled)
+        except Exception as exc:  # a bug fails its run, never the task forever
+            failure = StepError(type=ErrorType.INTERNAL,
+                                message=f"{type(exc).__name__}: {exc}"[:1000])
+            in_step = False
+            await self._close_steps("failed", failure)
+        if failure is not None:
+            await self._fail(run, started, failure, in_step=in_step)
         self._status = "completed"
         runner.current = None
         await self._mirror_run(run, "completed", started_at=started, output=output)
-        return self._result(run, "completed", output)
+        return result
+
+    async def _close_steps(self, status: StepStatus, error: StepError) -> None:
+        """Steps still running or waiting end with the run."""
+        runner = self._runner
+        assert runner is not None
+        for record in list(runner.steps.values()):
+            if record.status in ("running", "waiting"):
+                await runner.mirror_step(record.model_copy(update={
+                    "status": status, "finished_at": runner.now(), "error": error}))
+
+    async def _fail(self, run: RunWorkflowInput, started: Any, error: StepError, *,
+                    in_step: bool) -> NoReturn:
+        """Record the run failed and fail the workflow with the same error."""
+        self._status = "failed"
+        await self._mirror_run(run, "failed", started_at=started, output=None, error=error)
+        # Without a mirror (previews) the caller has no other way to see the steps that
+        # ran, and a parent run needs the child's spend: the failure carries them, as much
+        # of them as fits in one payload.
+        partial = [] if run.mirror and not run.parent_run_id else [fitted(
+            self._result(run, "failed", None), run.limits.max_payload_bytes)]
+        raise ApplicationError(
+            f"step failed: {error.message}" if in_step else error.message, *partial,
+            type=error.type, non_retryable=True,
+        ) from None
+
+    async def _refuse(self, raw: RawValue, error: StepError) -> NoReturn:
+        """An input that cannot be decoded: a failed run row (when enough of it can be
+        read to write one), and the workflow fails with the same error."""
+        self._run_id = workflow.info().workflow_id
+        self._status = "failed"
+        record = refused_record(raw, error, workflow.now())
+        if record is not None:
+            await workflow.execute_local_activity(
+                "mirror_run", record, start_to_close_timeout=MIRROR_TIMEOUT,
+                retry_policy=MIRROR_RETRY, summary="mirror run failed (input)")
+        raise ApplicationError(error.message, type=error.type, non_retryable=True)
 
     def _result(self, run: RunWorkflowInput, status: RunStatus, output: Any) -> RunResult:
         assert self._runner is not None
         tokens_in, tokens_out = self._runner.tokens()
+        # A mirrored run's steps are in the mirror: its result does not carry them again
+        # (its parent reads only the output and the spend; previews read the steps).
+        steps = [] if run.mirror else list(self._runner.steps.values())
         return RunResult(run_id=run.run_id, status=status, output=output,
                          actual_cost=self._runner.cost, tokens_in=tokens_in,
-                         tokens_out=tokens_out, steps=list(self._runner.steps.values()))
+                         tokens_out=tokens_out, steps=steps)
 
     async def _mirror_run(self, run: RunWorkflowInput, status: RunStatus, *, started_at: Any,
                           output: Any = None, error: StepError | None = None) -> None:

@@ -28,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from schema.definition import DEFAULT_LLM_RETRY, LlmStep
     from schema.errors import ErrorType
     from schema.model_ref import resolve_model
-    from schema.run import StepError
+    from schema.run import RunLimits, StepError
 
 from workflows.options import step_options
 from workflows.outcome import StepOutcome
@@ -77,20 +77,20 @@ class _ModelCall:
 
 
 def _render(field_name: str, source: str, mapped: dict[str, Any],
-            context: dict[str, Any]) -> str:
+            context: dict[str, Any], limits: RunLimits) -> str:
     try:
-        return render(source, mapped, context)
+        return render(source, mapped, context, limits)
     except TemplateError as exc:
         # Names the field and the missing variable, e.g. "promptUser: undefined variable: ..."
-        raise TemplateError(f"{field_name}: {exc}") from None
+        raise exc.renamed(field_name) from None
 
 
 def render_requests(step: LlmStep, run_id: str, mapped: dict[str, Any],
-                    context: dict[str, Any]) -> list[LlmRequest]:
+                    context: dict[str, Any], limits: RunLimits) -> list[LlmRequest]:
     """One rendered request per model; the rendered text is what the Temporal UI shows."""
-    system = _render("promptSystem", step.prompt_system, mapped, context) \
+    system = _render("promptSystem", step.prompt_system, mapped, context, limits) \
         if step.prompt_system else None
-    user = _render("promptUser", step.prompt_user or "", mapped, context)
+    user = _render("promptUser", step.prompt_user or "", mapped, context, limits)
     requests = []
     for target in step.targets():
         provider, model = resolve_model(target.model, target.provider)
@@ -154,9 +154,10 @@ async def _call(step: LlmStep, request: LlmRequest, budget: float | None,
 
 
 async def run_llm_step(step: LlmStep, run_id: str, mapped: dict[str, Any],
-                       context: dict[str, Any], budget: float | None = None) -> StepOutcome:
+                       context: dict[str, Any], limits: RunLimits,
+                       budget: float | None = None) -> StepOutcome:
     """Call the step's model(s); raise ``LlmStepFailed`` when no model answered."""
-    requests = render_requests(step, run_id, mapped, context)
+    requests = render_requests(step, run_id, mapped, context, limits)
     max_attempts = (step.retry_config or DEFAULT_LLM_RETRY).max_attempts
     calls: list[_ModelCall] = []
     if step.models is not None and step.mode == "parallel":

@@ -12,6 +12,8 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from schema.control import MapBatchInput, MapBatchResult, MapItem, MapItemResult
+    from schema.errors import ErrorType
+    from schema.run import StepError
 
 from workflows.context import new_context
 from workflows.names import MAP_BATCH_WORKFLOW
@@ -35,7 +37,7 @@ class MapBatchWorkflow:
                     id_prefix=f"{prefix}-i{item.index}", mirror=False,
                     mirror_runs=batch.mirror, approvals=False,
                     max_cost_usd=batch.max_cost_usd, children=batch.children,
-                    interpreter=batch.interpreter))
+                    interpreter=batch.interpreter, limits=batch.limits))
                 context = new_context({**batch.shared, "item": item.value,
                                        "index": item.index})
                 try:
@@ -43,6 +45,11 @@ class MapBatchWorkflow:
                                                        parent=batch.step_id)
                 except StepFailed as failed:
                     return _result(item, runner, None, failed)
+                except workflow.NondeterminismError:
+                    raise  # a redeploy heals it: the workflow task retries
+                except Exception as exc:  # a bug fails its item, not the task
+                    return _result(item, runner, None, StepFailed(StepError(
+                        type=ErrorType.INTERNAL, message=f"{type(exc).__name__}: {exc}"[:1000])))
                 return _result(item, runner, output, None)
 
         results = await asyncio.gather(*(run_item(item) for item in batch.items))

@@ -75,7 +75,7 @@ async def run_map(runner: StepRunner, step: MapStep, mapped: dict[str, Any],
                 step_id=step.id, steps=step.steps, shared=mapped, items=batch,
                 concurrency=per_batch, mirror=runner.scope.mirror_runs,
                 max_cost_usd=runner.budget(), children=runner.scope.children,
-                interpreter=LATEST_INTERPRETER)
+                limits=runner.scope.limits, interpreter=LATEST_INTERPRETER)
             try:
                 result: MapBatchResult = await workflow.execute_child_workflow(
                     MAP_BATCH_WORKFLOW, request, result_type=MapBatchResult,

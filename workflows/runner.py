@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         INTERPRETER_LEAN,
         INTERPRETER_PATCHED,
         ChildDefinition,
+        RunLimits,
         RunRecord,
         SeedStep,
         StepError,
@@ -34,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         StepRecords,
         StepStatus,
     )
+    from schema.step_output import output_problem
 
 from workflows import approval, child, control, map_step, parallel
 from workflows.context import MappingError, record_step, resolve_mapping
@@ -82,8 +84,9 @@ def step_error(exc: BaseException) -> StepError:
     if isinstance(cause, MappingError):
         return StepError(type=ErrorType.MAPPING, message=str(cause))
     if isinstance(cause, TemplateError):
-        return StepError(type=ErrorType.TEMPLATE, message=str(cause))
-    return StepError(type=ErrorType.INTERNAL, message=str(cause) or type(cause).__name__)
+        return StepError(type=cause.type, message=str(cause))
+    return StepError(type=ErrorType.INTERNAL,
+                     message=f"{type(cause).__name__}: {cause}"[:1000])
 
 
 def _attempts_of(exc: BaseException, max_attempts: int) -> int:
@@ -121,6 +124,7 @@ class RunScope:
     partial_seeds: dict[str, SeedStep] = field(default_factory=dict)
     interpreter: int = INTERPRETER_PATCHED
     """The revision the run was started for (``RunWorkflowInput.interpreter``)."""
+    limits: RunLimits = field(default_factory=RunLimits)
 
 
 class StepRunner:
@@ -225,7 +229,7 @@ class StepRunner:
                 outcome = await self._transform(step, mapped, record)
             else:
                 outcome = await run_step(step, self.scope.run_id, mapped, context,
-                                         self.budget())
+                                         self.scope.limits, self.budget())
         except (LlmStepFailed, OutcomeFailed) as failed:
             # What the failed work spent still counts: tokens, cost, attempts, repairs.
             await self.finish(record, "failed", outcome=failed.partial, error=failed.error)
@@ -233,8 +237,14 @@ class StepRunner:
                                                or failed.partial.rolls_up):
                 self.add_cost(failed.partial.cost)
             raise StepFailed(failed.error) from None
-        except (ActivityError, ApplicationError, TemplateError) as exc:
-            # A local activity's failure arrives as its ApplicationError, not an ActivityError.
+        except StepFailed:
+            raise
+        except workflow.NondeterminismError:
+            raise  # a redeploy heals it: the workflow task retries
+        except Exception as exc:  # whatever it is, the step (and run) fail
+            # A local activity's failure arrives as its ApplicationError, not an ActivityError;
+            # a template fails as TemplateError; anything else is a bug (internal_error) that
+            # a retry of the workflow task would only meet again.
             if isinstance(exc, ActivityError) and isinstance(exc.cause, CancelledError):
                 # The run itself was cancelled (the only way an activity is): let run()
                 # mark it cancelled rather than failed.
@@ -245,12 +255,23 @@ class StepRunner:
                 attempts = _attempts_of(exc, step_options(step).retry_policy.maximum_attempts)
             await self.finish(record, "failed", error=error, attempts=attempts)
             raise StepFailed(error) from None
+        if (problem := output_problem(outcome.output,
+                                      self.scope.limits.max_step_output_bytes)) is not None:
+            # Kept off the record (the mirror, the next step's input); the spend still counts,
+            # and a transform's own "completed" row is overwritten.
+            outcome.output, outcome.mirrored = None, False
+            await self.finish(record, "failed", outcome=outcome, error=problem)
+            self._add_spend(step, outcome)
+            raise StepFailed(problem)
         await self.finish(record, "completed", outcome=outcome)
         record_step(context, step.id, mapped, outcome.output, "completed")
+        self._add_spend(step, outcome)
+        return outcome
+
+    def _add_spend(self, step: Any, outcome: StepOutcome) -> None:
         if isinstance(step, LlmStep | MapStep | WorkflowStep) or outcome.rolls_up \
                 or outcome.cost is not None:
             self.add_cost(outcome.cost)
-        return outcome
 
     async def reuse(self, at: int, step: Any, context: dict[str, Any],
                     parent: str | None = None) -> Any:

@@ -14,6 +14,7 @@ with workflow.unsafe.imports_passed_through():
         TransformResult,
     )
     from schema.definition import LlmStep, ToolStep, TransformStep
+    from schema.run import RunLimits
 
 from workflows.llm_step import run_llm_step
 from workflows.options import step_options
@@ -27,15 +28,17 @@ async def run_step(
     run_id: str,
     mapped: dict[str, Any],
     context: dict[str, Any],
+    limits: RunLimits,
     budget_remaining_usd: float | None = None,
 ) -> StepOutcome:
     """Execute one step as its activity, with the step's own retry policy.
 
     LLM steps (one model or several) go through ``run_llm_step``, which raises
-    ``LlmStepFailed``; ``budget_remaining_usd`` is what the run may still spend.
+    ``LlmStepFailed``; ``limits`` bound their templates; ``budget_remaining_usd`` is what
+    the run may still spend.
     """
     if isinstance(step, LlmStep):
-        return await run_llm_step(step, run_id, mapped, context, budget_remaining_usd)
+        return await run_llm_step(step, run_id, mapped, context, limits, budget_remaining_usd)
     opts = step_options(step)
     if isinstance(step, ToolStep):
         tool: ToolResult = await workflow.execute_activity(

@@ -1,7 +1,10 @@
-"""`{{templates}}` rendered in Jinja2's sandbox with StrictUndefined. Pure functions.
+"""`{{templates}}` rendered in Jinja2's sandbox with StrictUndefined, bounded. Pure functions.
 
 Names resolve against the step's mapped inputs first, then the context
-(``input``, ``steps``, ``inputs``, ``outputs``), as the design card fixes.
+(``input``, ``steps``, ``inputs``, ``outputs``), as the design card fixes. A render ends in
+text or in ``TemplateError``, whatever the template and the data: its work and sizes are
+bounded by the run's ``RunLimits`` (``workflows/template_sandbox.py``), and every other
+exception a render raises is reported as a template error.
 """
 
 from __future__ import annotations
@@ -15,11 +18,36 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     import jinja2
     from jinja2 import meta
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    from schema.errors import ErrorType
+    from schema.run import RunLimits
+
+from workflows.template_sandbox import (
+    CHARS_PER_OPERATION,
+    BoundedEnvironment,
+    TemplateLimitExceeded,
+    current_budget,
+    end_budget,
+    start_budget,
+)
+
+_DEFAULT_LIMITS = RunLimits()
 
 
 class TemplateError(ValueError):
-    """A template that does not parse or names something missing."""
+    """A template that does not parse, names something missing, or fails as it renders."""
+
+    type: str = ErrorType.TEMPLATE
+
+    def renamed(self, prefix: str) -> TemplateError:
+        """The same error with a prefix (the field it came from)."""
+        return type(self)(f"{prefix}: {self}")
+
+
+class TemplateLimit(TemplateError):
+    """A render that went over one of its limits (``template_limit``)."""
+
+    type = ErrorType.TEMPLATE_LIMIT
 
 
 def _tojson(value: Any) -> str:
@@ -28,18 +56,24 @@ def _tojson(value: Any) -> str:
 
 def _finalize(value: Any) -> Any:
     # Structured values print as JSON, which is what a prompt author expects to see.
-    return _tojson(value) if isinstance(value, dict | list) else value
+    text = _tojson(value) if isinstance(value, dict | list) else value
+    if isinstance(text, str) and len(text) >= CHARS_PER_OPERATION:
+        budget = current_budget()
+        if budget is not None:  # None while compiling constants
+            budget.spend(len(text) // CHARS_PER_OPERATION)
+    return text
 
 
 @lru_cache(maxsize=1)
-def _environment() -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
+def _environment() -> BoundedEnvironment:
+    env = BoundedEnvironment(
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
         finalize=_finalize,
     )
     env.filters["tojson"] = _tojson
+    env.guard_filters()
     return env
 
 
@@ -52,9 +86,14 @@ def parse_error(source: str) -> str | None:
     return None
 
 
+def parsed(source: str) -> jinja2.nodes.Template:
+    """A template's syntax tree (for save-time checks); raises TemplateSyntaxError."""
+    return _environment().parse(source)
+
+
 def referenced_names(source: str) -> set[str]:
     """Top-level names a template reads (for save-time checks)."""
-    return set(meta.find_undeclared_variables(_environment().parse(source)))
+    return set(meta.find_undeclared_variables(parsed(source)))
 
 
 @lru_cache(maxsize=512)
@@ -62,12 +101,47 @@ def _compiled(source: str) -> jinja2.Template:
     return _environment().from_string(source)
 
 
-def render(source: str, mapped: dict[str, Any], context: dict[str, Any]) -> str:
-    """Render with mapped inputs shadowing context roots; dicts and lists render as JSON."""
-    variables = {**context, **mapped}
+def render(source: str, mapped: dict[str, Any], context: dict[str, Any],
+           limits: RunLimits | None = None) -> str:
+    """Render with mapped inputs shadowing context roots; dicts and lists render as JSON.
+
+    Raises ``TemplateLimit`` over a limit and ``TemplateError`` for anything else.
+    """
+    limits = limits or _DEFAULT_LIMITS
     try:
-        return _compiled(source).render(variables)
+        template = _compiled(source)
+        token = start_budget(limits)
+        try:
+            return _stream(template, {**context, **mapped}, limits.template_max_output_chars)
+        finally:
+            end_budget(token)
+    except TemplateError:
+        raise
+    except TemplateLimitExceeded as exc:
+        raise TemplateLimit(str(exc)) from None
     except jinja2.UndefinedError as exc:
-        raise TemplateError(f"undefined variable: {exc.message}") from exc
+        raise TemplateError(f"undefined variable: {exc.message}") from None
     except jinja2.TemplateError as exc:
-        raise TemplateError(str(exc)) from exc
+        raise TemplateError(str(exc)) from None
+    except workflow.NondeterminismError:
+        raise  # the sandbox refused something: a redeploy heals it, so the task retries
+    except RecursionError:
+        raise TemplateLimit("the template nests too deeply") from None
+    except MemoryError:
+        raise TemplateLimit("the template ran out of memory") from None
+    except Exception as exc:  # a render fails its step, never the task
+        raise TemplateError(f"{type(exc).__name__}: {exc}") from None
+
+
+def _stream(template: jinja2.Template, variables: dict[str, Any], max_chars: int) -> str:
+    """The rendered text, stopped as soon as it grows past ``max_chars``."""
+    parts: list[str] = []
+    size = 0
+    for chunk in template.root_render_func(template.new_context(variables)):
+        size += len(chunk)
+        if size > max_chars:
+            raise TemplateLimit(
+                f"the rendered text is longer than {max_chars:,} characters "
+                "(limits.template_max_output_chars)")
+        parts.append(chunk)
+    return "".join(parts)
