@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from promptpilot.definition_limits import LimitExceeded
 from promptpilot.store import Conflict
 from promptpilot.validation import DefinitionInvalid
 from schema.api import ErrorBody, ErrorEnvelope
@@ -104,6 +105,11 @@ def install(app: FastAPI) -> None:
         summary = "; ".join(f"{p.pointer or '/'}: {p.message}" for p in problems[:5])
         return JSONResponse(error_body("validation_error", f"invalid request: {summary}", problems),
                             status_code=422)
+
+    @app.exception_handler(LimitExceeded)
+    async def _limit(_: Request, exc: LimitExceeded) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, str(exc), [exc.problem]),
+                            status_code=exc.status)
 
     @app.exception_handler(Conflict)
     async def _conflict(_: Request, exc: Conflict) -> JSONResponse:

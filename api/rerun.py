@@ -22,7 +22,9 @@ from activities.providers.registry import known_providers
 from api.errors import ApiError, not_found
 from api.launcher import StartRequest
 from api.state import AppState
+from promptpilot.definition_limits import check_definition_size
 from promptpilot.references import walk
+from promptpilot.settings import LimitsSettings
 from promptpilot.validation import DefinitionInvalid, parse_definition
 from schema.api import RunRequest
 from schema.definition import MapStep, WorkflowDefinition, nested_steps
@@ -72,7 +74,8 @@ async def _source_run(state: AppState, environment: str, workflow: WorkflowRow,
 
 
 def apply_overrides(raw: dict[str, Any], overrides: dict[str, dict[str, Any]],
-                    reused: set[str], known: set[str]) -> WorkflowDefinition:
+                    reused: set[str], known: set[str], limits: LimitsSettings
+                    ) -> WorkflowDefinition:
     """Patch steps of a definition for one run and validate the result."""
     patched = copy.deepcopy(raw)
     index_of = {step["id"]: i for i, step in enumerate(patched["steps"])}
@@ -85,6 +88,7 @@ def apply_overrides(raw: dict[str, Any], overrides: dict[str, dict[str, Any]],
         if "id" in fields and fields["id"] != step_id:
             raise _invalid("a step's id cannot be overridden", "stepOverrides", step_id, "id")
         patched["steps"][index_of[step_id]].update(fields)
+    check_definition_size(patched, limits, "/stepOverrides")
     try:
         return parse_definition(patched, known)
     except DefinitionInvalid as exc:
@@ -178,7 +182,7 @@ async def plan_rerun(state: AppState, environment: str, workflow: WorkflowRow,
     reused = {step.id for step in definition.steps[:start]}
     if ask.step_overrides:
         definition = apply_overrides(version.definition, ask.step_overrides, reused,
-                                     known_providers(state.settings))
+                                     known_providers(state.settings), state.settings.limits)
     steps = {row.step_id: row for row in await state.store.get_steps(source.id)} \
         if source else {}
     seeds = _seeds(definition, start, source, steps)

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import Table, delete, func, select, update
@@ -79,6 +79,13 @@ def autocommit_sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     """Sessions on autocommit connections of the engine's pool: for single statements only."""
     return async_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"),
                               class_=AsyncSession, expire_on_commit=False)
+
+
+class VersionStamp(NamedTuple):
+    """A version's number and creation time, for lists."""
+
+    version: int
+    created_at: datetime
 
 
 class Conflict(Exception):
@@ -186,15 +193,16 @@ class Store:
                 self._versions.popitem(last=False)
         return row
 
-    async def list_versions(self, workflow_id: uuid.UUID) -> Sequence[WorkflowVersionRow]:
-        """Every version of a workflow, oldest first."""
-        async with self._sessions() as session:
+    async def list_version_stamps(self, workflow_id: uuid.UUID) -> list[VersionStamp]:
+        """Every version number of a workflow and when it was made, oldest first: what a
+        list shows, without reading a definition (each up to ``max_definition_bytes``)."""
+        async with self._single() as session:
             result = await session.execute(
-                select(WorkflowVersionRow)
+                select(col(WorkflowVersionRow.version), col(WorkflowVersionRow.created_at))
                 .where(col(WorkflowVersionRow.workflow_id) == workflow_id)
                 .order_by(col(WorkflowVersionRow.version))
             )
-            return list(result.scalars().all())
+            return [VersionStamp(int(number), created) for number, created in result.all()]
 
     # -- runs ----------------------------------------------------------------------------
     async def create_run(self, record: RunRecord, idempotency_key: str | None = None,

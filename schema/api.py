@@ -144,11 +144,18 @@ class VersionPublic(CamelModel):
     definition: dict[str, Any]
 
 
+class VersionSummary(CamelModel):
+    """A version in a list: its definition is at ``/versions/{version}``."""
+
+    version: int
+    created_at: datetime
+
+
 class VersionListEnvelope(CamelModel):
-    """The versions of a workflow, oldest first."""
+    """The versions of a workflow, oldest first (without their definitions)."""
 
     success: bool = True
-    versions: list[VersionPublic]
+    versions: list[VersionSummary]
 
 
 class VersionEnvelope(CamelModel):

@@ -8,6 +8,7 @@ from activities.providers.registry import known_providers
 from api.deps import CurrentKey, StateDep
 from api.preview import relocate, run_preview
 from api.routes.workflows import load_workflow
+from promptpilot.definition_limits import check_definition_size
 from promptpilot.validation import DefinitionInvalid, parse_definition
 from schema.definition import WorkflowDefinition
 from schema.preview import DefinitionPreviewRequest, PreviewEnvelope, PreviewRequest
@@ -20,6 +21,7 @@ UNSAVED = "unsaved"
 async def preview_definition(body: DefinitionPreviewRequest, state: StateDep,
                              key: CurrentKey) -> PreviewEnvelope:
     """Dry-run a definition sent in the body; nothing is stored."""
+    check_definition_size(body.definition, state.settings.limits, "/definition")
     try:
         definition = parse_definition(body.definition, known_providers(state.settings))
     except DefinitionInvalid as exc:

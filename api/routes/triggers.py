@@ -25,6 +25,7 @@ from api.trigger_views import (
     trigger_public,
     triggers,
 )
+from promptpilot.definition_limits import check_input_size
 from promptpilot.keys import digest
 from promptpilot.trigger_store import VersionUnavailable
 from promptpilot.webhook_signatures import new_secret
@@ -48,6 +49,7 @@ _STATIC_INPUT = {"manual", "scheduled", "api"}
 @router.post("", status_code=201, response_model=TriggerEnvelope)
 async def create_trigger(body: TriggerCreate, state: StateDep, key: CurrentKey) -> TriggerEnvelope:
     """Create a trigger; an `api` key or `webhook` secret is in this response only."""
+    check_input_size(body.input, state.settings.limits)
     workflow, _ = await load_workflow(state, key.environment, body.workflow_slug)
     row = TriggerRow(environment=key.environment, workflow_id=workflow.id, name=body.name,
                      type=body.type, enabled=body.enabled, input_json=body.input,
@@ -114,6 +116,7 @@ async def update_trigger(trigger_id: uuid.UUID, body: TriggerUpdate, state: Stat
         if (value := getattr(body, field)) is not None:
             setattr(row, field, value)
     if body.input is not None:
+        check_input_size(body.input, state.settings.limits)
         row.input_json = body.input
     if body.config is not None:
         row.config = await checked_config(state, key.environment, row.type, body.config)

@@ -18,6 +18,7 @@ from api.errors import ApiError, not_found
 from api.launcher import StartRequest, start_run
 from api.state import AppState
 from api.trigger_views import triggers
+from promptpilot.definition_limits import LimitExceeded, check_input_size
 from promptpilot.trigger_store import VersionUnavailable
 from promptpilot.validation import DefinitionInvalid
 from promptpilot.webhook_signatures import SignatureInvalid, verify
@@ -53,6 +54,9 @@ async def receive(trigger_id: uuid.UUID, request: Request, state: StateDep,
     except DefinitionInvalid as exc:
         await store.record_delivery(row, webhook_id, verified=True, reason="input invalid")
         raise exc from None
+    except LimitExceeded as exc:
+        await store.record_delivery(row, webhook_id, verified=True, reason=exc.code)
+        raise
     except ApiError as exc:
         if exc.status >= 500:  # not the sender's fault: let its retry with this id through
             await store.release_webhook_id(row, webhook_id)
@@ -75,6 +79,7 @@ async def _start(state: AppState, row: TriggerRow, body: bytes,
     if not isinstance(payload, dict):
         raise DefinitionInvalid([Problem(pointer="", message="body must be a JSON object")],
                                 "invalid payload")
+    check_input_size(payload, state.settings.limits, "")
     try:
         workflow, version = await triggers(state).resolve_version(row)
     except VersionUnavailable as exc:

@@ -17,6 +17,7 @@ from api.launcher import StartRequest, start_run, wait_for
 from api.presenters import run_public, workflow_public
 from api.rerun import plan_from_run_request
 from api.state import AppState
+from promptpilot.definition_limits import check_definition_size
 from promptpilot.references import References
 from promptpilot.validation import DefinitionInvalid, parse_definition
 from schema.api import (
@@ -24,7 +25,7 @@ from schema.api import (
     RunListEnvelope,
     RunRequest,
     VersionListEnvelope,
-    VersionPublic,
+    VersionSummary,
     WorkflowEnvelope,
     WorkflowListEnvelope,
 )
@@ -56,6 +57,7 @@ def _credential_warnings(state: AppState, definition: WorkflowDefinition) -> lis
 
 
 def _parse(state: AppState, raw: dict[str, Any]) -> WorkflowDefinition:
+    check_definition_size(raw, state.settings.limits)
     return parse_definition(raw, known_providers(state.settings),
                             multi_model=state.settings.workflow.multi_model)
 
@@ -125,12 +127,11 @@ async def update_workflow(slug: str, state: StateDep, key: CurrentKey,
 
 @router.get("/{slug}/versions", response_model=VersionListEnvelope)
 async def list_versions(slug: str, state: StateDep, key: CurrentKey) -> VersionListEnvelope:
-    """Every version of a workflow, oldest first."""
+    """Every version of a workflow, oldest first; each definition is at `/versions/{n}`."""
     row, _ = await load_workflow(state, key.environment, slug)
-    versions = await state.store.list_versions(row.id)
+    versions = await state.store.list_version_stamps(row.id)
     return VersionListEnvelope(versions=[
-        VersionPublic(version=v.version, created_at=v.created_at, definition=v.definition)
-        for v in versions])
+        VersionSummary(version=v.version, created_at=v.created_at) for v in versions])
 
 
 @router.post("/{slug}/run", response_model=RunEnvelope,

@@ -117,7 +117,7 @@ async def workflow_page(slug: str, request: Request, state: StateDep, key: UiKey
         return not_found_page(request, key, f"workflow '{slug}'" +
                               (f" version {version}" if version else ""))
     row, shown = found
-    versions = await state.store.list_versions(row.id)
+    versions = await state.store.list_version_stamps(row.id)
     runs = await state.store.list_runs(key.environment, workflow_id=row.id, limit=10)
     return page(request, "workflow.html", key, title=row.name, nav="workflows", workflow=row,
                 version=shown, definition=shown.definition, versions=versions, runs=runs,
