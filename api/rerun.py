@@ -23,6 +23,7 @@ from api.errors import ApiError, not_found
 from api.launcher import StartRequest
 from api.state import AppState
 from promptpilot.definition_limits import check_definition_size
+from promptpilot.limits import template_limits
 from promptpilot.references import walk
 from promptpilot.settings import LimitsSettings
 from promptpilot.validation import DefinitionInvalid, parse_definition
@@ -90,7 +91,7 @@ def apply_overrides(raw: dict[str, Any], overrides: dict[str, dict[str, Any]],
         patched["steps"][index_of[step_id]].update(fields)
     check_definition_size(patched, limits, "/stepOverrides")
     try:
-        return parse_definition(patched, known)
+        return parse_definition(patched, known, limits=template_limits(limits))
     except DefinitionInvalid as exc:
         raise DefinitionInvalid([_relocate(p, overrides, patched) for p in exc.problems],
                                 "the overridden definition is invalid") from None

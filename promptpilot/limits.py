@@ -33,18 +33,22 @@ from temporalio.converter import (
 )
 from temporalio.exceptions import ApplicationError
 
-from promptpilot.settings import Settings
+from promptpilot.settings import LimitsSettings, Settings
 from schema.errors import ErrorType
 from schema.run import RunLimits
 
 
 def run_limits(settings: Settings) -> RunLimits:
     """The limits a run started now carries."""
-    limits = settings.limits
+    return template_limits(settings.limits).model_copy(
+        update={"max_payload_bytes": settings.max_payload_bytes})
+
+
+def template_limits(limits: LimitsSettings) -> RunLimits:
+    """The run limits a definition's templates are checked against when it is saved."""
     return RunLimits(template_max_output_chars=limits.template_max_output_chars,
                      template_max_operations=limits.template_max_operations,
-                     max_step_output_bytes=limits.max_step_output_bytes,
-                     max_payload_bytes=settings.max_payload_bytes)
+                     max_step_output_bytes=limits.max_step_output_bytes)
 
 
 class PayloadGuard(PayloadConverter, WithSerializationContext):

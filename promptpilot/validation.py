@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from activities.tools.registry import known_tools
 from activities.transform import compile_expression
+from promptpilot.template_bounds import unbounded_problems
 from schema.definition import (
     STEP_TYPES,
     ApprovalStep,
@@ -26,6 +27,7 @@ from schema.definition import (
 )
 from schema.model_ref import resolve_model
 from schema.problems import Problem, pointer
+from schema.run import RunLimits
 from workflows.context import CONTEXT_ROOTS, MappingError, path_dependency
 from workflows.templates import parse_error, referenced_names
 
@@ -76,29 +78,31 @@ def problems_from_pydantic(
     return problems
 
 
-def parse_definition(raw: Any, known_providers: set[str], *,
-                     multi_model: bool = False) -> WorkflowDefinition:
+def parse_definition(raw: Any, known_providers: set[str], *, multi_model: bool = False,
+                     limits: RunLimits | None = None) -> WorkflowDefinition:
     """Parse and check a definition; raises DefinitionInvalid listing every problem.
 
-    ``multi_model`` is the ``workflow.multiModel`` feature flag: off, ``models`` is refused.
+    ``multi_model`` is the ``workflow.multiModel`` feature flag: off, ``models`` is refused;
+    templates that can be seen to exceed ``limits`` (the run limits) are refused.
     """
     try:
         definition = WorkflowDefinition.model_validate(raw)
     except ValidationError as exc:
         raise DefinitionInvalid(problems_from_pydantic(exc, raw)) from None
-    problems = check_definition(definition, known_providers, multi_model=multi_model)
+    problems = check_definition(definition, known_providers, multi_model=multi_model,
+                                limits=limits)
     if problems:
         raise DefinitionInvalid(problems)
     return definition
 
 
 def check_definition(definition: WorkflowDefinition, known_providers: set[str], *,
-                     multi_model: bool = False) -> list[Problem]:
+                     multi_model: bool = False, limits: RunLimits | None = None) -> list[Problem]:
     """Semantic checks pydantic cannot do: ordering, references, schemas, templates."""
     problems: list[Problem] = []
     problems += _check_variables(definition.variables)
     declared = {v.name for v in definition.variables}
-    _Checker(problems, known_providers, multi_model).steps(
+    _Checker(problems, known_providers, multi_model, limits or RunLimits()).steps(
         definition.steps, ("steps",), set(), declared, in_map=False)
     return problems
 
@@ -107,10 +111,11 @@ class _Checker:
     """Walks a sequence of steps and the sequences nested in parallel and map steps."""
 
     def __init__(self, problems: list[Problem], known_providers: set[str],
-                 multi_model: bool) -> None:
+                 multi_model: bool, limits: RunLimits) -> None:
         self.problems = problems
         self.known_providers = known_providers
         self.multi_model = multi_model
+        self.limits = limits
         self.all_ids: set[str] = set()
 
     def steps(self, steps: list[Any], where: tuple[str | int, ...], earlier: set[str],
@@ -155,7 +160,7 @@ class _Checker:
 
     def _kind(self, step: Any, add: Any, later: list[str]) -> None:
         if isinstance(step, LlmStep):
-            _check_llm(step, self.known_providers, set(step.input_mapping), add)
+            _check_llm(step, self.known_providers, set(step.input_mapping), add, self.limits)
             if step.models is not None and not self.multi_model:
                 add("multi-model steps ('models') are behind the workflow.multiModel feature "
                     "flag, which is off: set PROMPTPILOT_WORKFLOW__MULTI_MODEL=true or use "
@@ -175,9 +180,12 @@ class _Checker:
                     add(f"'{target}' is not a later step of the same sequence: a condition "
                         f"can only jump forward (later steps: {', '.join(later) or 'none'})",
                         field)
-        elif isinstance(step, ApprovalStep) and step.message is not None \
-                and (error := parse_error(step.message)):
-            add(f"template does not parse: {error}", "message")
+        elif isinstance(step, ApprovalStep) and step.message is not None:
+            if error := parse_error(step.message):
+                add(f"template does not parse: {error}", "message")
+            else:
+                for problem in unbounded_problems(step.message, self.limits):
+                    add(f"template is unbounded: {problem}", "message")
 
 
 def add_mapping_problem(path: str, earlier: set[str], declared: set[str], add: Any) -> None:
@@ -194,7 +202,8 @@ def add_mapping_problem(path: str, earlier: set[str], declared: set[str], add: A
         add(f"'{path}' reads input '{parts[1]}', which is not a declared variable")
 
 
-def _check_llm(step: LlmStep, known_providers: set[str], mapped: set[str], add: Any) -> None:
+def _check_llm(step: LlmStep, known_providers: set[str], mapped: set[str], add: Any,
+               limits: RunLimits) -> None:
     for number, target in enumerate(step.targets()):
         provider, _ = resolve_model(target.model, target.provider)
         if provider in known_providers:
@@ -215,6 +224,8 @@ def _check_llm(step: LlmStep, known_providers: set[str], mapped: set[str], add: 
         if error:
             add(f"template does not parse: {error}", field)
             continue
+        for problem in unbounded_problems(source, limits):
+            add(f"template is unbounded: {problem}", field)
         missing = referenced_names(source) - mapped - set(CONTEXT_ROOTS)
         if missing:
             add(f"template uses undefined variable(s) {', '.join(sorted(missing))}: map them in "

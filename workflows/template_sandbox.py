@@ -88,8 +88,8 @@ class Budget:
             self.refuse_size(len(value), what)
         elif isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
             raise TemplateLimitExceeded(f"{what} made an integer over {MAX_INT_BITS:,} bits")
-        if not paid:
-            self.spend(max(worked_on, weight(value)))
+        if not paid:  # a range is lazy: its loop pays for it
+            self.spend(max(worked_on, 0 if isinstance(value, range) else weight(value)))
         return value
 
     def counted(self, iterable: Iterable[Any], per_item: int) -> Iterator[Any]:
@@ -339,9 +339,12 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         self.filters = {name: _guarded_filter(name, func) for name, func in self.filters.items()}
         self.filters.update(pp_loop=_loop, pp_tick=_tick, pp_sized=_sized)
 
+    def written(self, source: str) -> nodes.Template:
+        """The syntax tree as written, before the budget's rewriting."""
+        return super()._parse(source, None, None)
+
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
-        tree = super()._parse(source, name, filename)
-        counted = _Counting().visit(tree)
+        counted = _Counting().visit(super()._parse(source, name, filename))
         counted.set_environment(self)
         return counted  # type: ignore[no-any-return]
 

@@ -86,14 +86,15 @@ def parse_error(source: str) -> str | None:
     return None
 
 
-def parsed(source: str) -> jinja2.nodes.Template:
-    """A template's syntax tree (for save-time checks); raises TemplateSyntaxError."""
-    return _environment().parse(source)
+def syntax_tree(source: str) -> jinja2.nodes.Template:
+    """A template's syntax tree as written (for save-time checks); raises
+    TemplateSyntaxError."""
+    return _environment().written(source)
 
 
 def referenced_names(source: str) -> set[str]:
     """Top-level names a template reads (for save-time checks)."""
-    return set(meta.find_undeclared_variables(parsed(source)))
+    return set(meta.find_undeclared_variables(syntax_tree(source)))
 
 
 @lru_cache(maxsize=512)

@@ -9,6 +9,7 @@ from api.deps import CurrentKey, StateDep
 from api.preview import relocate, run_preview
 from api.routes.workflows import load_workflow
 from promptpilot.definition_limits import check_definition_size
+from promptpilot.limits import template_limits
 from promptpilot.validation import DefinitionInvalid, parse_definition
 from schema.definition import WorkflowDefinition
 from schema.preview import DefinitionPreviewRequest, PreviewEnvelope, PreviewRequest
@@ -23,7 +24,8 @@ async def preview_definition(body: DefinitionPreviewRequest, state: StateDep,
     """Dry-run a definition sent in the body; nothing is stored."""
     check_definition_size(body.definition, state.settings.limits, "/definition")
     try:
-        definition = parse_definition(body.definition, known_providers(state.settings))
+        definition = parse_definition(body.definition, known_providers(state.settings),
+                                      limits=template_limits(state.settings.limits))
     except DefinitionInvalid as exc:
         raise relocate(exc, "/definition") from None
     return PreviewEnvelope(preview=await run_preview(

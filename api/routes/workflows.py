@@ -18,6 +18,7 @@ from api.presenters import run_public, workflow_public
 from api.rerun import plan_from_run_request
 from api.state import AppState
 from promptpilot.definition_limits import check_definition_size
+from promptpilot.limits import template_limits
 from promptpilot.references import References
 from promptpilot.validation import DefinitionInvalid, parse_definition
 from schema.api import (
@@ -59,7 +60,8 @@ def _credential_warnings(state: AppState, definition: WorkflowDefinition) -> lis
 def _parse(state: AppState, raw: dict[str, Any]) -> WorkflowDefinition:
     check_definition_size(raw, state.settings.limits)
     return parse_definition(raw, known_providers(state.settings),
-                            multi_model=state.settings.workflow.multi_model)
+                            multi_model=state.settings.workflow.multi_model,
+                            limits=template_limits(state.settings.limits))
 
 
 async def check_references(state: AppState, environment: str,
