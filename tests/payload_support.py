@@ -1,0 +1,32 @@
+"""Helpers for tests that look inside Temporal's history at the payloads themselves."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from google.protobuf.message import Message
+from temporalio.api.common.v1 import Payload
+from temporalio.client import WorkflowHistory
+
+
+def payloads_in(message: Message) -> Iterator[Payload]:
+    """Every payload anywhere inside a protobuf message (maps and lists included)."""
+    if isinstance(message, Payload):
+        yield message
+        return
+    for _, value in message.ListFields():
+        if isinstance(value, Message):
+            yield from payloads_in(value)
+        elif hasattr(value, "values"):  # a map
+            for item in value.values():
+                if isinstance(item, Message):
+                    yield from payloads_in(item)
+        elif not isinstance(value, str | bytes | int | float | bool):  # a repeated field
+            for item in value:
+                if isinstance(item, Message):
+                    yield from payloads_in(item)
+
+
+def history_payloads(history: WorkflowHistory) -> list[Payload]:
+    """Every payload of a run's history, as the Temporal server holds it."""
+    return [payload for event in history.events for payload in payloads_in(event)]
