@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 
+import httpx
 from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
 from temporalio.client import WorkflowHistory
+
+from promptpilot.services import running_api, running_worker
+from promptpilot.settings import Settings
+from tests.conftest import DEV_KEY
+
+
+@asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """A worker and the API for these settings, and a client with the dev key."""
+    url = settings.database.url
+    assert url
+    async with (running_worker(settings, url), running_api(settings, url) as api,
+                httpx.AsyncClient(base_url=api.url, timeout=60,
+                                  headers={"Authorization": f"Bearer {DEV_KEY}"}) as http):
+        yield http
 
 
 def payloads_in(message: Message) -> Iterator[Payload]:

@@ -4,8 +4,6 @@ its history, now written with both, replays."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import httpx
 from pydantic import SecretStr
@@ -14,26 +12,15 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from promptpilot.payload_codec import KEY_ID, new_key
-from promptpilot.services import running_api, running_worker
 from promptpilot.settings import Settings
 from promptpilot.temporal import connect, data_converter
-from tests.conftest import DEV_KEY, unique_slug
+from tests.conftest import unique_slug
 from tests.e2e.test_approval import gated
-from tests.payload_support import history_payloads
+from tests.payload_support import history_payloads, serving
 from worker import workflow_runner
 from workflows.interpreter import InterpreterWorkflow
 
 NEW_KEY = SecretStr(new_key())
-
-
-@asynccontextmanager
-async def serving(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    url = settings.database.url
-    assert url
-    async with (running_worker(settings, url), running_api(settings, url) as api,
-                httpx.AsyncClient(base_url=api.url, timeout=60,
-                                  headers={"Authorization": f"Bearer {DEV_KEY}"}) as http):
-        yield http
 
 
 async def _waiting(http: httpx.AsyncClient, run_id: str) -> None:
