@@ -1,11 +1,51 @@
-"""Rows to the public shapes of schema.api."""
+"""Rows to the public shapes of schema.api, for any row the tables can hold.
+
+A JSON column holds whatever JSONB does, not only what our writers put there: a value of
+another kind than the public field's (a string where an object is shown) is wrapped as
+``{"value": ...}`` rather than failing the whole list it is in. Values too deep to show are
+clipped when read (``promptpilot.database.read_json``).
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from typing import Any
 
 from schema.api import RunPublic, StepPublic, WorkflowPublic
 from schema.tables import RunRow, StepRow, WorkflowRow
+
+
+def as_object(value: Any) -> dict[str, Any] | None:
+    """A JSON object as is; any other value wrapped as ``{"value": ...}``."""
+    return value if value is None or isinstance(value, dict) else {"value": value}
+
+
+def as_objects(value: Any) -> list[dict[str, Any]] | None:
+    """A JSON array of objects as is; other values or items wrapped (see ``as_object``)."""
+    if value is None:
+        return None
+    items = value if isinstance(value, list) else [value]
+    return [item if isinstance(item, dict) else {"value": item} for item in items]
+
+
+def as_strings(value: Any) -> list[str] | None:
+    """A JSON array of strings as is; other values or items as their JSON text."""
+    if value is None:
+        return None
+    items = value if isinstance(value, list) else [value]
+    return [item if isinstance(item, str) else json.dumps(item) for item in items]
+
+
+def readable_definition(raw: Any) -> dict[str, Any]:
+    """A stored definition as the pages read it: an object whose `steps` and `variables` are
+    lists of objects, whatever the row holds (a page never fails on one bad version)."""
+    definition = raw if isinstance(raw, dict) else {}
+    shown = dict(definition)
+    for key in ("steps", "variables"):
+        items = definition.get(key)
+        shown[key] = [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+    return shown
 
 
 def step_public(row: StepRow) -> StepPublic:
@@ -13,15 +53,17 @@ def step_public(row: StepRow) -> StepPublic:
     return StepPublic(
         id=str(row.id), step_id=row.step_id, step_index=row.step_index, name=row.name,
         type=row.type, status=row.status, input_json=row.input_json,
-        output_json=row.output_json, rendered=row.rendered, error=row.error,
+        output_json=row.output_json, rendered=as_object(row.rendered),
+        error=as_object(row.error),
         tokens_in=row.tokens_in, tokens_out=row.tokens_out, cached_tokens=row.cached_tokens,
         cost=row.cost, attempts=row.attempts, retry_count=row.retry_count, model=row.model,
-        provider=row.provider, tool_trace=row.tool_trace, warnings=row.warnings,
-        attempt_log=row.attempt_log, repairs=row.repairs, model_outputs=row.model_outputs,
-        aggregate_tokens=row.aggregate_tokens,
+        provider=row.provider, tool_trace=as_objects(row.tool_trace),
+        warnings=as_strings(row.warnings), attempt_log=as_objects(row.attempt_log),
+        repairs=as_objects(row.repairs), model_outputs=as_objects(row.model_outputs),
+        aggregate_tokens=as_object(row.aggregate_tokens),
         reused_from_step_record_id=str(row.reused_from_record_id)
         if row.reused_from_record_id else None,
-        parent_step_id=row.parent_step_id, map_items=row.map_items,
+        parent_step_id=row.parent_step_id, map_items=as_object(row.map_items),
         started_at=row.started_at, finished_at=row.finished_at, duration_ms=row.duration_ms,
     )
 
@@ -32,10 +74,10 @@ def run_public(row: RunRow, steps: Sequence[StepRow] | None = None,
     return RunPublic(
         id=str(row.id), workflow_id=str(row.workflow_id), workflow_slug=slug,
         workflow_version=row.workflow_version, status=row.status, trigger=row.trigger,
-        input_json=row.input_json, output_json=row.output_json, error=row.error,
+        input_json=row.input_json, output_json=row.output_json, error=as_object(row.error),
         actual_cost=row.actual_cost, tokens_in=row.tokens_in, tokens_out=row.tokens_out,
         source_run_id=str(row.source_run_id) if row.source_run_id else None,
-        from_step_id=row.from_step_id, overrides=row.overrides,
+        from_step_id=row.from_step_id, overrides=as_object(row.overrides),
         parent_run_id=str(row.parent_run_id) if row.parent_run_id else None,
         parent_step_id=row.parent_step_id, started_at=row.started_at,
         finished_at=row.finished_at, created_at=row.created_at,
@@ -43,11 +85,11 @@ def run_public(row: RunRow, steps: Sequence[StepRow] | None = None,
     )
 
 
-def workflow_public(row: WorkflowRow, definition: dict[str, object] | None = None,
+def workflow_public(row: WorkflowRow, definition: Any = None,
                     warnings: list[str] | None = None) -> WorkflowPublic:
     """A workflow row with its current definition."""
     return WorkflowPublic(
         id=str(row.id), slug=row.slug, name=row.name, description=row.description,
         current_version=row.current_version, created_at=row.created_at,
-        updated_at=row.updated_at, definition=definition, warnings=warnings or [],
+        updated_at=row.updated_at, definition=as_object(definition), warnings=warnings or [],
     )

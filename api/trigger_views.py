@@ -11,6 +11,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.transform import compile_expression
 from api.errors import ApiError, not_found
+from api.presenters import as_object
 from api.state import AppState
 from promptpilot.schedules import Schedules, build_schedule, config_problems, next_fire_times
 from promptpilot.trigger_store import TriggerStore, VersionUnavailable
@@ -109,9 +110,13 @@ def schedule_of(row: TriggerRow, state: AppState, *, paused: bool | None = None)
 
 async def schedule_state(state: AppState, row: TriggerRow, count: int) -> ScheduleState:
     """Temporal's view of the schedule plus the next fire times of the stored cron text."""
-    config = ScheduleConfig.model_validate(row.config)
-    result = ScheduleState(schedule_id=f"pp-trigger-{row.id}",
-                           next_fire_times=next_fire_times(config, datetime.now(UTC), count))
+    result = ScheduleState(schedule_id=f"pp-trigger-{row.id}")
+    try:
+        config = ScheduleConfig.model_validate(row.config)
+    except ValidationError:
+        config = None  # a stored config that no longer reads: Temporal's view still shows
+    if config is not None:
+        result.next_fire_times = next_fire_times(config, datetime.now(UTC), count)
     try:
         described = await (await schedules(state, row.environment)).handle(str(row.id)).describe()
     except RPCError as exc:
@@ -142,7 +147,7 @@ def trigger_public(row: TriggerRow, slug: str | None, **extra: Any) -> TriggerPu
     return TriggerPublic(
         id=str(row.id), workflow_id=str(row.workflow_id), workflow_slug=slug,
         environment=row.environment, name=row.name, type=row.type,
-        enabled=row.enabled, config=row.config, input=row.input_json,
+        enabled=row.enabled, config=as_object(row.config) or {}, input=as_object(row.input_json),
         version_policy=row.version_policy,
         pinned_version=row.pinned_version, created_at=row.created_at,
         updated_at=row.updated_at,

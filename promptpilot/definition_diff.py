@@ -46,8 +46,8 @@ def diff_definitions(old: dict[str, Any], new: dict[str, Any]
     changes: list[DefinitionChange] = []
     _walk({k: v for k, v in old.items() if k != "steps"},
           {k: v for k, v in new.items() if k != "steps"}, (), None, changes)
-    old_steps = {s["id"]: (i, s) for i, s in enumerate(old.get("steps", []))}
-    new_steps = {s["id"]: (i, s) for i, s in enumerate(new.get("steps", []))}
+    old_steps = {str(s.get("id", i)): (i, s) for i, s in enumerate(old.get("steps", []))}
+    new_steps = {str(s.get("id", i)): (i, s) for i, s in enumerate(new.get("steps", []))}
     summary = StepChanges()
     for step_id, (index, step) in old_steps.items():
         if step_id not in new_steps:

@@ -137,11 +137,13 @@ class TriggerPublic(CamelModel):
     workflow_slug: str | None = None
     environment: str
     name: str
-    type: TriggerType
+    type: str
+    """One of TriggerType (a row may hold another value: it is shown as it is)."""
     enabled: bool
     config: dict[str, Any]
     input: dict[str, Any] | None = None
-    version_policy: VersionPolicy
+    version_policy: str
+    """One of VersionPolicy."""
     pinned_version: int | None = None
     created_at: datetime
     updated_at: datetime

@@ -22,7 +22,7 @@ from sse_starlette.sse import EventSourceResponse
 
 from api.deps import CurrentKey, StateDep
 from api.errors import not_found
-from api.presenters import run_public
+from api.presenters import as_object, run_public
 from api.state import AppState
 from promptpilot.events import RunEvent, RunEventHub
 from schema.run import TERMINAL_RUN_STATUSES
@@ -38,7 +38,7 @@ def _rank(status: str | None) -> int:
 
 
 def _step_event(row: StepRow) -> RunEvent:
-    error = row.error.get("message") if row.error else None
+    error = (as_object(row.error) or {}).get("message")
     return {"kind": "step", "runId": str(row.run_id), "stepId": row.step_id,
             "stepIndex": row.step_index, "status": row.status, "attempts": row.attempts,
             "tokensIn": row.tokens_in, "tokensOut": row.tokens_out, "cost": row.cost,

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query
 
 from api.deps import CurrentKey, StateDep
 from api.errors import ApiError, not_found
+from api.presenters import as_object, readable_definition
 from api.routes.workflows import load_workflow
 from api.state import AppState
 from promptpilot.definition_diff import diff_definitions
@@ -42,7 +43,8 @@ async def diff_versions(
     workflow, current = await load_workflow(state, key.environment, slug)
     old = await _version(state, workflow, from_, "from")
     new = current if to is None else await _version(state, workflow, to, "to")
-    steps, changes = diff_definitions(old.definition, new.definition)
+    steps, changes = diff_definitions(readable_definition(old.definition),
+                                      readable_definition(new.definition))
     return VersionDiffEnvelope(from_version=old.version, to_version=new.version, steps=steps,
                                changes=changes)
 
@@ -55,4 +57,4 @@ async def get_version(slug: str, version: Annotated[VersionNumber, Path()], stat
     if (row := await state.store.get_version(workflow.id, version)) is None:
         raise not_found(f"version {version} of workflow '{slug}'")
     return VersionEnvelope(version=VersionPublic(version=row.version, created_at=row.created_at,
-                                                 definition=row.definition))
+                                                 definition=as_object(row.definition) or {}))

@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api.deps import StateDep
 from api.errors import ApiError
+from api.presenters import readable_definition
 from api.trigger_views import schedule_state, triggers
 from api.ui import run_pages
 from api.ui.queries import last_runs
@@ -120,8 +121,9 @@ async def workflow_page(slug: str, request: Request, state: StateDep, key: UiKey
     versions = await state.store.list_version_stamps(row.id)
     runs = await state.store.list_runs(key.environment, workflow_id=row.id, limit=10)
     return page(request, "workflow.html", key, title=row.name, nav="workflows", workflow=row,
-                version=shown, definition=shown.definition, versions=versions, runs=runs,
-                sample=sample_input(shown.definition))
+                version=shown, definition=readable_definition(shown.definition),
+                versions=versions, runs=runs,
+                sample=sample_input(readable_definition(shown.definition)))
 
 
 @router.get("/workflows/{slug}/diff", response_class=HTMLResponse)
@@ -133,7 +135,8 @@ async def diff_page(slug: str, request: Request, state: StateDep, key: UiKey,
     old = await _workflow(state, key.environment, slug, from_)
     if new is None or old is None:
         return not_found_page(request, key, f"those versions of workflow '{slug}'")
-    steps, changes = diff_definitions(old[1].definition, new[1].definition)
+    steps, changes = diff_definitions(readable_definition(old[1].definition),
+                                      readable_definition(new[1].definition))
     return page(request, "diff.html", key, title=f"{slug}: v{old[1].version} → v{new[1].version}",
                 nav="workflows", workflow=new[0], old=old[1], new=new[1], steps=steps,
                 changes=changes)
@@ -148,8 +151,22 @@ async def preview_page(slug: str, request: Request, state: StateDep,
         return not_found_page(request, key, f"workflow '{slug}'")
     row, version = found
     return page(request, "preview.html", key, title=f"Preview {row.name}", nav="workflows",
-                workflow=row, definition=version.definition,
-                sample=sample_input(version.definition))
+                workflow=row, definition=readable_definition(version.definition),
+                sample=sample_input(readable_definition(version.definition)))
+
+
+def schedule_text(config: Any) -> str:
+    """A scheduled trigger's cron expressions, intervals and zone, as one line (a stored
+    config of another shape shows what it can)."""
+    config = config if isinstance(config, dict) else {}
+    crons = config.get("cronExpressions")
+    parts = [", ".join(map(str, crons))] if isinstance(crons, list) and crons else []
+    intervals = config.get("intervals")
+    for interval in intervals if isinstance(intervals, list) else []:
+        every = interval.get("everySeconds") if isinstance(interval, dict) else None
+        if isinstance(every, int | float):
+            parts.append(f"every {every:g} s")
+    return " ".join([*parts, str(config.get("timezone", "UTC"))])
 
 
 @router.get("/triggers", response_class=HTMLResponse)
@@ -166,7 +183,7 @@ async def triggers_page(request: Request, state: StateDep, key: UiKey) -> HTMLRe
             except ApiError as exc:
                 problem = exc.message
         items.append({"row": row, "slug": slugs.get(row.workflow_id), "schedule": schedule,
-                      "problem": problem})
+                      "problem": problem, "spec": schedule_text(row.config)})
     return page(request, "triggers.html", key, title="Schedules and triggers", nav="triggers",
                 items=items)
 

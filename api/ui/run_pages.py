@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 
 from api.deps import StateDep
 from api.errors import ApiError
-from api.presenters import run_public, step_public
+from api.presenters import readable_definition, run_public, step_public
 from api.routes.workflows import _decode_cursor, encode_cursor
 from api.ui.queries import step_sources
 from api.ui.views import UiKey, not_found_page, page, parse_time
@@ -106,7 +106,7 @@ async def run_page(run_id: str, request: Request, state: StateDep,
         return not_found_page(request, key, f"run '{run_id}'")
     workflow = await state.store.get_workflow_by_id(run.workflow_id)
     version = await state.store.get_version(run.workflow_id, run.workflow_version)
-    definition: dict[str, Any] = version.definition if version else {}
+    definition = readable_definition(version.definition if version else {})
     rows = [step_public(r) for r in await state.store.get_steps(run.id)]
     sources = await step_sources(state.store.engine, key.environment, (
         uuid.UUID(r.reused_from_step_record_id) for r in rows if r.reused_from_step_record_id))
