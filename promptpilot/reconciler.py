@@ -6,8 +6,9 @@ or its interpreter can fail to write its final row, or its workflow task can kee
 ``RunReconciler.run_forever`` per environment; a sweep costs two visibility list queries and
 two or three mirror reads, however many runs are in flight:
 
-- runs Temporal closed since the last sweep (less a visibility lag), matched against the
-  mirror: only those whose row disagrees are described and written;
+- runs Temporal closed since the last sweep (less a visibility lag) other than completed
+  ones (the first sweep of a process takes those too), matched against the mirror: only
+  those whose row disagrees are described and written;
 - runs Temporal reports problems for (``TemporalReportedProblems``) are shown ``stalled``,
   and stalled rows whose problems cleared go back to ``running``;
 - ``pending`` rows older than ``orphan_after_seconds`` whose workflow never started fail.
@@ -84,10 +85,16 @@ class RunReconciler:
         """One pass over recently closed runs, stalled runs and orphaned pending rows."""
         report = SweepReport()
         started = utcnow()
-        since = self._since or await self._repairs.oldest_open(self._environment) or started
+        closes = 'ExecutionStatus != "Running"'
+        if self._since is None:  # catching up: every close since the oldest unfinished row
+            since = await self._repairs.oldest_open(self._environment) or started
+        else:
+            # A run completes only after its final row is written (the interpreter's mirror
+            # writes retry until they land), so later sweeps leave completed runs out: most
+            # closes are those, and listing them was most of a sweep's cost.
+            since, closes = self._since, f'{closes} AND ExecutionStatus != "Completed"'
         since -= timedelta(seconds=self._settings.visibility_lag_seconds)
-        closed = await self._list(f'{_RUNS} AND ExecutionStatus != "Running" '
-                                  f'AND CloseTime >= "{since.isoformat()}"')
+        closed = await self._list(f'{_RUNS} AND {closes} AND CloseTime >= "{since.isoformat()}"')
         stalled = await self._list_stalled()
         report.closed_listed, report.stalled_listed = len(closed), len(stalled)
         rows = await self._repairs.runs(self._environment,
