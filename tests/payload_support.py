@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
 from temporalio.client import WorkflowHistory
 
+from promptpilot.search_attributes import SEARCH_ATTRIBUTES
 from promptpilot.services import running_api, running_worker
 from promptpilot.settings import Settings
+from promptpilot.stack import TemporalDevServer
 from tests.conftest import DEV_KEY
 
 
@@ -47,3 +51,24 @@ def payloads_in(message: Message) -> Iterator[Payload]:
 def history_payloads(history: WorkflowHistory) -> list[Payload]:
     """Every payload of a run's history, as the Temporal server holds it."""
     return [payload for event in history.events for payload in payloads_in(event)]
+
+
+def files_containing(folder: Path, needle: bytes) -> list[str]:
+    """The files under ``folder`` whose bytes contain ``needle`` (a database and its WAL)."""
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*")
+                  if path.is_file() and needle in path.read_bytes())
+
+
+@asynccontextmanager
+async def persisted_temporal(folder: Path, *, ui_codec_endpoint: str | None = None
+                             ) -> AsyncIterator[TemporalDevServer]:
+    """A Temporal dev server of its own that persists to ``folder/temporal.db`` (the session's
+    server keeps history in memory), with the UI when a codec endpoint is given."""
+    server = TemporalDevServer(folder, db_file=folder / "temporal.db", namespaces=["dev", "prod"],
+                               search_attributes=SEARCH_ATTRIBUTES,
+                               ui=ui_codec_endpoint is not None,
+                               ui_codec_endpoint=ui_codec_endpoint)
+    try:
+        yield await server.start()
+    finally:
+        await asyncio.to_thread(server.stop)
