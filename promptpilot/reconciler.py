@@ -198,11 +198,10 @@ class RunReconciler:
     async def _orphans(self) -> dict[str, str]:
         """Old ``pending`` rows: each described once; the ones Temporal never started fail."""
         before = utcnow() - timedelta(seconds=self._settings.orphan_after_seconds)
-        rows = await self._repairs.with_status(self._environment, "pending", before, limit=50)
+        rows = await self._repairs.with_status(self._environment, "pending", before, limit=50,
+                                               excluding=self._started_pending)
         written: dict[str, str] = {}
         for run_id, row in rows.items():
-            if run_id in self._started_pending:
-                continue
             view = await temporal_view(self._client, run_id)
             if view is None:
                 if (status := await self._orphan(row)) is not None:

@@ -72,12 +72,14 @@ class RunRepairs:
         return await self._select("id = ANY($2::uuid[])", environment, ids)
 
     async def with_status(self, environment: str, status: str,
-                          created_before: datetime | None = None,
-                          limit: int = 500) -> dict[str, MirrorRun]:
-        """Runs in one status (oldest first), optionally only those created before a time."""
+                          created_before: datetime | None = None, limit: int = 500,
+                          excluding: Iterable[str] = ()) -> dict[str, MirrorRun]:
+        """Runs in one status (oldest first), optionally only those created before a time and
+        not among ``excluding``."""
         return await self._select(
-            "status = $2 AND created_at < $3 ORDER BY created_at LIMIT $4", environment, status,
-            created_before or utcnow(), limit)
+            "status = $2 AND created_at < $3 AND NOT (id = ANY($5::uuid[])) "
+            "ORDER BY created_at LIMIT $4", environment, status, created_before or utcnow(),
+            limit, [uuid.UUID(i) for i in excluding])
 
     async def oldest_open(self, environment: str) -> datetime | None:
         """When the oldest run that is not finished was created."""
