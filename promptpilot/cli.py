@@ -204,8 +204,13 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
         run = started.json()["run"]
         _out(f"run {run['id']} started")
         seen: dict[str, str] = {}
+        status = run["status"]
         while True:
             run = (await http.get(f"/api/workflows/runs/{run['id']}")).json()["run"]
+            if run["status"] != status and run["status"] == "stalled":
+                # Not finished: a fixed deploy resumes it, a cancel ends it.
+                _out(f"run stalled: {(run.get('error') or {}).get('message', '')}")
+            status = run["status"]
             for step in run.get("steps") or []:
                 if seen.get(step["stepId"]) != step["status"]:
                     seen[step["stepId"]] = step["status"]
