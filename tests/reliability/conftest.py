@@ -32,7 +32,9 @@ def _reliability_report() -> Iterator[None]:
         return
     ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
     ARTIFACT.write_text(json.dumps({"cases": _RECORDS}, indent=2) + "\n")
-    lines = [f"  {r['case']:<44} recovery {r['recoverySeconds']:>7.2f} s" for r in _RECORDS]
+    lines = [f"  {r['case']:<44} recovery {r['recoverySeconds']:>7.2f} s"
+             + (f", runs left non-final: {r['runsLeftNonFinal']}" if "runsLeftNonFinal" in r
+                else "") for r in _RECORDS]
     print("\nreliability: recovery times\n" + "\n".join(lines))
 
 
