@@ -177,6 +177,9 @@ class TriggerActivities:
                 )
             except WorkflowAlreadyStartedError:
                 continue  # a retried mirror write: this firing already happened
+            except ApplicationError as exc:  # its input is over the payload limit
+                log.warning("event trigger %s skipped: %s", trigger.id, exc.message)
+                continue
             except RPCError:
                 raise  # transient: the mirror write retries and the id keeps it single
             log.info("event trigger %s started from run %s", trigger.id, record.run_id)

@@ -10,7 +10,8 @@ would hand Temporal over ``max_bytes`` raises a non-retryable ``ApplicationError
 the SDK's own size check, which fails the workflow task and retries it forever. Made in
 workflow code (an activity's or child run's input, the run's result) the error surfaces at
 the ``execute_activity`` / ``execute_child_workflow`` call in the step, which then fails;
-made by an activity (its result) the activity fails once. A local activity's input never
+made by an activity (its result) the activity fails once. Clients (the API's starts) are
+not checked: the API bounds what it accepts. A local activity's input never
 leaves the worker (only its result is recorded), so it is not checked. In workflow code a
 payload nested deeper than the decoder goes (200 levels) fails the run ``payload_invalid``
 rather than the workflow task, over and over.
@@ -22,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from pydantic import ValidationError
-from temporalio import workflow
+from temporalio import activity, workflow
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import (
     ActivitySerializationContext,
@@ -68,10 +69,10 @@ class PayloadGuard(PayloadConverter, WithSerializationContext):
         """Convert, then refuse what is over the limit."""
         payloads = self._inner.to_payloads(values)
         in_workflow = workflow.in_workflow()
-        activity = self._activity
-        if activity is not None and activity.is_local and in_workflow:
-            return payloads  # a local activity's input stays in this process
-        if activity is None and not in_workflow:
+        if in_workflow:
+            if self._activity is not None and self._activity.is_local:
+                return payloads  # a local activity's input stays in this process
+        elif not activity.in_activity():
             return payloads  # a client's start or signal: the API bounds what it sends
         for payload in payloads:
             size = payload.ByteSize()
@@ -102,9 +103,10 @@ class PayloadGuard(PayloadConverter, WithSerializationContext):
         return type(self)(inner, context)
 
     def _what(self, in_workflow: bool) -> str:
-        activity = self._activity
-        if activity is not None:
-            return f"the {'input' if in_workflow else 'result'} of {activity.activity_type}"
+        if not in_workflow:  # the activity's own context is not always passed down
+            return f"the result of {activity.info().activity_type}"
+        if self._activity is not None:
+            return f"the input of {self._activity.activity_type}"
         if self._workflow_id is not None and in_workflow \
                 and self._workflow_id != workflow.info().workflow_id:
             return "the input of child workflow " + self._workflow_id

@@ -92,6 +92,10 @@ def payload_problem(value: Any, limit: int, what: str) -> StepError | None:
     try:
         payloads = workflow.payload_converter().to_payloads([value])
     except ApplicationError as exc:  # the worker's own guard refused it first
+        details = exc.details[0] if exc.details and isinstance(exc.details[0], dict) else {}
+        size, guard = details.get("sizeBytes"), details.get("limitBytes")
+        if isinstance(size, int) and isinstance(guard, int):
+            return too_large(size, min(limit, guard), what)
         return StepError(type=exc.type or ErrorType.PAYLOAD_TOO_LARGE, message=exc.message)
     size = payloads[0].ByteSize()
     return too_large(size, limit, what) if size > limit else None
