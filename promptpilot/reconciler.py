@@ -71,14 +71,22 @@ class RunReconciler:
 
     async def run_forever(self) -> None:
         """Sweep every ``interval_seconds`` until cancelled; a failed sweep is logged only."""
+        failing = False
         while True:
             try:
                 report = await self.sweep()
+            except Exception as exc:  # Temporal or Postgres away: the next sweep tries again
+                # Once per outage, not every interval.
+                log.log(logging.DEBUG if failing else logging.WARNING,
+                        "reconcile sweep of %s failed: %r", self._environment, exc)
+                failing = True
+            else:
+                if failing:
+                    log.info("reconcile sweeps of %s work again", self._environment)
+                failing = False
                 if report.written:
                     log.info("reconciled %s runs in %s: %s", len(report.written),
                              self._environment, report.written)
-            except Exception:  # Temporal or Postgres away: the next sweep tries again
-                log.warning("reconcile sweep of %s failed", self._environment, exc_info=True)
             await asyncio.sleep(self._settings.interval_seconds)
 
     async def sweep(self) -> SweepReport:
