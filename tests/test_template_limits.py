@@ -33,7 +33,8 @@ def refused(source: str, limits: RunLimits = SMALL, **inputs: Any) -> TemplateEr
 def test_output_at_the_limit_renders_and_one_past_it_is_refused() -> None:
     assert rendered("{{ input.s }}", s="x" * 1_000) == "x" * 1_000
     error = refused("{{ input.s }}!", s="x" * 1_000)
-    assert isinstance(error, TemplateLimit) and error.type == ErrorType.TEMPLATE_LIMIT
+    assert isinstance(error, TemplateLimit)
+    assert error.type == ErrorType.TEMPLATE_LIMIT
     assert "longer than 1,000 characters (limits.template_max_output_chars)" in str(error)
 
 
@@ -42,7 +43,8 @@ def test_loop_iterations_within_the_budget_render_and_one_more_is_refused() -> N
     assert rendered("{% for i in range(input.n) %}{% endfor %}ok", n=99) == "ok"
     error = refused("{% for i in range(input.n) %}{% endfor %}ok", n=100)
     assert error.type == ErrorType.TEMPLATE_LIMIT
-    assert "100 operations" in str(error) and "limits.template_max_operations" in str(error)
+    assert "100 operations" in str(error)
+    assert "limits.template_max_operations" in str(error)
     # Iterating data (no range) is counted too.
     assert rendered("{% for x in input.xs %}{% endfor %}ok", xs=[0] * 100) == "ok"
     assert refused("{% for x in input.xs %}{% endfor %}ok", xs=[0] * 101).type \
@@ -97,7 +99,8 @@ def test_macros_nest_to_the_depth_limit_and_no_deeper() -> None:
 ])
 def test_every_other_failure_is_a_template_error(source: str, message: str) -> None:
     error = refused(source, RunLimits(), zero=0, n=3, s="abc")
-    assert error.type == ErrorType.TEMPLATE and not isinstance(error, TemplateLimit)
+    assert error.type == ErrorType.TEMPLATE
+    assert not isinstance(error, TemplateLimit)
     assert message in str(error)
 
 

@@ -37,7 +37,7 @@ def settings(settings: Settings) -> Settings:
 @pytest.fixture
 def page_url() -> Iterator[str]:
     class Page(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 -- the handler's API
+        def do_GET(self) -> None:
             body = PAGE.encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/plain; charset=utf-8")
@@ -85,10 +85,11 @@ async def test_page_then_transform_over_the_limit_fails_payload_too_large(
     steps = {s["stepId"]: s for s in run["steps"]}
     assert steps["fetch"]["status"] == "completed"
     assert steps["fetch"]["outputJson"]["body"] == PAGE
-    assert steps["shape"]["status"] == "failed", (run["error"], steps["shape"]["error"])
+    assert steps["shape"]["status"] == "failed", run["error"]
     error = steps["shape"]["error"]
     assert error["type"] == "payload_too_large"
-    assert f"{LIMIT:,}-byte limit" in error["message"] and "transform_step" in error["message"]
+    assert f"{LIMIT:,}-byte limit" in error["message"]
+    assert "transform_step" in error["message"]
     assert run["error"]["type"] == "payload_too_large"
     assert await temporal_status(service, run["id"]) == WorkflowExecutionStatus.FAILED
 
