@@ -166,3 +166,30 @@ async def test_step_output_limit_applies_to_every_kind(service: Service, over: i
     assert "10,000-byte limit" in steps["echo"]["error"]["message"]
     assert "after" not in steps
     assert await temporal_status(service, run["id"]) == WorkflowExecutionStatus.FAILED
+
+
+async def test_unexpected_interpreter_error_fails_the_run_internal_error(service: Service) -> None:
+    # A rerun started past the API from a step its definition does not have: the interpreter
+    # meets a KeyError it has no handler for. Before issue 12 that failed the workflow task on
+    # every retry; now the run fails internal_error at once, in Temporal and in the mirror.
+    slug = unique_slug("bug")
+    created = await service.create_workflow({
+        "id": slug, "name": "bug", "steps": [{"id": "echo", "type": "transform"}]})
+    definition = (await service.http.get(f"/api/workflows/{slug}")).json()["workflow"]
+    run_id = str(uuid.uuid4())
+    client: Client = await connect(service.settings, "dev")
+
+    with pytest.raises(WorkflowFailureError) as failure:
+        await client.execute_workflow(
+            WORKFLOW_NAME, RunWorkflowInput(
+                run_id=run_id, environment="dev", workflow_id=created["id"], workflow_slug=slug,
+                workflow_version=1, definition=definition["definition"], input={},
+                from_step_id="nope", interpreter=LATEST_INTERPRETER),
+            id=run_id, task_queue=service.settings.temporal.task_queue)
+
+    assert getattr(failure.value.cause, "type", None) == "internal_error"
+    assert await temporal_status(service, run_id) == WorkflowExecutionStatus.FAILED
+    run = (await service.http.get(f"/api/workflows/runs/{run_id}")).json()["run"]
+    assert run["status"] == "failed"
+    assert run["error"] == {"type": "internal_error", "message": "KeyError: 'nope'",
+                            "retryable": False, "details": None}
