@@ -19,7 +19,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from temporalio import workflow
-from temporalio.exceptions import CancelledError, ChildWorkflowError
+from temporalio.exceptions import ApplicationError, CancelledError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     from schema.control import MapBatchInput, MapBatchResult, MapItem, MapItemResult
@@ -84,7 +84,11 @@ async def run_map(runner: StepRunner, step: MapStep, mapped: dict[str, Any],
             except ChildWorkflowError as exc:
                 if isinstance(exc.cause, CancelledError):
                     raise asyncio.CancelledError from exc
+                cause = exc.cause  # e.g. payload_too_large: the batch's result was too big
                 error = StepError(type=ErrorType.INTERNAL, message=f"batch {number}: {exc}")
+                if isinstance(cause, ApplicationError):
+                    error = StepError(type=cause.type or ErrorType.INTERNAL,
+                                      message=f"batch {number}: {cause.message}")
                 return [MapItemResult(index=i.index, status="failed", error=error)
                         for i in batch]
             return result.items

@@ -139,3 +139,22 @@ async def test_results_within_the_limit_complete(service: Service) -> None:
     assert run["status"] == "completed", run
     assert run["outputJson"] == [{"doc": PAGE}, {"doc": "short"}]
     assert await temporal_status(service, run["id"]) == WorkflowExecutionStatus.COMPLETED
+
+
+async def test_map_batch_result_over_the_limit_fails_its_items_by_name(service: Service) -> None:
+    # One batch of three items whose input fits (3 x 44 KB) but whose result, each item
+    # tripling its page, does not.
+    slug = unique_slug("fan")
+    definition = fan_out(slug)
+    definition["steps"][0]["batchSize"] = 3
+    definition["steps"][0]["steps"][0]["expression"] = "{a: doc, b: doc, c: doc}"
+    await service.create_workflow(definition)
+
+    run = (await service.run(slug, {"docs": [PAGE[:44_000]] * 3})).json()["run"]
+
+    assert run["status"] == "failed", run
+    step = run["steps"][0]
+    assert step["error"]["type"] == "map_item_failed"
+    assert f"over the {LIMIT:,}-byte limit" in step["error"]["message"]
+    assert {e["type"] for e in step["mapItems"]["errors"]} == {"payload_too_large"}
+    assert await temporal_status(service, run["id"]) == WorkflowExecutionStatus.FAILED
