@@ -17,11 +17,13 @@ mirror. Only a non-determinism error keeps the task retrying: a redeploy heals i
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from datetime import timedelta
 from typing import Any, NoReturn
 
 from temporalio import workflow
-from temporalio.common import RawValue
-from temporalio.exceptions import ApplicationError
+from temporalio.common import RawValue, RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from schema.control import APPROVAL_UPDATE, ApprovalDecision
@@ -56,6 +58,8 @@ from workflows.runner import (
 )
 
 __all__ = ["WORKFLOW_NAME", "InterpreterWorkflow", "StepFailed", "step_error"]
+
+REFUSED_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=5)
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -179,9 +183,12 @@ class InterpreterWorkflow:
         self._status = "failed"
         record = refused_record(raw, error, workflow.now())
         if record is not None:
-            await workflow.execute_local_activity(
-                "mirror_run", record, start_to_close_timeout=MIRROR_TIMEOUT,
-                retry_policy=MIRROR_RETRY, summary="mirror run failed (input)")
+            # Best effort, a few attempts: what could be read of the input may name a
+            # workflow the mirror does not hold, and the run must end either way.
+            with contextlib.suppress(ActivityError, ApplicationError):
+                await workflow.execute_local_activity(
+                    "mirror_run", record, start_to_close_timeout=MIRROR_TIMEOUT,
+                    retry_policy=REFUSED_RETRY, summary="mirror run failed (input)")
         raise ApplicationError(error.message, type=error.type, non_retryable=True)
 
     def _result(self, run: RunWorkflowInput, status: RunStatus, output: Any) -> RunResult:

@@ -108,13 +108,17 @@ def nested(depth: int) -> Any:
     return value
 
 
-async def test_input_too_deep_to_decode_fails_the_run_input_invalid(service: Service) -> None:
+@pytest.mark.parametrize("known", [True, False], ids=["its workflow", "an unknown workflow"])
+async def test_input_too_deep_to_decode_fails_the_run_input_invalid(service: Service,
+                                                                     known: bool) -> None:
     # Started straight through a Temporal client, past the API's own depth check: before
     # issue 12 the worker failed to decode it on every workflow task retry, forever.
     slug = unique_slug("deep")
     created = await service.create_workflow({
         "id": slug, "name": "deep", "steps": [{"id": "echo", "type": "transform"}]})
     definition = (await service.http.get(f"/api/workflows/{slug}")).json()["workflow"]
+    if not known:  # the failed row cannot be written: the run ends all the same
+        created["id"] = str(uuid.uuid4())
     run_id = str(uuid.uuid4())
     client: Client = await connect(service.settings, "dev")
 
@@ -131,7 +135,11 @@ async def test_input_too_deep_to_decode_fails_the_run_input_invalid(service: Ser
     cause = failure.value.cause
     assert getattr(cause, "type", None) == "input_invalid", cause
     assert await temporal_status(service, run_id) == WorkflowExecutionStatus.FAILED
-    run = (await service.http.get(f"/api/workflows/runs/{run_id}")).json()["run"]
+    response = await service.http.get(f"/api/workflows/runs/{run_id}")
+    if not known:
+        assert response.status_code == 404
+        return
+    run = response.json()["run"]
     assert run["status"] == "failed"
     assert run["error"]["type"] == "input_invalid"
     assert "cannot be decoded" in run["error"]["message"]
