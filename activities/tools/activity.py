@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -15,6 +16,7 @@ from promptpilot.settings import Settings
 from schema.activities import ToolRequest, ToolResult, ToolTrace
 from schema.errors import ErrorType
 
+TRACE_RESULT_CHARS = 64 * 1024
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key",
                             "x-subscription-token", "api-key"})
 
@@ -58,7 +60,7 @@ class ToolActivities:
                 type=failure.type, non_retryable=failure.non_retryable,
                 next_retry_delay=failure.next_retry_delay,
             ) from err
-        trace = ToolTrace(tool_name=spec.name, args=shown_args, result=output,
+        trace = ToolTrace(tool_name=spec.name, args=shown_args, result=_traced(output),
                           duration_ms=_ms_since(started))
         activity.logger.info("tool %s done in %.1f ms (run %s, step %s)", spec.name,
                              trace.duration_ms, request.run_id, request.step_id)
@@ -85,6 +87,16 @@ def _as_application_error(err: Exception) -> ApplicationError:
         return err
     # An unexpected exception is a bug or an unforeseen outage: let the retry policy decide.
     return ApplicationError(f"{type(err).__name__}: {err}", type=ErrorType.TOOL_FAILED)
+
+
+def _traced(output: Any) -> Any:
+    """The output as the trace shows it: whole when small; a large one (a fetched page) is
+    named by its size, not copied, since the step's output holds it already and each copy
+    weighs on every payload the step record travels in."""
+    size = len(json.dumps(output, default=str))
+    if size <= TRACE_RESULT_CHARS:
+        return output
+    return {"omitted": f"{size:,} characters: the step's output holds them", "chars": size}
 
 
 def _redacted(args: dict[str, Any]) -> dict[str, Any]:

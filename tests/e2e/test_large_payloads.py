@@ -90,6 +90,8 @@ async def test_5mb_answer_flows_through_transform_into_the_next_prompt(
         rows = (await db.execute(text(
             "select size_bytes, data from payload_blobs where namespace = 'dev' "
             "and workflow_id = :run"), {"run": run["id"]})).all()
-    assert rows and max(r.size_bytes for r in rows) > 5 * MB
+    assert rows
+    assert max(r.size_bytes for r in rows) > 5 * MB
     assert all(b"quick brown fox" not in r.data for r in rows)
+
 

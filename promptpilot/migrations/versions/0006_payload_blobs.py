@@ -28,6 +28,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("namespace", "workflow_id", "digest"),
     )
     op.create_index("ix_payload_blobs_stored_at", "payload_blobs", ["stored_at"])
+    # Stored payloads are ciphertext: compressing them gains nothing and Postgres would try
+    # (pglz over every value past 2 kB, megabytes of random bytes each), so keep them as is.
+    op.execute("ALTER TABLE payload_blobs ALTER COLUMN data SET STORAGE EXTERNAL")
 
 
 def downgrade() -> None:
