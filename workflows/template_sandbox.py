@@ -49,6 +49,7 @@ _BUDGET: ContextVar[Budget | None] = ContextVar("promptpilot_template_budget", d
 _PRINTF = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
 _DIGITS = re.compile(r"\d+")
 _PADDING_METHODS = frozenset({"ljust", "rjust", "center", "zfill"})
+_SIZED_FILTERS = frozenset({"center", "batch", "slice", "indent", "replace", "format"})
 
 
 class TemplateLimitExceeded(Exception):
@@ -84,12 +85,21 @@ class Budget:
     def built(self, value: Any, what: str, worked_on: int = 0, *, paid: bool = False) -> Any:
         """Check a value just built and pay for it: its own weight or ``worked_on``, the
         weight of what it was made from, whichever is more (nothing more when ``paid``)."""
-        if isinstance(value, str | list | tuple | dict):
+        cost = 0  # a range is lazy: its loop pays for it
+        if type(value) is str:  # the common case first: this runs for every call and filter
+            if len(value) > self.max_chars:
+                self.refuse_size(len(value), what)
+            cost = len(value) // CHARS_PER_OPERATION
+        elif isinstance(value, list | tuple | dict):
             self.refuse_size(len(value), what)
+            cost = len(value)
         elif isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
             raise TemplateLimitExceeded(f"{what} made an integer over {MAX_INT_BITS:,} bits")
-        if not paid:  # a range is lazy: its loop pays for it
-            self.spend(max(worked_on, 0 if isinstance(value, range) else weight(value)))
+        elif isinstance(value, str):
+            self.refuse_size(len(value), what)
+            cost = len(value) // CHARS_PER_OPERATION
+        if not paid and (cost or worked_on):
+            self.spend(max(worked_on, cost))
         return value
 
     def counted(self, iterable: Iterable[Any], per_item: int) -> Iterator[Any]:
@@ -218,6 +228,8 @@ def _check_filter(budget: Budget, name: str, args: tuple[Any, ...],
 
 def _guarded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     skip = 0 if _PassArg.from_obj(func) is None else 1
+    label = f"the {name} filter"
+    sized = name in _SIZED_FILTERS
 
     @wraps(func)  # keeps the pass_context / pass_environment marker
     def guarded(*args: Any, **kwargs: Any) -> Any:
@@ -225,9 +237,10 @@ def _guarded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
         if budget is None:  # never folded into a constant while compiling, unchecked
             raise nodes.Impossible()
         budget.spend(1)
-        _check_filter(budget, name, args[skip:], kwargs)
+        if sized:
+            _check_filter(budget, name, args[skip:], kwargs)
         worked_on = weight(args[skip]) if len(args) > skip else 0
-        return budget.built(func(*args, **kwargs), f"the {name} filter", worked_on)
+        return budget.built(func(*args, **kwargs), label, worked_on)
 
     return guarded
 
