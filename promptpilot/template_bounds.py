@@ -17,7 +17,7 @@ from typing import Any
 from jinja2 import nodes
 
 from schema.run import RunLimits
-from workflows.template_sandbox import MAX_INT_BITS, MAX_MACRO_DEPTH
+from workflows.template_budget import MAX_INT_BITS, MAX_MACRO_DEPTH
 from workflows.templates import syntax_tree
 
 _PADDINGS = frozenset({"center", "ljust", "rjust", "zfill"})

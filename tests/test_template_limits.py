@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from schema.errors import ErrorType
 from schema.run import RunLimits
 from workflows.context import new_context
-from workflows.template_sandbox import MAX_MACRO_DEPTH
+from workflows.template_budget import MAX_MACRO_DEPTH
 from workflows.templates import TemplateError, TemplateLimit, render
 
 SMALL = RunLimits(template_max_output_chars=1_000, template_max_operations=100)

@@ -23,14 +23,14 @@ with workflow.unsafe.imports_passed_through():
     from schema.errors import ErrorType
     from schema.run import RunLimits
 
-from workflows.template_sandbox import (
+from workflows.template_budget import (
     CHARS_PER_OPERATION,
-    BoundedEnvironment,
     TemplateLimitExceeded,
     current_budget,
     end_budget,
     start_budget,
 )
+from workflows.template_sandbox import BoundedEnvironment
 
 _DEFAULT_LIMITS = RunLimits()
 _BATCH = 256
