@@ -59,7 +59,8 @@ async def test_parallel_takes_the_first_model_that_answered_and_warns(
     # The fan-out (asyncio.gather of activities) replays deterministically.
     client = await connect(service.settings, "dev")
     history = await client.get_workflow_handle(run["id"]).fetch_history()
-    result = await replayer().replay_workflow(history, raise_on_replay_failure=False)
+    result = await replayer(service.settings).replay_workflow(history,
+                                                              raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure
 
 
