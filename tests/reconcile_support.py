@@ -112,10 +112,28 @@ class BadDeployWorkflow:
         raise RuntimeError(BAD_DEPLOY_MESSAGE)
 
 
-def bad_deploy_worker(client: Client) -> Worker:
+DEPLOY = {"fixed": False}
+"""Whether the build that ``FixableDeployWorkflow`` stands for has been fixed (this process)."""
+
+
+@workflow.defn(name=WORKFLOW_NAME, sandboxed=False)
+class FixableDeployWorkflow:
+    """A bad build until ``DEPLOY["fixed"]``; then the run goes on (and waits)."""
+
+    @workflow.run
+    async def run(self, payload: dict[str, Any]) -> None:
+        """Fail the task while the build is bad, else wait for a day."""
+        del payload
+        if not DEPLOY["fixed"]:
+            raise RuntimeError(BAD_DEPLOY_MESSAGE)
+        await workflow.sleep(timedelta(days=1))
+
+
+def bad_deploy_worker(client: Client, *, fixable: bool = False) -> Worker:
     """A worker of the bad build, on its own task queue (``worker.task_queue``)."""
+    build: type = FixableDeployWorkflow if fixable else BadDeployWorkflow
     return Worker(client, task_queue=f"bad-deploy-{uuid.uuid4().hex[:10]}",
-                  workflows=[BadDeployWorkflow], workflow_runner=UnsandboxedWorkflowRunner())
+                  workflows=[build], workflow_runner=UnsandboxedWorkflowRunner())
 
 
 async def start_stalled(service: Service, client: Client, worker: Worker, store: Store, *,

@@ -20,6 +20,7 @@ from schema.run import RunRecord
 from tests.conftest import DEV_KEY, Service, unique_slug
 from tests.reconcile_support import (
     BAD_DEPLOY_MESSAGE,
+    DEPLOY,
     bad_deploy_worker,
     start_directly,
     start_stalled,
@@ -107,6 +108,26 @@ async def test_a_stalled_run_shows_stalled_with_the_failure_and_can_be_cancelled
         assert "stalled" in run["error"]["message"]
         description = await client.get_workflow_handle(run_id).describe()
         assert description.status == WorkflowExecutionStatus.TERMINATED
+
+
+async def test_a_stalled_run_goes_back_to_running_when_the_deploy_is_fixed(
+    service: Service,
+) -> None:
+    client = await connect(service.settings, "dev")
+    DEPLOY["fixed"] = False
+    async with bad_deploy_worker(client, fixable=True) as worker:
+        run_id = await start_stalled(service, client, worker, service.store,
+                                     mirror_status="running")
+        try:
+            await wait_api(service, run_id, ("stalled",), within=30)
+
+            DEPLOY["fixed"] = True  # the next attempt of its workflow task succeeds
+
+            run = await wait_api(service, run_id, ("running",), within=60)
+            assert run["error"] is None
+        finally:
+            DEPLOY["fixed"] = False
+            await client.get_workflow_handle(run_id).terminate(reason="test cleanup")
 
 
 async def test_cancel_of_a_run_that_does_not_stop_terminates_it_after_the_grace(
