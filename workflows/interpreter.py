@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 
 from temporalio import workflow
 from temporalio.common import RawValue, RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from schema.control import APPROVAL_UPDATE, ApprovalDecision
@@ -121,15 +121,21 @@ class InterpreterWorkflow:
         failure: StepError | None = None
         in_step = True
         try:
-            await self._mirror_run(run, "running", started_at=started)
-            context = new_context(run.input)
-            start = run.definition.step_index(run.from_step_id) if run.from_step_id else 0
-            output = await runner.run_sequence(run.definition.steps, context, start=start)
-            result = self._result(run, "completed", output)
-            # Checked before the run is recorded completed: a result Temporal refuses would
-            # fail the workflow task on every retry, under a mirror saying "completed".
-            failure = payload_problem(result, run.limits.max_payload_bytes, "the run's result")
-            in_step = False
+            try:
+                await self._mirror_run(run, "running", started_at=started)
+                context = new_context(run.input)
+                start = run.definition.step_index(run.from_step_id) if run.from_step_id else 0
+                output = await runner.run_sequence(run.definition.steps, context, start=start)
+                result = self._result(run, "completed", output)
+                # Checked before the run is recorded completed: a result Temporal refuses
+                # would fail the workflow task on every retry, under a mirror saying so.
+                failure = payload_problem(result, run.limits.max_payload_bytes,
+                                          "the run's result")
+                in_step = False
+            except Exception as exc:
+                if is_cancelled_exception(exc):  # e.g. a mirror write cancelled with the run
+                    raise asyncio.CancelledError from exc
+                raise
         except StepFailed as failed:
             failure = failed.error
         except asyncio.CancelledError:
