@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import errors
+from api import errors, openapi
 from api.request_limits import RequestLimits
 from api.routes import (
     approvals,
@@ -60,6 +60,7 @@ def create_app(settings: Settings, database_url: str | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
+    openapi.install(app)
     app.add_middleware(RequestLimits, limits=settings.limits)
     # Run routes go first: `/api/workflows/runs/{id}` must not be read as a slug.
     app.include_router(runs.router)

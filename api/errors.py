@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import traceback
 from typing import Any
 
@@ -11,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from promptpilot.definition_limits import LimitExceeded
 from promptpilot.store import Conflict
@@ -53,6 +55,7 @@ def _request_problems(exc: RequestValidationError) -> list[Problem]:
     return problems
 
 
+_METHODS = ("DELETE", "GET", "PATCH", "POST", "PUT")
 # character_not_in_repertoire, untranslatable_character
 _UNSTORABLE_TEXT = frozenset({"22021", "22P05"})
 
@@ -83,6 +86,25 @@ def loggable(exc: BaseException) -> str:
                      f"{f' (SQLSTATE {state})' if isinstance(state, str) else ''}\n{frames}")
         seen = seen.__cause__ or seen.__context__
     return "caused by ".join(parts)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path, found by asking the router
+    (Starlette's 405 names the methods of the first route whose path matched, one of several
+    that share it). Where documented paths overlap (`/api/workflows/runs` also fits
+    `/api/workflows/{slug}`, whose slug `runs` is reserved), the most literal one decides."""
+    routes = request.app.router.routes
+    served = [method for method in _METHODS if any(
+        route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes)]
+    path = request.url.path
+    fitting = [(template.count("{"), template) for template in request.app.openapi()["paths"]
+               if re.fullmatch(re.sub(r"\\\{[^/]*?\\\}", "[^/]+", re.escape(template)), path)]
+    if not fitting:
+        return served
+    fewest = min(count for count, _ in fitting)
+    documented = {method.upper() for count, template in fitting if count == fewest
+                  for method in request.app.openapi()["paths"][template]}
+    return [method for method in served if method in documented] or served
 
 
 def install(app: FastAPI) -> None:
@@ -135,5 +157,9 @@ def install(app: FastAPI) -> None:
                             status_code=500)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse(error_body("http_error", str(exc.detail)), status_code=exc.status_code)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return JSONResponse(error_body("http_error", str(exc.detail)), status_code=exc.status_code,
+                            headers=headers)

@@ -56,7 +56,7 @@ async def checked_config(state: AppState, environment: str, kind: str,
     """The config for a trigger type, normalised; 422 listing every problem."""
     if kind == "scheduled":
         try:
-            config = ScheduleConfig.model_validate(raw)
+            config = ScheduleConfig.model_validate(raw, strict=True)
         except ValidationError as exc:
             raise _invalid(problems_from_pydantic(exc, raw, ("config",))) from None
         if problems := config_problems(config):
@@ -64,7 +64,7 @@ async def checked_config(state: AppState, environment: str, kind: str,
         return config.model_dump(mode="json")
     if kind == "event":
         try:
-            event = EventConfig.model_validate(raw)
+            event = EventConfig.model_validate(raw, strict=True)
         except ValidationError as exc:
             raise _invalid(problems_from_pydantic(exc, raw, ("config",))) from None
         problems = []

@@ -106,6 +106,8 @@ class LimitsSettings(BaseModel):
     """Most steps in one definition, nested steps included (422 ``too_many_steps``)."""
     max_run_input_bytes: int = Field(default=1024 * 1024, ge=1024)
     """Largest run input, as compact JSON (413 ``input_too_large``)."""
+    max_backfill_runs: int = Field(default=1000, ge=1)
+    """Most runs one schedule backfill may start (422 ``backfill_too_large``)."""
     template_max_output_chars: int = Field(default=8_000_000, ge=1)
     """Longest text a template may render (step fails ``template_limit``): as large as a step
     output may be, so a page one step fetched fits in the next step's prompt."""

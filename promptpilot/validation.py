@@ -86,7 +86,8 @@ def parse_definition(raw: Any, known_providers: set[str], *, multi_model: bool =
     templates that can be seen to exceed ``limits`` (the run limits) are refused.
     """
     try:
-        definition = WorkflowDefinition.model_validate(raw)
+        # Strict, as the document states the types: `"3"` is not a number of attempts.
+        definition = WorkflowDefinition.model_validate(raw, strict=True)
     except ValidationError as exc:
         raise DefinitionInvalid(problems_from_pydantic(exc, raw)) from None
     problems = check_definition(definition, known_providers, multi_model=multi_model,

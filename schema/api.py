@@ -7,11 +7,11 @@ from typing import Any
 
 from pydantic import Field
 
-from schema.base import CamelModel
+from schema.base import CamelModel, RequestBody
 from schema.problems import Problem
 
 
-class RunRequest(CamelModel):
+class RunRequest(RequestBody):
     """Body of `POST /api/workflows/{slug}/run` (seed 000)."""
 
     input: dict[str, Any] = Field(default_factory=dict)
@@ -22,7 +22,7 @@ class RunRequest(CamelModel):
     max_cost_usd: float | None = Field(default=None, gt=0)
 
 
-class RerunRequest(CamelModel):
+class RerunRequest(RequestBody):
     """Body of `POST /api/workflows/runs/{runId}/rerun`: input defaults to the source's."""
 
     from_step_id: str

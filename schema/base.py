@@ -15,3 +15,10 @@ class CamelModel(BaseModel):
         serialize_by_alias=True,
         extra="forbid",
     )
+
+
+class RequestBody(CamelModel):
+    """Base of HTTP request bodies: types are strict, as the OpenAPI document states them
+    (``0`` is not ``false``, ``"1"`` not ``1``); times are ISO 8601 text (``IsoDateTime``)."""
+
+    model_config = ConfigDict(strict=True)

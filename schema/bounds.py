@@ -6,9 +6,11 @@ statement's parameters); bounded here, it is a 422 naming the field, before anyt
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
 from annotated_types import Ge, Le
+from pydantic import AfterValidator, BeforeValidator, Strict
 
 INT32_MAX = 2**31 - 1
 """The largest value of a Postgres INTEGER column."""
@@ -22,3 +24,25 @@ keeps durations in int64 nanoseconds and Python's timedelta stops at 10^9 days."
 
 ScheduleSeconds = Annotated[float, Ge(0), Le(MAX_SCHEDULE_SECONDS)]
 """A schedule duration in seconds."""
+
+
+def _text(value: Any) -> Any:
+    # Pydantic reads a number (or a numeric string) as seconds since 1970: not a time here.
+    if isinstance(value, int | float) or (
+            isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit()):
+        raise ValueError("a time is ISO 8601 text (2026-01-31T09:00:00Z), not a number")
+    return value
+
+
+def _in_utc(value: datetime) -> datetime:
+    # 0001-01-01T00:00:00+14:00 is a valid datetime that no UTC column can hold.
+    if value.tzinfo is not None:
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("the time is outside the years 1-9999 in UTC") from None
+    return value
+
+
+IsoDateTime = Annotated[datetime, Strict(False), BeforeValidator(_text), AfterValidator(_in_utc)]
+"""A time in a body or a query: ISO 8601 text, within the years 1-9999 in UTC."""

@@ -7,16 +7,16 @@ from typing import Any
 
 from pydantic import Field
 
-from schema.base import CamelModel
+from schema.base import CamelModel, RequestBody
 from schema.run import RunStatus, StepError
 
 
-class PreviewRequest(CamelModel):
+class PreviewRequest(RequestBody):
     """Body of `POST /api/workflows/{slug}/preview`: explicit input wins over sample values."""
 
     input: dict[str, Any] | None = None
     use_sample_data: bool = False
-    timeout_seconds: float = Field(default=60, gt=0, le=300)
+    timeout_seconds: float = Field(default=60, ge=1, le=300)
 
 
 class DefinitionPreviewRequest(PreviewRequest):

@@ -6,14 +6,14 @@ from datetime import datetime
 
 from pydantic import Field
 
-from schema.base import CamelModel
+from schema.base import CamelModel, RequestBody
 from schema.definition import SLUG_PATTERN
 
 # Postgres text and JSONB cannot hold NUL characters: refuse them up front (422, not 500).
 NO_NUL = r"^[^\x00]*$"
 
 
-class PromptCreate(CamelModel):
+class PromptCreate(RequestBody):
     """A new stored prompt; `id` is its slug, the name llm steps use as `promptId`."""
 
     id: str = Field(pattern=SLUG_PATTERN)
@@ -23,7 +23,7 @@ class PromptCreate(CamelModel):
     prompt_user: str = Field(min_length=1, pattern=NO_NUL)
 
 
-class PromptUpdate(CamelModel):
+class PromptUpdate(RequestBody):
     """New texts for a stored prompt: stored as a new immutable version."""
 
     name: str | None = Field(default=None, min_length=1, max_length=200, pattern=NO_NUL)
@@ -74,7 +74,7 @@ class PromptVersionListEnvelope(CamelModel):
     versions: list[PromptVersionPublic]
 
 
-class ApprovalRequest(CamelModel):
+class ApprovalRequest(RequestBody):
     """Body of `POST /api/workflows/runs/{runId}/steps/{stepId}/approve` (or `/reject`)."""
 
     comment: str | None = Field(default=None, max_length=4000, pattern=NO_NUL)

@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from schema.base import CamelModel
-from schema.bounds import ScheduleSeconds, VersionNumber
+from schema.base import CamelModel, RequestBody
+from schema.bounds import IsoDateTime, ScheduleSeconds, VersionNumber
 from schema.run import RunStatus
 
 TriggerType = Literal["manual", "scheduled", "webhook", "api", "event"]
@@ -55,7 +55,7 @@ class EventConfig(CamelModel):
     input_mapping: dict[str, str] = Field(default_factory=dict)
 
 
-class TriggerCreate(CamelModel):
+class TriggerCreate(RequestBody):
     """Body of `POST /api/triggers`."""
 
     workflow_slug: str
@@ -68,7 +68,7 @@ class TriggerCreate(CamelModel):
     pinned_version: VersionNumber | None = None
 
 
-class TriggerUpdate(CamelModel):
+class TriggerUpdate(RequestBody):
     """Body of `PUT /api/triggers/{id}`: every field optional; the type never changes."""
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
@@ -79,23 +79,23 @@ class TriggerUpdate(CamelModel):
     pinned_version: VersionNumber | None = None
 
 
-class ExecuteRequest(CamelModel):
+class ExecuteRequest(RequestBody):
     """Body of `POST /api/triggers/{id}/execute`: input overrides the trigger's stored input."""
 
     input: dict[str, Any] | None = None
 
 
-class PauseRequest(CamelModel):
+class PauseRequest(RequestBody):
     """Body of pause and unpause."""
 
     note: str | None = Field(default=None, max_length=500)
 
 
-class BackfillRequest(CamelModel):
+class BackfillRequest(RequestBody):
     """Body of `POST /api/triggers/{id}/backfill`: fire as if the schedule ran in the range."""
 
-    start_at: datetime
-    end_at: datetime
+    start_at: IsoDateTime
+    end_at: IsoDateTime
     overlap_policy: OverlapPolicy = "allow_all"
 
 

@@ -96,7 +96,7 @@ async def _serve(state: AppState, request: Request, operation: Operation,
         try:
             payloads = list(json_format.Parse(await request.body(), Payloads(),
                                                   ignore_unknown_fields=True).payloads)
-        except json_format.ParseError as exc:
+        except (json_format.ParseError, UnicodeDecodeError) as exc:  # not JSON, not UTF-8
             raise CodecRefused(400, "invalid_payloads", "the body must be Temporal Payloads "
                                f"as JSON ({{\"payloads\": [...]}}): {exc}") from None
         service = CodecService(payload_pipeline(settings))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -15,6 +14,7 @@ from api.presenters import run_public
 from api.routes.workflows import STATUS_FILTER, _decode_cursor, encode_cursor
 from api.state import AppState
 from schema.api import RunEnvelope, RunListEnvelope
+from schema.bounds import IsoDateTime
 from schema.run import TERMINAL_RUN_STATUSES
 from schema.tables import RunRow
 
@@ -28,8 +28,8 @@ async def list_all_runs(
     status: Annotated[str | None, Query(pattern=STATUS_FILTER)] = None,
     trigger: str | None = None,
     workflow: Annotated[str | None, Query(description="only runs of this slug")] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: IsoDateTime | None = None,
+    until: IsoDateTime | None = None,
     cursor: str | None = None,
 ) -> RunListEnvelope:
     """Runs of every workflow of the key's environment, newest first, filtered, paged."""

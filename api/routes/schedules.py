@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, timedelta
 from typing import Any
 
 from fastapi import APIRouter
 from temporalio.client import ScheduleHandle
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import CurrentKey, StateDep
 from api.errors import ApiError
 from api.state import AppState
 from api.trigger_views import load_trigger, schedule_state, schedules
-from promptpilot.schedules import OVERLAP
+from promptpilot.schedules import OVERLAP, next_fire_times
 from schema.problems import Problem
 from schema.tables import TriggerRow
-from schema.triggers import BackfillRequest, PauseRequest, ScheduleState
+from schema.triggers import BackfillRequest, PauseRequest, ScheduleConfig, ScheduleState
 
 router = APIRouter(prefix="/api/triggers", tags=["triggers"])
 
@@ -77,6 +78,23 @@ async def trigger_now(trigger_id: uuid.UUID, state: StateDep,
     return await _state(state, row)
 
 
+def _check_backfill_size(row: TriggerRow, body: BackfillRequest, limit: int) -> None:
+    """422 when the range holds more fires than a backfill may start: every one is a run,
+    all at once (a yearly schedule over the years 1-9999 is ten thousand)."""
+    config = ScheduleConfig.model_validate(row.config)
+    start, end = (t if t.tzinfo else t.replace(tzinfo=UTC) for t in (body.start_at, body.end_at))
+    try:
+        fires = next_fire_times(config, start - timedelta(microseconds=1), limit + 1)
+    except (OverflowError, ValueError):
+        return  # the fires run past the year 9999 before there are `limit` of them
+    if len(fires) > limit and fires[limit] < end:
+        message = (f"the schedule fires more than {limit:,} times from startAt to endAt, and a "
+                   "backfill starts every one (PROMPTPILOT_LIMITS__MAX_BACKFILL_RUNS): "
+                   "backfill a shorter range")
+        raise ApiError(422, "backfill_too_large", message,
+                       [Problem(pointer="/endAt", field="endAt", message=message)])
+
+
 @router.post("/{trigger_id}/backfill", status_code=202)
 async def backfill(trigger_id: uuid.UUID, body: BackfillRequest, state: StateDep,
                    key: CurrentKey) -> dict[str, Any]:
@@ -85,9 +103,14 @@ async def backfill(trigger_id: uuid.UUID, body: BackfillRequest, state: StateDep
         raise ApiError(422, "validation_error", "endAt must be after startAt",
                        [Problem(pointer="/endAt", field="endAt", message="must be after startAt")])
     row, _ = await _scheduled(state, key.environment, trigger_id)
+    _check_backfill_size(row, body, state.settings.limits.max_backfill_runs)
     try:
         await (await schedules(state, key.environment)).backfill(
             str(row.id), body.start_at, body.end_at, body.overlap_policy)
     except RPCError as exc:
+        if exc.status == RPCStatusCode.INVALID_ARGUMENT:  # a range Temporal cannot take
+            raise ApiError(422, "validation_error", f"Temporal refused the backfill: "
+                           f"{exc.message}", [Problem(pointer="/startAt", field="startAt",
+                                                     message=exc.message)]) from exc
         raise _unavailable(exc) from exc
     return await _state(state, row)

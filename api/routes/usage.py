@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -10,6 +9,7 @@ from fastapi import APIRouter, Query
 from api.deps import CurrentKey, StateDep
 from api.errors import ApiError
 from promptpilot.usage import usage_report
+from schema.bounds import IsoDateTime
 from schema.usage import UsageEnvelope, UsageGroupBy
 
 router = APIRouter(prefix="/api/usage", tags=["usage"])
@@ -18,8 +18,8 @@ router = APIRouter(prefix="/api/usage", tags=["usage"])
 @router.get("", response_model=UsageEnvelope)
 async def get_usage(
     state: StateDep, key: CurrentKey,
-    since: Annotated[datetime | None, Query(description="runs created at or after")] = None,
-    until: Annotated[datetime | None, Query(description="runs created before")] = None,
+    since: Annotated[IsoDateTime | None, Query(description="runs created at or after")] = None,
+    until: Annotated[IsoDateTime | None, Query(description="runs created before")] = None,
     group_by: Annotated[UsageGroupBy, Query(alias="groupBy")] = "model",
 ) -> UsageEnvelope:
     """Cost and tokens of the key's environment, from the mirror (seed 000 cost tracking)."""

@@ -30,6 +30,7 @@ from schema.api import (
     WorkflowEnvelope,
     WorkflowListEnvelope,
 )
+from schema.bounds import IsoDateTime
 from schema.definition import LlmStep, WorkflowDefinition
 from schema.model_ref import resolve_model
 from schema.run import TERMINAL_RUN_STATUSES, RunStatus
@@ -182,8 +183,8 @@ async def list_runs(
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
     status: Annotated[str | None, Query(pattern=STATUS_FILTER)] = None,
     trigger: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: IsoDateTime | None = None,
+    until: IsoDateTime | None = None,
     cursor: str | None = None,
 ) -> RunListEnvelope:
     """Runs of a workflow, newest first (seed 000), with filters and a cursor."""

@@ -74,9 +74,9 @@ def parse_time(value: str | None) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):  # junk, or a time outside the years 1-9999 in UTC
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 # A page shows this much of one value (a 5 MB model answer, a 20 MB fetched page would make
