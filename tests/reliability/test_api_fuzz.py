@@ -1,45 +1,31 @@
-"""Schemathesis against the app's own OpenAPI document: no 5xx, every 4xx well-formed."""
+"""Schemathesis against the app's own OpenAPI document, the long run: every operation with
+every check, boundary values (the coverage phase) and more generated cases than the
+``make test`` version (``tests/e2e/test_api_schema_fuzz.py``); no 5xx."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEV_KEY, Service
+from tests.api_fuzz import fuzz_targets, run_schemathesis
+from tests.conftest import Service
 from tests.reliability.conftest import Record
 
-ROOT = Path(__file__).resolve().parents[2]
-MAX_EXAMPLES = 12
+MAX_EXAMPLES = 40
 
 
-@pytest.mark.timeout(400)
-async def test_fuzz_the_openapi_document(service: Service, record: Record) -> None:
-    command = [
-        sys.executable, "-m", "schemathesis.cli", "run", f"{service.url}/openapi.json",
-        "--checks", "not_a_server_error,error_envelope",
-        "--phases", "examples,fuzzing", "--max-examples", str(MAX_EXAMPLES),
-        "--seed", "8", "--no-shrink", "--workers", "2", "--request-timeout", "20",
-        "--header", f"Authorization: Bearer {DEV_KEY}",
-        # Event streams stay open by design: they are not request/response operations.
-        "--exclude-path-regex", r"/events",
-        "--suppress-health-check", "all", "--no-color",
-    ]
-    env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.reliability.fuzz_checks",
-           "PYTHONPATH": str(ROOT)}
-    began = time.monotonic()
-    process = await asyncio.create_subprocess_exec(
-        *command, env=env, cwd=ROOT, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT)
-    output, _ = await process.communicate()
-    seconds = time.monotonic() - began
-    text = output.decode(errors="replace")
-    assert process.returncode == 0, text[-6000:]
-    # `--checks error_envelope` is refused unless the hooks module loaded, so it did run.
-    summary = [line.strip() for line in text.splitlines() if "passed" in line][-1:]
-    record(seconds, fault="schemathesis fuzzing of the OpenAPI document",
-           maxExamples=MAX_EXAMPLES, summary=summary[:8])
+@pytest.mark.timeout(1200)
+async def test_fuzz_the_openapi_document(service: Service, record: Record,
+                                         tmp_path: Path) -> None:
+    targets = await fuzz_targets(service)
+    result = await run_schemathesis(service, targets, max_examples=MAX_EXAMPLES,
+                                    phases="examples,coverage,fuzzing", seed=8,
+                                    calls=tmp_path / "calls.txt",
+                                    extra=("--max-time", "600"))
+    summary = [line.strip() for line in result.output.splitlines() if "generated" in line][-1:]
+    record(result.seconds, fault="schemathesis, every operation, --checks all",
+           maxExamples=MAX_EXAMPLES, cases=result.cases,
+           serverErrors=len(result.server_errors), summary=summary)
+    assert result.server_errors == [], result.output[-6000:]
+    assert result.returncode == 0, result.output[-6000:]

@@ -1,4 +1,8 @@
-"""The definition's maximum, 2,000 steps, in one run: under Temporal's history limits."""
+"""The schema's maximum, 2,000 steps, in one run: under Temporal's history limits.
+
+The door refuses more than ``limits.max_steps`` (500 by default) steps; this run raises the
+setting to show the interpreter's own headroom.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import time
 
 import pytest
 
+from promptpilot.settings import LimitsSettings, Settings
 from promptpilot.temporal import connect
 from tests.conftest import Service, unique_slug
 from tests.reliability.conftest import (
@@ -17,6 +22,13 @@ from tests.reliability.conftest import (
 
 STEPS = 2000
 EVENT_LIMIT, EVENT_WARN, BYTE_LIMIT = 51_200, 10_240, 50 * 1024 * 1024
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The step limit at the schema's own cap."""
+    limits = LimitsSettings(**{**settings.limits.model_dump(), "max_steps": STEPS})
+    return settings.model_copy(update={"limits": limits})
 
 
 @pytest.mark.timeout(420)

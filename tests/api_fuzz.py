@@ -1,0 +1,109 @@
+"""Schemathesis over the API's own OpenAPI document, against a running service.
+
+``fuzz_targets`` makes the resources the fuzzer's path parameters may name (see
+``tests.fuzz_checks``); ``run_schemathesis`` runs the CLI in a subprocess and returns what
+it printed, with every 5xx answer it got (noted by the ``after_call`` hook).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import DEV_KEY, Service, unique_slug
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = Path(__file__).with_name("schemathesis.toml")
+
+
+def _transform(slug: str) -> dict[str, Any]:
+    return {"id": slug, "name": "fuzz target",
+            "steps": [{"id": "t1", "type": "transform", "inputMapping": {"v": "input.v"}}]}
+
+
+def _approval(slug: str) -> dict[str, Any]:
+    return {"id": slug, "name": "fuzz approval",
+            "steps": [{"id": "ok", "type": "approval", "timeoutSeconds": 3600}]}
+
+
+async def fuzz_targets(service: Service) -> dict[str, Any]:
+    """A workflow with a completed run, two runs waiting for approval, triggers of each kind
+    the operations act on, and a stored prompt."""
+    http = service.http
+    slug, edited, waiting = unique_slug("fuzz"), unique_slug("fuzz-edit"), unique_slug("fuzz-ok")
+    for definition in (_transform(slug), _transform(edited), _approval(waiting)):
+        await service.create_workflow(definition)
+    run = (await service.run(slug, {"v": 1})).json()["run"]["id"]
+    held = [(await http.post(f"/api/workflows/{waiting}/run", params={"wait": 0},
+                             json={"input": {}})).json()["run"]["id"] for _ in range(2)]
+
+    async def trigger(kind: str, **fields: Any) -> str:
+        response = await http.post("/api/triggers", json={
+            "workflowSlug": slug, "name": f"fuzz {kind}", "type": kind, **fields})
+        assert response.status_code == 201, response.text
+        return str(response.json()["trigger"]["id"])
+
+    prompt = unique_slug("fuzz-prompt")
+    created = await http.post("/api/prompts", json={"id": prompt, "name": "fuzz",
+                                                    "promptUser": "Hello {{name}}"})
+    assert created.status_code == 201, created.text
+    return {
+        "slug": slug, "edited_slug": edited, "run": run, "waiting_run": held[0],
+        "cancel_run": held[1], "step_id": "ok", "prompt": prompt,
+        "trigger": await trigger("manual"), "deleted_trigger": await trigger("manual"),
+        "webhook_trigger": await trigger("webhook"),
+        # Yearly, so a backfill over any range the fuzzer draws fires a bounded number of runs.
+        "scheduled_trigger": await trigger("scheduled", config={
+            "cronExpressions": ["0 0 1 1 *"]}),
+    }
+
+
+@dataclass
+class FuzzRun:
+    """What one schemathesis run found."""
+
+    returncode: int
+    output: str
+    seconds: float
+    server_errors: list[str]
+    cases: int
+
+
+async def run_schemathesis(service: Service, targets: dict[str, Any], *, max_examples: int,
+                           phases: str, seed: int, calls: Path,
+                           extra: tuple[str, ...] = ()) -> FuzzRun:
+    """Every operation but the event stream, with every check (tests/schemathesis.toml)."""
+    command = [
+        sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG), "run",
+        f"{service.url}/openapi.json", "--checks", "all",
+        "--phases", phases, "--max-examples", str(max_examples), "--seed", str(seed),
+        "--no-shrink", "--workers", "2", "--request-timeout", "30",
+        "--header", f"Authorization: Bearer {DEV_KEY}",
+        # Event streams stay open by design: they are not request/response operations.
+        "--exclude-path-regex", r"/events$",
+        "--suppress-health-check", "all", "--no-color", "--continue-on-failure", *extra,
+    ]
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.fuzz_checks", "PYTHONPATH": str(ROOT),
+           "PP_FUZZ_TARGETS": json.dumps(targets), "PP_FUZZ_CALLS": str(calls)}
+    began = time.monotonic()
+    process = await asyncio.create_subprocess_exec(
+        *command, env=env, cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT)
+    output, _ = await process.communicate()
+    errors, cases = server_errors(calls)
+    return FuzzRun(process.returncode or 0, output.decode(errors="replace"),
+                   time.monotonic() - began, errors, cases)
+
+
+def server_errors(calls: Path) -> tuple[list[str], int]:
+    """Every 5xx answer the run got (`status METHOD path`), and how many answers it got."""
+    if not calls.exists():
+        return [], 0
+    lines = calls.read_text(encoding="utf-8", errors="replace").splitlines()
+    return [line for line in lines if line[:1] == "5"], len(lines)

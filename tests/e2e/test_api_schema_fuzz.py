@@ -1,0 +1,25 @@
+"""Schemathesis over every operation of the API with every check, bounded to run in
+``make test`` (about 40 s here): no 5xx, every answer as documented, every 4xx our error
+envelope. ``tests/reliability/test_api_fuzz.py`` runs the long version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.api_fuzz import fuzz_targets, run_schemathesis
+from tests.conftest import Service
+
+MAX_EXAMPLES = 10
+
+
+@pytest.mark.timeout(240)
+async def test_every_operation_answers_as_documented(service: Service, tmp_path: Path) -> None:
+    targets = await fuzz_targets(service)
+    result = await run_schemathesis(service, targets, max_examples=MAX_EXAMPLES,
+                                    phases="examples,fuzzing", seed=12,
+                                    calls=tmp_path / "calls.txt")
+    assert result.server_errors == [], result.output[-6000:]
+    assert result.returncode == 0, result.output[-6000:]
+    assert result.cases > 300
