@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -37,6 +38,10 @@ def _worker_env(settings: Settings) -> dict[str, str]:
         "OPENAI_API_KEY": openai.api_key.get_secret_value(),
         "OPENAI_BASE_URL": openai.base_url,
         "PROMPTPILOT_LOG_LEVEL": "WARNING",
+        # The same payload key ring as the test's API and workers (a JSON object by key id).
+        "PROMPTPILOT_PAYLOADS__ENCRYPTION_KEYS": json.dumps(
+            {key_id: key.get_secret_value()
+             for key_id, key in settings.payloads.encryption_keys.items()}),
     }
 
 
