@@ -39,7 +39,7 @@ from schema.run import (
 )
 from schema.tables import TriggerRow, utcnow
 from schema.triggers import EventConfig, ResolveStart, TriggeredStart
-from workflows.triggered import TRIGGERED_START_WORKFLOW
+from schema.workflow_names import TRIGGERED_START_WORKFLOW
 
 log = logging.getLogger("promptpilot.triggers")
 EVENT_NAMESPACE = uuid.UUID("0c8d54b1-3bd4-4c55-9a7e-4f5e7f6f2a90")

@@ -23,13 +23,13 @@ from api.state import AppState
 from promptpilot.definition_limits import check_input_size
 from promptpilot.limits import run_limits
 from promptpilot.references import References
-from promptpilot.search_attributes import SA_ENVIRONMENT, SA_SLUG, SA_TRIGGER, SA_VERSION
 from promptpilot.store import Conflict
 from promptpilot.validation import validate_input
 from schema.definition import WorkflowDefinition
 from schema.run import LATEST_INTERPRETER, RunRecord, RunWorkflowInput, SeedStep
+from schema.search_attributes import SA_ENVIRONMENT, SA_SLUG, SA_TRIGGER, SA_VERSION
 from schema.tables import WorkflowRow, WorkflowVersionRow
-from workflows.interpreter import WORKFLOW_NAME
+from schema.workflow_names import WORKFLOW_NAME
 
 
 @dataclass

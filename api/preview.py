@@ -26,13 +26,13 @@ from api.state import AppState
 from promptpilot.definition_limits import check_input_size
 from promptpilot.limits import run_limits
 from promptpilot.references import References
-from promptpilot.search_attributes import SA_ENVIRONMENT, SA_SLUG, SA_TRIGGER, SA_VERSION
 from promptpilot.validation import DefinitionInvalid, sample_input, validate_input
 from schema.definition import WorkflowDefinition
 from schema.preview import PreviewStep, TokenEstimates, WorkflowPreviewResult
 from schema.problems import Problem
 from schema.run import LATEST_INTERPRETER, RunResult, RunWorkflowInput, StepError, StepRecord
-from workflows.interpreter import WORKFLOW_NAME
+from schema.search_attributes import SA_ENVIRONMENT, SA_SLUG, SA_TRIGGER, SA_VERSION
+from schema.workflow_names import WORKFLOW_NAME
 
 PREVIEW_PREFIX = "preview-"
 PREVIEW_TRIGGER = "preview"

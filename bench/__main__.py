@@ -36,8 +36,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 @asynccontextmanager
 async def _services(folder: Path) -> AsyncIterator[tuple[Any, Any]]:
-    from promptpilot.search_attributes import SEARCH_ATTRIBUTES
     from promptpilot.stack import EmbeddedPostgres, TemporalDevServer
+    from schema.search_attributes import SEARCH_ATTRIBUTES
 
     temporal = TemporalDevServer(folder / "temporal", db_file=folder / "temporal" / "t.db",
                                  namespaces=["dev"], ui=False,

@@ -12,7 +12,7 @@ from temporalio.client import Client
 from bench.steps import apply
 from schema.definition import WorkflowDefinition
 from schema.run import LATEST_INTERPRETER, RunWorkflowInput
-from workflows.interpreter import WORKFLOW_NAME
+from schema.workflow_names import WORKFLOW_NAME
 
 Runner = Callable[[int, int], Awaitable[Any]]
 

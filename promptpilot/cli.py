@@ -33,9 +33,9 @@ async def _until_signal() -> None:
 
 async def _dev(settings: Settings, args: argparse.Namespace) -> int:
     from promptpilot.payload_codec import ensure_key_file
-    from promptpilot.search_attributes import SEARCH_ATTRIBUTES
     from promptpilot.services import prepare_database, run_all, settle_heap
     from promptpilot.stack import EmbeddedPostgres, TemporalDevServer
+    from schema.search_attributes import SEARCH_ATTRIBUTES
 
     data_dir = settings.data_dir.resolve()
     if settings.tools.web_search_backend == "none":

@@ -38,7 +38,7 @@ from promptpilot.store import Store
 from schema.errors import ErrorType
 from schema.run import TERMINAL_RUN_STATUSES, StepError
 from schema.tables import utcnow
-from workflows.names import WORKFLOW_NAME
+from schema.workflow_names import WORKFLOW_NAME
 
 log = logging.getLogger("promptpilot.reconciler")
 _RUNS = f'WorkflowType = "{WORKFLOW_NAME}"'

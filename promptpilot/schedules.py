@@ -27,10 +27,10 @@ from temporalio.client import (
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-from promptpilot.search_attributes import SA_ENVIRONMENT, SA_TRIGGER
 from schema.problems import Problem, pointer
+from schema.search_attributes import SA_ENVIRONMENT, SA_TRIGGER
 from schema.triggers import OverlapPolicy, ScheduleConfig, TriggeredStart
-from workflows.triggered import TRIGGERED_START_WORKFLOW
+from schema.workflow_names import TRIGGERED_START_WORKFLOW
 
 OVERLAP: dict[OverlapPolicy, ScheduleOverlapPolicy] = {
     "skip": ScheduleOverlapPolicy.SKIP,

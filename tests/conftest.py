@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from promptpilot.database import make_engine
 from promptpilot.keys import ApiKeys
 from promptpilot.migrate import upgrade
-from promptpilot.search_attributes import SEARCH_ATTRIBUTES
 from promptpilot.services import running_api, running_worker
 from promptpilot.settings import (
     AnthropicSettings,
@@ -37,6 +36,7 @@ from promptpilot.settings import (
 from promptpilot.stack import EmbeddedPostgres, TemporalDevServer
 from promptpilot.store import Store
 from promptpilot.temporal_server import free_port
+from schema.search_attributes import SEARCH_ATTRIBUTES
 from tests.fakes.llm_server import FakeLlmServer
 
 DEV_KEY = "pp_dev_test_key"

@@ -20,8 +20,8 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from promptpilot.store import Store
 from schema.definition import WorkflowDefinition
 from schema.run import LATEST_INTERPRETER, RunRecord, RunStatus, RunWorkflowInput
+from schema.workflow_names import WORKFLOW_NAME
 from tests.conftest import Service
-from workflows.names import WORKFLOW_NAME
 
 BAD_DEPLOY_MESSAGE = "this build cannot replay the run (a bad deploy)"
 

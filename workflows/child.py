@@ -17,7 +17,6 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError, CancelledError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
-    from promptpilot.search_attributes import SA_ENVIRONMENT, SA_SLUG, SA_TRIGGER, SA_VERSION
     from schema.definition import Variable, WorkflowStep
     from schema.errors import ErrorType
     from schema.run import (
@@ -28,8 +27,9 @@ with workflow.unsafe.imports_passed_through():
         StepError,
         StepRecord,
     )
+    from schema.search_attributes import SA_ENVIRONMENT, SA_SLUG, SA_TRIGGER, SA_VERSION
 
-from workflows.names import WORKFLOW_NAME
+from schema.workflow_names import WORKFLOW_NAME
 from workflows.outcome import OutcomeFailed, StepOutcome
 
 if TYPE_CHECKING:

@@ -15,13 +15,12 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
 
 with workflow.unsafe.imports_passed_through():
-    from promptpilot.search_attributes import SA_ENVIRONMENT, SA_SLUG, SA_TRIGGER, SA_VERSION
     from schema.run import RunResult, RunWorkflowInput
+    from schema.search_attributes import SA_ENVIRONMENT, SA_SLUG, SA_TRIGGER, SA_VERSION
     from schema.triggers import ResolveStart, TriggeredStart
 
-from workflows.interpreter import WORKFLOW_NAME
+from schema.workflow_names import TRIGGERED_START_WORKFLOW, WORKFLOW_NAME
 
-TRIGGERED_START_WORKFLOW = "PromptPilotTriggeredStart"
 RUN_ID_NAMESPACE = uuid.UUID("5f0b7e52-4d0e-4a53-9a43-3f1f4c7f2b11")
 
 

@@ -13,9 +13,9 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureEr
 
 from promptpilot.temporal import connect
 from schema.run import LATEST_INTERPRETER, RunWorkflowInput
+from schema.workflow_names import WORKFLOW_NAME
 from tests.conftest import Service, unique_slug
 from tests.fakes.llm_server import OPENAI_PATH, FakeLlmServer
-from workflows.names import WORKFLOW_NAME
 
 
 def prompt_workflow(slug: str, prompt: str) -> dict[str, Any]:

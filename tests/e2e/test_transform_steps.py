@@ -25,8 +25,8 @@ from promptpilot.temporal import connect
 from promptpilot.temporal_server import free_port
 from schema.activities import TransformStepRequest, TransformStepResult
 from schema.run import INTERPRETER_PATCHED, RunResult, RunWorkflowInput, StepRecord
+from schema.workflow_names import WORKFLOW_NAME
 from tests.conftest import Service, unique_slug
-from workflows.names import WORKFLOW_NAME
 
 
 def chain(slug: str, steps: int) -> dict[str, Any]:

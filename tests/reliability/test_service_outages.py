@@ -18,12 +18,12 @@ import pytest
 from promptpilot.database import make_engine
 from promptpilot.keys import ApiKeys
 from promptpilot.migrate import upgrade
-from promptpilot.search_attributes import SEARCH_ATTRIBUTES
 from promptpilot.services import running_api, running_worker
 from promptpilot.settings import Settings
 from promptpilot.stack import EmbeddedPostgres, TemporalDevServer
 from promptpilot.store import Store
 from promptpilot.temporal import connect
+from schema.search_attributes import SEARCH_ATTRIBUTES
 from tests.conftest import DEV_KEY, unique_slug
 from tests.fakes.llm_server import OPENAI_PATH, FakeLlmServer, hang, ok
 from tests.reliability.conftest import (
