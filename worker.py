@@ -10,7 +10,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
+from temporalio.worker import (
+    UnsandboxedWorkflowRunner,
+    Worker,
+    WorkerDeploymentConfig,
+    WorkflowRunner,
+)
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.llm import LlmActivities
@@ -76,11 +82,19 @@ def workflow_runner(*, sandboxed: bool = True) -> WorkflowRunner:
 
 
 def build_worker(client: Client, task_queue: str, parts: WorkerParts, *,
-                 sandboxed: bool = False) -> Worker:
-    """A worker serving the interpreter and all step activities."""
+                 version: WorkerDeploymentVersion, sandboxed: bool = False) -> Worker:
+    """A worker of one deployment build serving the interpreter and all step activities.
+
+    Every workflow is PINNED: a run's workflow tasks go to the build it started on until it
+    ends, so a new interpreter never replays an old run's history (README: Upgrading the
+    interpreter).
+    """
     return Worker(
         client,
         task_queue=task_queue,
+        deployment_config=WorkerDeploymentConfig(
+            version=version, use_worker_versioning=True,
+            default_versioning_behavior=VersioningBehavior.PINNED),
         workflows=[InterpreterWorkflow, TriggeredStartWorkflow, MapBatchWorkflow],
         workflow_runner=workflow_runner(sandboxed=sandboxed),
         activities=parts.activities(),

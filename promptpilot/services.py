@@ -12,11 +12,13 @@ from dataclasses import dataclass
 
 import uvicorn
 from fastapi import FastAPI
+from temporalio.common import WorkerDeploymentVersion
 from temporalio.worker import Worker
 
 from activities.providers.registry import known_providers
 from api.app import create_app
 from promptpilot.database import make_engine
+from promptpilot.deployments import interpreter_build_id, make_current_if_none
 from promptpilot.examples import example_definitions
 from promptpilot.keys import ApiKeys
 from promptpilot.migrate import upgrade
@@ -68,13 +70,19 @@ async def running_worker(settings: Settings, url: str, *,
     # The mirror's reconciler lives with the worker: every deployment runs one (README:
     # Watch, list and cancel runs), and sweeps are idempotent, so several workers may.
     reconcilers: list[asyncio.Task[None]] = []
+    version = WorkerDeploymentVersion(settings.temporal.deployment_name,
+                                      settings.temporal.build_id or interpreter_build_id())
     try:
         for environment in settings.served_environments:
             client = await connect(settings, settings.namespace_for(environment), own=True)
             parts = WorkerParts(settings, store, client)
             worker = build_worker(client, task_queue or settings.temporal.task_queue, parts,
-                                  sandboxed=settings.temporal.workflow_sandbox)
+                                  version=version, sandboxed=settings.temporal.workflow_sandbox)
             workers.append((worker, parts, asyncio.create_task(worker.run())))
+            # A deployment's first build serves at once; later ones wait for `promptpilot deploy`.
+            if await make_current_if_none(client, version):
+                log.info("build %s made current in namespace %s", version.to_canonical_string(),
+                         client.namespace)
             share_worker_client(settings.temporal.address, client)
             if settings.reconcile.enabled:
                 reconciler = RunReconciler(store, client, environment, settings.reconcile)

@@ -71,6 +71,10 @@ class TemporalSettings(BaseModel):
     # Users never write workflow code here, and CI replays every history in the sandbox, so
     # the worker runs without it by default: about a third less worker CPU per run.
     workflow_sandbox: bool = False
+    # Worker Versioning: runs are pinned to the build they started on (README: Upgrading the
+    # interpreter). No build id means one derived from the version and the interpreter's code.
+    deployment_name: str = Field(default="promptpilot", pattern=r"^[^.]+$")
+    build_id: str | None = None
 
 
 class DatabaseSettings(BaseModel):

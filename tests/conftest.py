@@ -40,6 +40,11 @@ from schema.search_attributes import SEARCH_ATTRIBUTES
 from tests.fakes.llm_server import FakeLlmServer
 
 DEV_KEY = "pp_dev_test_key"
+# A build's drainage is re-checked every 3 minutes by default; the upgrade test waits for it.
+VERSION_DRAINAGE_IN_SECONDS = (
+    "--dynamic-config-value", "matching.wv.VersionDrainageStatusRefreshInterval=\"1s\"",
+    "--dynamic-config-value", "matching.wv.VersionDrainageStatusVisibilityGracePeriod=\"1s\"",
+)
 PROD_KEY = "pp_prod_test_key"
 # The tests' payload key ring (AES-256): every test runs through the payload codec.
 PAYLOAD_KEYS = {"test-1": SecretStr("dGVzdC1wYXlsb2FkLWtleS0zMi1ieXRlcy1sb25nISE=")}
@@ -54,7 +59,8 @@ def data_dir() -> Iterator[Path]:
 @pytest.fixture(scope="session")
 async def temporal(data_dir: Path) -> AsyncIterator[TemporalDevServer]:
     server = TemporalDevServer(data_dir / "temporal", namespaces=["dev", "prod"], ui=False,
-                               search_attributes=SEARCH_ATTRIBUTES)
+                               search_attributes=SEARCH_ATTRIBUTES,
+                               extra_args=VERSION_DRAINAGE_IN_SECONDS)
     try:
         yield await server.start()
     finally:
