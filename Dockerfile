@@ -11,6 +11,7 @@ WORKDIR /app
 
 COPY pyproject.toml README.md* worker.py ./
 COPY schema ./schema
+COPY definition ./definition
 COPY workflows ./workflows
 COPY activities ./activities
 COPY api ./api

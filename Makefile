@@ -37,7 +37,8 @@ test-reliability: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy schema workflows activities api promptpilot worker.py tests bench
+	$(BIN)/lint-imports
+	$(BIN)/mypy schema definition workflows activities api promptpilot worker.py tests bench
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

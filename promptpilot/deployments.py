@@ -21,7 +21,7 @@ from temporalio.common import WorkerDeploymentVersion
 from temporalio.service import RPCError, RPCStatusCode
 
 # The code whose change makes a new build: a run must replay on the code it started on.
-_INTERPRETER_PACKAGES = ("workflows", "schema")
+_INTERPRETER_PACKAGES = ("workflows", "definition", "schema")
 # How long a worker's start or a `promptpilot deploy` command waits for the server.
 ROUTING_SECONDS = 30.0
 

@@ -12,14 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from definition.context import CONTEXT_ROOTS
+from definition.templates import referenced_names
 from promptpilot.prompt_store import PromptStore
 from promptpilot.store import Store
 from promptpilot.validation import DefinitionInvalid
 from schema.definition import LlmStep, WorkflowDefinition, WorkflowStep
 from schema.problems import Problem, pointer
 from schema.run import ChildDefinition
-from workflows.context import CONTEXT_ROOTS
-from workflows.templates import referenced_names
 
 MAX_DEPTH = 8
 

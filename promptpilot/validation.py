@@ -12,7 +12,9 @@ from pydantic import ValidationError
 
 from activities.tools.registry import known_tools
 from activities.transform import compile_expression
-from promptpilot.template_bounds import unbounded_problems
+from definition.context import CONTEXT_ROOTS, MappingError, path_dependency
+from definition.template_bounds import unbounded_problems
+from definition.templates import parse_error, referenced_names
 from schema.definition import (
     STEP_TYPES,
     ApprovalStep,
@@ -28,8 +30,6 @@ from schema.definition import (
 from schema.model_ref import resolve_model
 from schema.problems import Problem, pointer
 from schema.run import RunLimits
-from workflows.context import CONTEXT_ROOTS, MappingError, path_dependency
-from workflows.templates import parse_error, referenced_names
 
 _JSON_TYPES: dict[str, str] = {
     "string": "string", "number": "number", "integer": "integer",

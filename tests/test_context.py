@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workflows.context import (
+from definition.context import (
     MappingError,
     new_context,
     path_dependency,
@@ -12,7 +12,7 @@ from workflows.context import (
     resolve_mapping,
     resolve_path,
 )
-from workflows.templates import TemplateError, parse_error, referenced_names, render
+from definition.templates import TemplateError, parse_error, referenced_names, render
 
 
 @pytest.fixture

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from definition.context import new_context, record_step, resolve_path
 from schema.definition import Variable
 from schema.run import SeedStep
 from workflows.child import child_input
-from workflows.context import new_context, record_step, resolve_path
 from workflows.control import ExpressionError, evaluate, truthy
 from workflows.map_step import reusable
 

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from definition.context import new_context
+from definition.template_budget import MAX_MACRO_DEPTH
+from definition.templates import TemplateError, TemplateLimit, render
 from schema.errors import ErrorType
 from schema.run import RunLimits
-from workflows.context import new_context
-from workflows.template_budget import MAX_MACRO_DEPTH
-from workflows.templates import TemplateError, TemplateLimit, render
 
 SMALL = RunLimits(template_max_output_chars=1_000, template_max_operations=100)
 MEGA = RunLimits(template_max_output_chars=1_000_000)

@@ -19,8 +19,8 @@ with workflow.unsafe.imports_passed_through():
     from schema.definition import ApprovalStep
     from schema.run import StepError, StepRecord
 
+from definition.templates import render
 from workflows.outcome import OutcomeFailed, StepOutcome
-from workflows.templates import render
 
 if TYPE_CHECKING:
     from workflows.runner import StepRunner

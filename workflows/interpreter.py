@@ -39,8 +39,8 @@ with workflow.unsafe.imports_passed_through():
         StepStatus,
     )
 
+from definition.context import new_context
 from schema.workflow_names import WORKFLOW_NAME
-from workflows.context import new_context
 from workflows.run_payloads import (
     InputInvalid,
     decode_input,

@@ -30,9 +30,9 @@ with workflow.unsafe.imports_passed_through():
     from schema.model_ref import resolve_model
     from schema.run import RunLimits, StepError
 
+from definition.templates import TemplateError, render
 from workflows.options import step_options
 from workflows.outcome import StepOutcome
-from workflows.templates import TemplateError, render
 
 _INTERNAL_DETAILS = frozenset({"attempt", "attemptLog", "usage", "repairs"})
 

@@ -15,8 +15,8 @@ with workflow.unsafe.imports_passed_through():
     from schema.errors import ErrorType
     from schema.run import StepError
 
+from definition.context import new_context
 from schema.workflow_names import MAP_BATCH_WORKFLOW
-from workflows.context import new_context
 from workflows.runner import RunScope, StepFailed, StepRunner
 
 

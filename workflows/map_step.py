@@ -27,8 +27,8 @@ with workflow.unsafe.imports_passed_through():
     from schema.errors import ErrorType
     from schema.run import LATEST_INTERPRETER, SeedStep, StepError, StepRecord
 
+from definition.context import MappingError, resolve_path
 from schema.workflow_names import MAP_BATCH_WORKFLOW
-from workflows.context import MappingError, resolve_path
 from workflows.outcome import OutcomeFailed, StepOutcome
 
 if TYPE_CHECKING:

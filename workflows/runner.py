@@ -37,13 +37,13 @@ with workflow.unsafe.imports_passed_through():
     )
     from schema.step_output import output_problem
 
+from definition.context import MappingError, record_step, resolve_mapping
+from definition.templates import TemplateError
 from workflows import approval, child, control, map_step, parallel
-from workflows.context import MappingError, record_step, resolve_mapping
 from workflows.llm_step import LlmStepFailed
 from workflows.options import step_options
 from workflows.outcome import OutcomeFailed, StepOutcome
 from workflows.steps import run_step
-from workflows.templates import TemplateError
 
 # Mirror writes are local activities: cheap, retried without limit (Postgres may be down
 # for a while), and idempotent upserts keyed by run id and step id.

@@ -11,7 +11,7 @@ from api.errors import ApiError, not_found
 from api.presenters import as_object, readable_definition
 from api.routes.workflows import load_workflow
 from api.state import AppState
-from promptpilot.definition_diff import diff_definitions
+from definition.diff import diff_definitions
 from schema.api import VersionDiffEnvelope, VersionEnvelope, VersionPublic
 from schema.bounds import VersionNumber
 from schema.problems import Problem

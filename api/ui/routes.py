@@ -35,7 +35,7 @@ from api.ui.views import (
     page,
     safe_next,
 )
-from promptpilot.definition_diff import diff_definitions
+from definition.diff import diff_definitions
 from schema.bounds import VersionNumber
 from schema.tables import WorkflowRow, WorkflowVersionRow
 

@@ -3,7 +3,7 @@
 Names resolve against the step's mapped inputs first, then the context
 (``input``, ``steps``, ``inputs``, ``outputs``), as the design card fixes. A render ends in
 text or in ``TemplateError``, whatever the template and the data: its work and sizes are
-bounded by the run's ``RunLimits`` (``workflows/template_sandbox.py``), and every other
+bounded by the run's ``RunLimits`` (``definition/template_sandbox.py``), and every other
 exception a render raises is reported as a template error.
 """
 
@@ -23,14 +23,14 @@ with workflow.unsafe.imports_passed_through():
     from schema.errors import ErrorType
     from schema.run import RunLimits
 
-from workflows.template_budget import (
+from definition.template_budget import (
     CHARS_PER_OPERATION,
     TemplateLimitExceeded,
     current_budget,
     end_budget,
     start_budget,
 )
-from workflows.template_sandbox import BoundedEnvironment
+from definition.template_sandbox import BoundedEnvironment
 
 _DEFAULT_LIMITS = RunLimits()
 _BATCH = 256

@@ -2,7 +2,7 @@
 
 Jinja's own sandbox refuses attribute escapes but not unbounded work (``range(10**8)``,
 ``'x' * 10**8``, loops of 10^5 nested in loops of 10^5). Here every render spends from the
-budget of ``workflows/template_budget.py``: loops are counted by rewriting the parsed
+budget of ``definition/template_budget.py``: loops are counted by rewriting the parsed
 template (each ``for`` iterable goes through the ``pp_loop`` filter, recursive loop and macro
 bodies start with a ``pp_tick``, ``~`` concatenations end in ``pp_sized``), every filter is
 wrapped, and calls and the operators that build (``*``, ``**``, ``+``, ``%``) are intercepted.
@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from jinja2.utils import _PassArg
     from jinja2.visitor import NodeTransformer
 
-from workflows.template_budget import (
+from definition.template_budget import (
     BUDGET,
     CHARS_PER_OPERATION,
     MAX_MACRO_DEPTH,

@@ -1,6 +1,6 @@
 """Save-time checks of templates that can be seen to be unbounded (a 422 before any run).
 
-Every render is bounded when it runs (``workflows/template_sandbox.py``); what a definition
+Every render is bounded when it runs (``definition/template_sandbox.py``); what a definition
 shows plainly is refused when it is saved instead of failing each run: ``range()`` of
 constants over ``template_max_operations`` numbers, loops over constants nested to more
 iterations than that, constant repetition (``'x' * 10**8``, paddings) past
@@ -16,9 +16,9 @@ from typing import Any
 
 from jinja2 import nodes
 
+from definition.template_budget import MAX_INT_BITS, MAX_MACRO_DEPTH
+from definition.templates import syntax_tree
 from schema.run import RunLimits
-from workflows.template_budget import MAX_INT_BITS, MAX_MACRO_DEPTH
-from workflows.templates import syntax_tree
 
 _PADDINGS = frozenset({"center", "ljust", "rjust", "zfill"})
 
