@@ -11,8 +11,10 @@ the SDK's own size check, which fails the workflow task and retries it forever. 
 workflow code (an activity's or child run's input, the run's result) the error surfaces at
 the ``execute_activity`` / ``execute_child_workflow`` call in the step, which then fails;
 made by an activity (its result) the activity fails once. Clients (the API's starts) are
-not checked: the API bounds what it accepts. A local activity's input never
-leaves the worker (only its result is recorded), so it is not checked. In workflow code a
+not checked: the API bounds what it accepts. A local activity's input never reaches the
+server (only its result is recorded), so it is checked only when external storage is on:
+the SDK's storage step offloads it like any other payload, and one over the storage's
+maximum would fail the workflow task, over and over. In workflow code a
 payload nested deeper than the decoder goes (200 levels) fails the run ``payload_invalid``
 rather than the workflow task, over and over.
 """
@@ -57,6 +59,7 @@ class PayloadGuard(PayloadConverter, WithSerializationContext):
 
     inner_class: ClassVar[type[PayloadConverter]]
     max_bytes: ClassVar[int]
+    check_local_inputs: ClassVar[bool] = False
 
     def __init__(self, inner: PayloadConverter | None = None,
                  context: SerializationContext | None = None) -> None:
@@ -70,7 +73,8 @@ class PayloadGuard(PayloadConverter, WithSerializationContext):
         payloads = self._inner.to_payloads(values)
         in_workflow = workflow.in_workflow()
         if in_workflow:
-            if self._activity is not None and self._activity.is_local:
+            if self._activity is not None and self._activity.is_local \
+                    and not self.check_local_inputs:
                 return payloads  # a local activity's input stays in this process
         elif not activity.in_activity():
             return payloads  # a client's start or signal: the API bounds what it sends
@@ -113,8 +117,11 @@ class PayloadGuard(PayloadConverter, WithSerializationContext):
         return "a workflow payload (its result or failure)"
 
 
-def guarded(inner: type[PayloadConverter], max_bytes: int) -> type[PayloadConverter]:
-    """``inner`` behind the payload guard, as the nullary class a ``DataConverter`` takes."""
+def guarded(inner: type[PayloadConverter], max_bytes: int, *,
+            check_local_inputs: bool = False) -> type[PayloadConverter]:
+    """``inner`` behind the payload guard, as the nullary class a ``DataConverter`` takes
+    (``check_local_inputs`` when external storage would offload local activities' inputs)."""
     return type("GuardedPayloadConverter", (PayloadGuard,),
                 {"inner_class": inner, "max_bytes": max_bytes,
+                 "check_local_inputs": check_local_inputs,
                  "__doc__": f"{inner.__name__} refusing payloads over {max_bytes:,} bytes."})

@@ -76,7 +76,8 @@ def key_ring(settings: Settings) -> KeyRing | None:
 def payload_converter_class(settings: Settings) -> type[PayloadConverter]:
     """Pydantic conversion behind the payload-size guard (``promptpilot.limits``):
     ``payload_too_large`` over ``settings.max_payload_bytes``."""
-    return guarded(PydanticPayloadConverter, settings.max_payload_bytes)
+    return guarded(PydanticPayloadConverter, settings.max_payload_bytes,
+                   check_local_inputs=settings.payloads.storage != "none")
 
 
 def payload_pipeline(settings: Settings) -> PayloadPipeline:

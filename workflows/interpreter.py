@@ -147,8 +147,11 @@ class InterpreterWorkflow:
         except workflow.NondeterminismError:
             raise  # a redeploy heals it: the task retries (and the run shows as stalled)
         except Exception as exc:  # a bug fails its run, never the task forever
-            failure = StepError(type=ErrorType.INTERNAL,
-                                message=f"{type(exc).__name__}: {exc}"[:1000])
+            # A named refusal outside a step (a mirror write over the payload limit) keeps
+            # its name; anything else is a bug.
+            failure = StepError(type=exc.type, message=exc.message[:1000]) \
+                if isinstance(exc, ApplicationError) and exc.type else \
+                StepError(type=ErrorType.INTERNAL, message=f"{type(exc).__name__}: {exc}"[:1000])
             in_step = False
             await self._close_steps("failed", failure)
         if failure is not None:
