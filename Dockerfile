@@ -16,6 +16,7 @@ COPY workflows ./workflows
 COPY activities ./activities
 COPY api ./api
 COPY promptpilot ./promptpilot
+COPY devstack ./devstack
 RUN pip install .
 
 USER promptpilot

@@ -36,7 +36,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 @asynccontextmanager
 async def _services(folder: Path) -> AsyncIterator[tuple[Any, Any]]:
-    from promptpilot.stack import EmbeddedPostgres, TemporalDevServer
+    from devstack.stack import EmbeddedPostgres, TemporalDevServer
     from schema.search_attributes import SEARCH_ATTRIBUTES
 
     temporal = TemporalDevServer(folder / "temporal", db_file=folder / "temporal" / "t.db",

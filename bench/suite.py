@@ -64,6 +64,7 @@ class Suite:
 
         from activities.providers.registry import known_providers
         from activities.transform import transform
+        from devstack.process import free_port
         from promptpilot.database import make_engine
         from promptpilot.keys import ApiKeys
         from promptpilot.migrate import upgrade
@@ -76,7 +77,6 @@ class Suite:
         )
         from promptpilot.store import Store
         from promptpilot.temporal import connect
-        from promptpilot.temporal_server import free_port
         from promptpilot.validation import parse_definition
         from worker import workflow_runner
 

@@ -32,9 +32,9 @@ async def _until_signal() -> None:
 
 
 async def _dev(settings: Settings, args: argparse.Namespace) -> int:
+    from devstack.stack import EmbeddedPostgres, TemporalDevServer
     from promptpilot.payload_codec import ensure_key_file
     from promptpilot.services import prepare_database, run_all, settle_heap
-    from promptpilot.stack import EmbeddedPostgres, TemporalDevServer
     from schema.search_attributes import SEARCH_ATTRIBUTES
 
     data_dir = settings.data_dir.resolve()
@@ -231,7 +231,7 @@ async def _database(settings: Settings) -> AsyncIterator[str]:
     if settings.database.url:
         yield settings.database.url
         return
-    from promptpilot.stack import EmbeddedPostgres
+    from devstack.stack import EmbeddedPostgres
 
     folder = settings.data_dir.resolve() / "postgres"
     if not (folder / "PG_VERSION").exists():

@@ -17,9 +17,9 @@ from temporalio.worker import Worker
 
 from activities.providers.registry import known_providers
 from api.app import create_app
+from devstack.examples import example_definitions
 from promptpilot.database import make_engine
 from promptpilot.deployments import interpreter_build_id, make_current_if_none
-from promptpilot.examples import example_definitions
 from promptpilot.keys import ApiKeys
 from promptpilot.migrate import upgrade
 from promptpilot.reconciler import RunReconciler

@@ -18,6 +18,8 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from devstack.process import free_port
+from devstack.stack import EmbeddedPostgres, TemporalDevServer
 from promptpilot.database import make_engine
 from promptpilot.keys import ApiKeys
 from promptpilot.migrate import upgrade
@@ -33,9 +35,7 @@ from promptpilot.settings import (
     TemporalSettings,
     ToolSettings,
 )
-from promptpilot.stack import EmbeddedPostgres, TemporalDevServer
 from promptpilot.store import Store
-from promptpilot.temporal_server import free_port
 from schema.search_attributes import SEARCH_ATTRIBUTES
 from tests.fakes.llm_server import FakeLlmServer
 

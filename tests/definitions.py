@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from promptpilot.examples import example_definitions
+from devstack.examples import example_definitions
 
 
 def feed_discovery(slug: str, *, provider: str | None = "openai") -> dict[str, Any]:

@@ -12,9 +12,9 @@ from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
 from temporalio.client import WorkflowHistory
 
+from devstack.stack import TemporalDevServer
 from promptpilot.services import running_api, running_worker
 from promptpilot.settings import Settings
-from promptpilot.stack import TemporalDevServer
 from schema.search_attributes import SEARCH_ATTRIBUTES
 from tests.conftest import DEV_KEY
 

@@ -19,8 +19,8 @@ from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, RegisterNamespaceRequest
 from temporalio.client import Client
 
-from promptpilot.stack import EmbeddedPostgres, StackStartError, TemporalDevServer
-from promptpilot.temporal_server import pid_alive
+from devstack.process import pid_alive
+from devstack.stack import EmbeddedPostgres, StackStartError, TemporalDevServer
 
 SEARCH_ATTRIBUTES = {
     "PromptPilotSlug": "Keyword",

@@ -15,10 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.api.common.v1 import Payloads
 from temporalio.api.sdk.v1.external_storage_pb2 import ExternalStorageReference
 
+from devstack.process import free_port
 from promptpilot.codec_service import is_reference
 from promptpilot.settings import Settings
 from promptpilot.temporal import connect
-from promptpilot.temporal_server import free_port
 from tests.conftest import unique_slug
 from tests.e2e.test_large_payloads import big_text, history_bytes, page_pipeline
 from tests.fakes.llm_server import FakeLlmServer, ok

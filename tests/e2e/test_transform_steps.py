@@ -19,10 +19,10 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.testing import ActivityEnvironment
 
 from activities.transform import SELF_MIRROR_TIMEOUT_SECONDS, TransformActivities
+from devstack.process import free_port
 from promptpilot.database import make_engine
 from promptpilot.store import Store
 from promptpilot.temporal import connect
-from promptpilot.temporal_server import free_port
 from schema.activities import TransformStepRequest, TransformStepResult
 from schema.run import INTERPRETER_PATCHED, RunResult, RunWorkflowInput, StepRecord
 from schema.workflow_names import WORKFLOW_NAME

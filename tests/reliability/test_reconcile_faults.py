@@ -19,11 +19,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
+from devstack.temporal_server import find_temporal_binary
 from promptpilot.services import running_api, running_worker
 from promptpilot.settings import Settings
 from promptpilot.store import Store
 from promptpilot.temporal import connect
-from promptpilot.temporal_server import find_temporal_binary
 from tests.conftest import DEV_KEY, Service, unique_slug
 from tests.reconcile_support import (
     bad_deploy_worker,

@@ -15,12 +15,12 @@ from typing import Any
 import httpx
 import pytest
 
+from devstack.stack import EmbeddedPostgres, TemporalDevServer
 from promptpilot.database import make_engine
 from promptpilot.keys import ApiKeys
 from promptpilot.migrate import upgrade
 from promptpilot.services import running_api, running_worker
 from promptpilot.settings import Settings
-from promptpilot.stack import EmbeddedPostgres, TemporalDevServer
 from promptpilot.store import Store
 from promptpilot.temporal import connect
 from schema.search_attributes import SEARCH_ATTRIBUTES

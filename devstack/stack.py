@@ -12,14 +12,13 @@ Both stop in ``__aexit__``; outside a context manager call ``stop()`` in ``final
 does not run after ``os._exit``, and the Temporal server ignores the terminal's Ctrl-C).
 """
 
-from promptpilot.embedded_db import EmbeddedPostgres
-from promptpilot.temporal_server import (
+from devstack.embedded_db import EmbeddedPostgres
+from devstack.process import StackStartError, free_port
+from devstack.temporal_server import (
     SEARCH_ATTRIBUTE_TYPES,
-    StackStartError,
     TemporalDevServer,
     ensure_search_attributes,
     find_temporal_binary,
-    free_port,
 )
 
 __all__ = [
