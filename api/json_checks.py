@@ -13,15 +13,49 @@ import json
 import math
 import re
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
 from schema.problems import pointer
 
-# A cheap look at the raw bytes decides whether the body needs parsing here at all: it cannot
-# nest deeper than it has opening brackets, and the other two need an escape or a bare word.
-_SUSPECT = re.compile(rb"\\u[dD][89a-fA-F]|NaN|Infinity|[eE]\+?0*[1-9][0-9]{2}|[0-9]{300}")
+# Cheap looks at the raw bytes (C-speed searches) decide whether a body needs parsing here at
+# all; most bodies never do. It cannot nest deeper than it has brackets; a lone surrogate needs
+# a `\\ud800`-`\\udfff` escape; a non-finite number a bare word, a three-digit exponent or a
+# run of 309 digits. Parsed, a body is cleared in C when it serialises back to UTF-8 with
+# `allow_nan=False`; only a body that does not is walked to name where.
+_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_DIGITS = bytes.maketrans(b"0123456789E", b"9999999999e")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_STEPS = bytes.maketrans(b"[]{}", b"\x01\xff\x01\xff")  # +1 and -1 as signed bytes
 _TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{},:]')
+
+
+def _deeper_than(body: bytes, limit: int) -> bool:
+    """Whether a JSON text nests more than ``limit`` levels: the running sum of its brackets
+    outside strings (+1 opening, -1 closing), computed in C."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False
+    steps = _STRINGS.sub(b"", body).translate(None, _NOT_BRACKETS).translate(_STEPS)
+    return max(accumulate(memoryview(steps).cast("b")), default=0) > limit
+
+
+def _may_overflow(body: bytes) -> bool:
+    """Whether a body may hold NaN, Infinity or a number a float cannot hold."""
+    if b"NaN" in body or b"Infinity" in body:
+        return True
+    digits = body.translate(_DIGITS)
+    return b"e999" in digits or b"e+999" in digits or b"9" * 309 in digits
+
+
+def _clean(value: Any) -> bool:
+    """Whether a decoded body holds only real text and finite numbers (checked in C)."""
+    try:
+        json.dumps(value, ensure_ascii=False, allow_nan=False).encode()
+    except (TypeError, ValueError):  # a _NonFinite, an infinite float, a lone surrogate
+        return False
+    return True
 
 
 class _NonFinite:
@@ -55,17 +89,36 @@ def body_problem(body: bytes, max_depth: int) -> BodyProblem | None:
             body = body.decode(encoding).encode()
         except UnicodeError:
             return None
-    deep = body.count(b"[") + body.count(b"{") > max_depth
-    suspect = _SUSPECT.search(body) is not None
-    if not (deep or suspect):
+    deep = _deeper_than(body, max_depth)
+    numbers = _may_overflow(body)
+    if not (deep or numbers or _ESCAPE.search(body)):
         return None
     try:
-        value = json.loads(body, parse_constant=_NonFinite, parse_float=_float)
+        value = json.loads(body, parse_constant=_NonFinite,
+                           parse_float=_float if numbers else float)
     except RecursionError:
         return _too_deep(_deep_pointer(body, max_depth), max_depth)
     except ValueError:
         return None
-    return value_problem(value, max_depth, text=suspect)
+    if deep and (path := _deep_path(value, max_depth, 1, [])) is not None:
+        return _too_deep(pointer(*path), max_depth)
+    return None if _clean(value) else value_problem(value, max_depth)
+
+
+def _deep_path(node: Any, max_depth: int, depth: int,
+               path: list[str | int]) -> list[str | int] | None:
+    """The path to the first object or array past ``max_depth``, in document order (the
+    recursion goes no deeper than the limit, at most 512)."""
+    if depth > max_depth:
+        return list(path)
+    if isinstance(node, dict | list):
+        for key, item in node.items() if isinstance(node, dict) else enumerate(node):
+            if isinstance(item, dict | list):
+                path.append(key)
+                if (found := _deep_path(item, max_depth, depth + 1, path)) is not None:
+                    return found
+                path.pop()
+    return None
 
 
 def value_problem(value: Any, max_depth: int, *, text: bool = True) -> BodyProblem | None:

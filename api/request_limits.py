@@ -13,12 +13,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import anyio.to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_body
 from api.json_checks import body_problem
 from promptpilot.settings import LimitsSettings
 from schema.problems import Problem
+
+_INLINE_BYTES = 64 * 1024
+"""Bodies up to this size are checked on the event loop (well under a millisecond)."""
 
 
 class RequestLimits:
@@ -50,7 +54,14 @@ class RequestLimits:
                 return
             more = bool(message.get("more_body", False))
         data = bytes(body)
-        problem = body_problem(data, self.limits.max_json_depth) if data else None
+        problem = None
+        if len(data) > _INLINE_BYTES:
+            # A large body's check can take a few hundred ms (seconds for one built to be
+            # walked): in a worker thread, the event loop goes on serving everyone else.
+            problem = await anyio.to_thread.run_sync(body_problem, data,
+                                                     self.limits.max_json_depth)
+        elif data:
+            problem = body_problem(data, self.limits.max_json_depth)
         if problem is not None:
             await _refuse(send, 422, problem.code, problem.message,
                           [Problem(pointer=problem.pointer, message=problem.message)])

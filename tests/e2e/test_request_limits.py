@@ -173,4 +173,9 @@ async def test_infinity_in_a_run_input_is_not_a_json_number(service: Service) ->
     body = assert_refused(response, 422, "validation_error")
     assert body["error"]["problems"][0]["pointer"] == "/input/v/1"
     assert "-Infinity" in body["error"]["message"]
+    # A JSON number, but past what a float holds: Python reads it as Infinity.
+    response = await service.http.post(f"/api/workflows/{slug}/run", headers=HEADERS,
+                                       content='{"input": {"v": {"big": 1e400}}}')
+    body = assert_refused(response, 422, "validation_error")
+    assert body["error"]["problems"][0]["pointer"] == "/input/v/big"
     assert await service.store.count_rows() == before
