@@ -1,4 +1,4 @@
-"""The `promptpilot` command: dev, worker, api, run, migrate, keys."""
+"""The `promptpilot` command: dev, worker, api, run, migrate, keys, payloads, deploy."""
 
 from __future__ import annotations
 
@@ -251,6 +251,29 @@ def _require_db(settings: Settings) -> str:
     return settings.database.url
 
 
+def _percent(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"{text} is not a percentage from 0 to 100")
+    return value
+
+
+async def _deploy(settings: Settings, args: argparse.Namespace) -> int:
+    from temporalio.service import RPCError
+
+    from promptpilot.deployments import deploy_command
+
+    try:
+        lines = await deploy_command(settings, args.deploy_command, getattr(args, "build", None),
+                                     getattr(args, "percent", None))
+    except (RPCError, TimeoutError) as exc:
+        _out(f"deploy {args.deploy_command} failed: {exc or 'the server did not settle'}")
+        return 1
+    for line in lines:
+        _out(line)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="promptpilot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -272,6 +295,14 @@ def _parser() -> argparse.ArgumentParser:
     prune = payloads_sub.add_parser("prune", help="delete payloads kept in Postgres longer "
                                     "than payloads.keep_days")
     prune.add_argument("--older-than-days", type=int, default=None)
+    deploy = sub.add_parser("deploy", help="interpreter builds: list, ramp, make current")
+    deploy_sub = deploy.add_subparsers(dest="deploy_command", required=True)
+    deploy_sub.add_parser("status", help="each build of the deployment and its state")
+    current = deploy_sub.add_parser("set-current", help="send every new run to BUILD")
+    current.add_argument("build")
+    ramp = deploy_sub.add_parser("ramp", help="send PERCENT of new runs to BUILD")
+    ramp.add_argument("build")
+    ramp.add_argument("percent", type=_percent)
     keys = sub.add_parser("keys", help="manage API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="create a key and print it once")
@@ -311,6 +342,7 @@ def main(argv: list[str] | None = None) -> None:
         "run": lambda: _run(settings, args),
         "keys": lambda: _keys_create(settings, args),
         "payloads": lambda: _payloads(settings, args),
+        "deploy": lambda: _deploy(settings, args),
     }
     with asyncio.Runner(loop_factory=_loop_factory(args.command)) as runner:
         code = runner.run(commands[args.command]())

@@ -7,18 +7,19 @@ import hashlib
 from importlib import metadata
 from pathlib import Path
 
-from temporalio.api.deployment import v1 as deployment_v1
 from temporalio.api.deployment.v1 import WorkerDeploymentInfo
-from temporalio.api.enums.v1 import RoutingConfigUpdateState, VersionDrainageStatus
+from temporalio.api.enums.v1 import RoutingConfigUpdateState, WorkerDeploymentVersionStatus
 from temporalio.api.workflowservice.v1 import (
     DescribeWorkerDeploymentRequest,
-    DescribeWorkerDeploymentVersionRequest,
     SetWorkerDeploymentCurrentVersionRequest,
     SetWorkerDeploymentRampingVersionRequest,
 )
 from temporalio.client import Client
 from temporalio.common import WorkerDeploymentVersion
 from temporalio.service import RPCError, RPCStatusCode
+
+from promptpilot.settings import Settings
+from promptpilot.temporal import connect
 
 # The code whose change makes a new build: a run must replay on the code it started on.
 _INTERPRETER_PACKAGES = ("workflows", "definition", "schema")
@@ -114,13 +115,31 @@ async def make_current_if_none(client: Client, version: WorkerDeploymentVersion)
             await asyncio.sleep(0.2)
 
 
-async def drainage(client: Client, version: WorkerDeploymentVersion) -> str:
-    """A build's drainage: ``unspecified`` while current or ramping, then ``draining`` while
-    pinned runs are open on it, then ``drained`` (its workers may stop)."""
-    answer = await client.workflow_service.describe_worker_deployment_version(
-        DescribeWorkerDeploymentVersionRequest(
-            namespace=client.namespace,
-            deployment_version=deployment_v1.WorkerDeploymentVersion(
-                deployment_name=version.deployment_name, build_id=version.build_id)))
-    status = answer.worker_deployment_version_info.drainage_info.status
-    return VersionDrainageStatus.Name(status).removeprefix("VERSION_DRAINAGE_STATUS_").lower()
+
+async def builds(client: Client, deployment_name: str) -> dict[str, str]:
+    """Each build of a deployment the server knows, and its state: ``current``, ``ramping``,
+    ``draining`` (pinned runs still open on it), ``drained`` (its workers may stop), ..."""
+    info = await _describe(client, deployment_name)
+    if info is None:
+        return {}
+    return {v.deployment_version.build_id: WorkerDeploymentVersionStatus.Name(v.status)
+            .removeprefix("WORKER_DEPLOYMENT_VERSION_STATUS_").lower()
+            for v in info.version_summaries}
+
+
+async def deploy_command(settings: Settings, command: str, build_id: str | None = None,
+                         percent: float | None = None) -> list[str]:
+    """``promptpilot deploy status|set-current BUILD|ramp BUILD PERCENT``: its output lines."""
+    client = await connect(settings, settings.namespace)
+    deployment = settings.temporal.deployment_name
+    if command == "set-current" and build_id:
+        await set_current(client, WorkerDeploymentVersion(deployment, build_id))
+    elif command == "ramp" and build_id and percent is not None:
+        await set_ramping(client, WorkerDeploymentVersion(deployment, build_id), percent)
+    info = await _describe(client, deployment)
+    if info is None:
+        return [f"deployment {deployment!r} has no builds in namespace {client.namespace!r}"]
+    ramp = info.routing_config.ramping_version_percentage
+    return [f"deployment {deployment} (namespace {client.namespace})"] + [
+        f"  {build}  {state}" + (f" {ramp:g}%" if state == "ramping" else "")
+        for build, state in sorted((await builds(client, deployment)).items())]

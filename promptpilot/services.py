@@ -80,9 +80,10 @@ async def running_worker(settings: Settings, url: str, *,
                                   version=version, sandboxed=settings.temporal.workflow_sandbox)
             workers.append((worker, parts, asyncio.create_task(worker.run())))
             # A deployment's first build serves at once; later ones wait for `promptpilot deploy`.
-            if await make_current_if_none(client, version):
-                log.info("build %s made current in namespace %s", version.to_canonical_string(),
-                         client.namespace)
+            made_current = await make_current_if_none(client, version)
+            log.info("worker build %s in namespace %s%s", version.to_canonical_string(),
+                     client.namespace, " (made current: the deployment had none)"
+                     if made_current else "")
             share_worker_client(settings.temporal.address, client)
             if settings.reconcile.enabled:
                 reconciler = RunReconciler(store, client, environment, settings.reconcile)

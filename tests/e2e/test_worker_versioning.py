@@ -12,9 +12,10 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
-from promptpilot.deployments import current_build, drainage, set_current
+from promptpilot.deployments import builds, current_build, deploy_command
 from promptpilot.services import running_api, running_worker
 from promptpilot.settings import Settings
 from promptpilot.temporal import connect, withdraw_worker_client
@@ -93,17 +94,23 @@ async def test_a_run_finishes_on_its_build_while_new_runs_go_to_the_current_one(
             # A second build does not take over by itself: an operator makes it current.
             assert await current_build(client, deployment) == one.build_id
 
-            async def accepted() -> bool:
+            operator = on_build(settings, deployment, "")
+
+            async def ramped() -> bool:
                 try:
-                    await set_current(client, two)
-                except Exception:  # its worker's first poll has not reached the server yet
+                    await deploy_command(operator, "ramp", two.build_id, 25)
+                except RPCError:  # its worker's first poll has not reached the server yet
                     return False
                 return True
-            await until(accepted)
+            await until(ramped)
+            status = await deploy_command(operator, "status")
+            assert status[1:] == ["  build-1  current", "  build-2  ramping 25%"]
+            await deploy_command(operator, "set-current", two.build_id)
             new_run = await start_waiting(http, slug)
 
             async def one_draining() -> bool:
-                return await drainage(client, one) == "draining"
+                return (await builds(client, deployment)) == {
+                    one.build_id: "draining", two.build_id: "current"}
             await until(one_draining)
             for run_id in (old_run, new_run):
                 response = await http.post(
@@ -120,5 +127,5 @@ async def test_a_run_finishes_on_its_build_while_new_runs_go_to_the_current_one(
 
             # Its pinned run closed, build 1 is drained: its workers may now stop.
             async def one_drained() -> bool:
-                return await drainage(client, one) == "drained"
+                return (await builds(client, deployment))[one.build_id] == "drained"
             await until(one_drained)
