@@ -22,7 +22,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.llm import LlmActivities
 from activities.mirror import MirrorActivities
 from activities.tools import ToolActivities
-from activities.transform import TransformActivities, transform
+from activities.transform import TransformActivities
 from activities.triggers import TriggerActivities
 from promptpilot.store import Store
 from workflows.interpreter import InterpreterWorkflow
@@ -48,7 +48,6 @@ class WorkerParts:
         return [
             self.llm.call,
             self.tools.call,
-            transform,
             self.transforms.transform_step,
             self.triggers.mirror_run,
             self.mirror.mirror_step,

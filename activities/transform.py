@@ -1,4 +1,4 @@
-"""The ``transform`` activity: pass the mapped input through, or reshape it with JMESPath.
+"""The ``transform_step`` activity: pass the mapped input through, or reshape it with JMESPath.
 
 Seed 000 transforms "pass through input"; an optional ``expression`` (https://jmespath.org)
 selects and reshapes it, e.g. ``{titles: results[].title, first: results[0].url}``.
@@ -20,7 +20,6 @@ from temporalio.exceptions import ApplicationError
 
 from schema.activities import (
     TransformRequest,
-    TransformResult,
     TransformStepRequest,
     TransformStepResult,
 )
@@ -74,16 +73,6 @@ def evaluate(request: TransformRequest) -> Any:
         return jmespath.search(request.expression, request.input)
     except JMESPathError as err:
         raise _error(request.expression, _describe(err)) from None
-
-
-@activity.defn(name="transform")
-async def transform(request: TransformRequest) -> TransformResult:
-    """Evaluate the step's expression over its input; without one, return the input unchanged.
-
-    The regular activity, which runs recorded before transforms became local activities
-    replay with (and the benchmark's hand-written workflow calls).
-    """
-    return TransformResult(output=evaluate(request), attempt=activity.info().attempt)
 
 
 class TransformActivities:

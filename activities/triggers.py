@@ -30,7 +30,6 @@ from promptpilot.trigger_store import TriggerStore, VersionUnavailable
 from promptpilot.validation import DefinitionInvalid, validate_input
 from schema.definition import WorkflowDefinition
 from schema.run import (
-    LATEST_INTERPRETER,
     TERMINAL_RUN_STATUSES,
     RunLimits,
     RunRecord,
@@ -115,7 +114,6 @@ class TriggerActivities:
             trigger=start.trigger, trigger_id=str(trigger.id),
             max_cost_usd=definition.max_cost_usd, children=children,
             limits=run_limits(self._settings) if self._settings else RunLimits(),
-            interpreter=LATEST_INTERPRETER,
         )
 
     async def _cannot_start(self, request: ResolveStart, trigger: TriggerRow,

@@ -26,7 +26,7 @@ from promptpilot.references import References
 from promptpilot.store import Conflict
 from promptpilot.validation import validate_input
 from schema.definition import WorkflowDefinition
-from schema.run import LATEST_INTERPRETER, RunRecord, RunWorkflowInput, SeedStep
+from schema.run import RunRecord, RunWorkflowInput, SeedStep
 from schema.search_attributes import SA_ENVIRONMENT, SA_SLUG, SA_TRIGGER, SA_VERSION
 from schema.tables import WorkflowRow, WorkflowVersionRow
 from schema.workflow_names import WORKFLOW_NAME
@@ -87,7 +87,7 @@ async def start_run(state: AppState, request: StartRequest) -> str:
         seed_steps=request.seed_steps or [], partial_seeds=request.partial_seeds or [],
         children=children,
         max_cost_usd=request.max_cost_usd or definition.max_cost_usd,
-        limits=run_limits(state.settings), interpreter=LATEST_INTERPRETER,
+        limits=run_limits(state.settings),
     )
     # Past this insert every way out of the start removes the row again.
     try:

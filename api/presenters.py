@@ -9,10 +9,11 @@ clipped when read (``promptpilot.database.read_json``).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from schema.api import RunPublic, StepPublic, WorkflowPublic
+from schema.run import StepWork
 from schema.tables import RunRow, StepRow, WorkflowRow
 
 
@@ -48,23 +49,29 @@ def readable_definition(raw: Any) -> dict[str, Any]:
     return shown
 
 
+def _reader(annotation: Any) -> Callable[[Any], Any]:
+    """How a public field of this annotation reads whatever its JSON column holds."""
+    readers: dict[Any, Callable[[Any], Any]] = {
+        dict[str, Any] | None: as_object, list[dict[str, Any]] | None: as_objects,
+        list[str] | None: as_strings}
+    return readers.get(annotation, lambda value: value)
+
+
+_WORK_READERS = {name: _reader(StepPublic.model_fields[name].annotation)
+                 for name in StepWork.model_fields}
+
+
 def step_public(row: StepRow) -> StepPublic:
     """A step row as the API shows it."""
+    work = {name: read(getattr(row, name)) for name, read in _WORK_READERS.items()}
     return StepPublic(
         id=str(row.id), step_id=row.step_id, step_index=row.step_index, name=row.name,
         type=row.type, status=row.status, input_json=row.input_json,
-        output_json=row.output_json, rendered=as_object(row.rendered),
-        error=as_object(row.error),
-        tokens_in=row.tokens_in, tokens_out=row.tokens_out, cached_tokens=row.cached_tokens,
-        cost=row.cost, attempts=row.attempts, retry_count=row.retry_count, model=row.model,
-        provider=row.provider, tool_trace=as_objects(row.tool_trace),
-        warnings=as_strings(row.warnings), attempt_log=as_objects(row.attempt_log),
-        repairs=as_objects(row.repairs), model_outputs=as_objects(row.model_outputs),
-        aggregate_tokens=as_object(row.aggregate_tokens),
+        output_json=row.output_json, error=as_object(row.error), retry_count=row.retry_count,
         reused_from_step_record_id=str(row.reused_from_record_id)
         if row.reused_from_record_id else None,
-        parent_step_id=row.parent_step_id, map_items=as_object(row.map_items),
-        started_at=row.started_at, finished_at=row.finished_at, duration_ms=row.duration_ms,
+        parent_step_id=row.parent_step_id, started_at=row.started_at,
+        finished_at=row.finished_at, duration_ms=row.duration_ms, **work,
     )
 
 

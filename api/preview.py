@@ -30,7 +30,7 @@ from promptpilot.validation import DefinitionInvalid, sample_input, validate_inp
 from schema.definition import WorkflowDefinition
 from schema.preview import PreviewStep, TokenEstimates, WorkflowPreviewResult
 from schema.problems import Problem
-from schema.run import LATEST_INTERPRETER, RunResult, RunWorkflowInput, StepError, StepRecord
+from schema.run import RunResult, RunWorkflowInput, StepError, StepRecord
 from schema.search_attributes import SA_ENVIRONMENT, SA_SLUG, SA_TRIGGER, SA_VERSION
 from schema.workflow_names import WORKFLOW_NAME
 
@@ -128,8 +128,7 @@ async def run_preview(state: AppState, environment: str, definition: WorkflowDef
         run_id=preview_id, environment=environment, workflow_id=workflow_id,
         workflow_slug=definition.id, workflow_version=version or 0, definition=definition,
         input=run_input, trigger=PREVIEW_TRIGGER, mirror=False, children=children,
-        max_cost_usd=definition.max_cost_usd, limits=run_limits(state.settings),
-        interpreter=LATEST_INTERPRETER)
+        max_cost_usd=definition.max_cost_usd, limits=run_limits(state.settings))
     try:
         client = await state.temporal(environment)
         handle = await client.start_workflow(

@@ -63,7 +63,7 @@ class Suite:
         from temporalio.worker import Worker
 
         from activities.providers.registry import known_providers
-        from activities.transform import transform
+        from bench.transform_activity import transform
         from devstack.process import free_port
         from promptpilot.database import make_engine
         from promptpilot.keys import ApiKeys

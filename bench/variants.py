@@ -11,7 +11,7 @@ from temporalio.client import Client
 
 from bench.steps import apply
 from schema.definition import WorkflowDefinition
-from schema.run import LATEST_INTERPRETER, RunWorkflowInput
+from schema.run import RunWorkflowInput
 from schema.workflow_names import WORKFLOW_NAME
 
 Runner = Callable[[int, int], Awaitable[Any]]
@@ -71,8 +71,7 @@ def b3(client: Client, task_queue: str, definitions: dict[int, tuple[str, Workfl
             WORKFLOW_NAME, RunWorkflowInput(
                 run_id=run_id, environment="dev", workflow_id=workflow_id,
                 workflow_slug=definition.id, workflow_version=1, definition=definition,
-                input={"topic": "bench", "n": n}, mirror=mirror,
-                interpreter=LATEST_INTERPRETER),
+                input={"topic": "bench", "n": n}, mirror=mirror),
             id=run_id, task_queue=task_queue, request_eager_start=True)
 
     return run

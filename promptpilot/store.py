@@ -19,7 +19,7 @@ from sqlmodel import SQLModel, col
 
 from promptpilot.upsert import RawPool, Upsert, json_argument, write
 from schema.definition import WorkflowDefinition
-from schema.run import RunRecord, StepRecord
+from schema.run import RunRecord, StepRecord, StepWork
 from schema.tables import RunRow, StepRow, WorkflowRow, WorkflowVersionRow, utcnow
 
 TERMINAL_STEP = ("completed", "failed", "cancelled", "reused", "skipped")
@@ -332,18 +332,12 @@ def _step_upsert(record: StepRecord) -> Upsert:
     if record.started_at and record.finished_at:
         duration = (record.finished_at - record.started_at).total_seconds() * 1000
     values: dict[str, Any] = {
+        **{name: getattr(record, name) for name in StepWork.model_fields},
         "environment": record.environment, "step_index": record.step_index,
         "name": record.name, "type": record.type, "status": record.status,
         "input_json": record.input, "output_json": record.output,
-        "rendered": record.rendered,
         "error": record.error.model_dump(mode="json") if record.error else None,
-        "tokens_in": record.tokens_in, "tokens_out": record.tokens_out,
-        "cached_tokens": record.cached_tokens, "cost": record.cost,
-        "attempts": record.attempts, "retry_count": max(record.attempts - 1, 0),
-        "model": record.model, "provider": record.provider,
-        "tool_trace": record.tool_trace, "warnings": record.warnings,
-        "attempt_log": record.attempt_log, "repairs": record.repairs,
-        "model_outputs": record.model_outputs, "aggregate_tokens": record.aggregate_tokens,
+        "retry_count": max(record.attempts - 1, 0),
         "reused_from_record_id": uuid.UUID(record.reused_from_record_id)
         if record.reused_from_record_id else None,
         "parent_step_id": record.parent_step_id, "map_items": record.map_items,

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from schema.base import CamelModel, RequestBody
 from schema.problems import Problem
+from schema.run import StepWork
 
 
 class RunRequest(RequestBody):
@@ -32,8 +33,8 @@ class RerunRequest(RequestBody):
     max_cost_usd: float | None = Field(default=None, gt=0)
 
 
-class StepPublic(CamelModel):
-    """One step of a run as the API shows it."""
+class StepPublic(StepWork):
+    """One step of a run as the API shows it: its work (``StepWork``), row ids and times."""
 
     id: str
     step_id: str
@@ -43,25 +44,11 @@ class StepPublic(CamelModel):
     status: str
     input_json: Any = None
     output_json: Any = None
-    rendered: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
-    tokens_in: int = 0
-    tokens_out: int = 0
-    cached_tokens: int = 0
-    cost: float | None = None
-    attempts: int = 0
     retry_count: int = 0
-    model: str | None = None
-    provider: str | None = None
-    tool_trace: list[dict[str, Any]] | None = None
-    warnings: list[str] | None = None
-    attempt_log: list[dict[str, Any]] | None = None
-    repairs: list[dict[str, Any]] | None = None
-    model_outputs: list[dict[str, Any]] | None = None
-    aggregate_tokens: dict[str, Any] | None = None
+    warnings: list[str] | None = None  # type: ignore[assignment]  # a row may hold none
     reused_from_step_record_id: str | None = None
     parent_step_id: str | None = None
-    map_items: dict[str, Any] | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
     duration_ms: float | None = None

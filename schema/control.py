@@ -9,7 +9,7 @@ from pydantic import Field
 
 from schema.base import CamelModel
 from schema.definition import Step
-from schema.run import INTERPRETER_PATCHED, ChildDefinition, RunLimits, StepError
+from schema.run import ChildDefinition, RunLimits, StepError
 
 APPROVAL_UPDATE = "decide"
 
@@ -47,8 +47,6 @@ class MapBatchInput(CamelModel):
     children: list[ChildDefinition] = Field(default_factory=list)
     limits: RunLimits = Field(default_factory=RunLimits)
     """The parent run's limits."""
-    interpreter: int = INTERPRETER_PATCHED
-    """As ``RunWorkflowInput.interpreter``."""
 
 
 class MapItemResult(CamelModel):

@@ -204,11 +204,11 @@ ParallelStep.model_rebuild()
 MapStep.model_rebuild()
 
 
-def nested_steps(step: Any) -> list[Any]:
+def nested_steps(step: Step) -> list[Step]:
     """Steps that live inside a parallel step's branches, recursively (not a map's)."""
     if not isinstance(step, ParallelStep):
         return []
-    found: list[Any] = []
+    found: list[Step] = []
     for _, branch in step.named_branches():
         for inner in branch:
             found += [inner, *nested_steps(inner)]

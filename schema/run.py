@@ -48,14 +48,6 @@ class ChildDefinition(CamelModel):
     definition: WorkflowDefinition
 
 
-INTERPRETER_PATCHED = 1
-"""Runs started before ``interpreter`` existed: their paths are chosen by patch markers."""
-INTERPRETER_LEAN = 2
-"""Transforms are local activities that write their own mirror row, and the run's
-"running" row travels with the first step write: no marker, no search attribute upsert."""
-LATEST_INTERPRETER = INTERPRETER_LEAN
-
-
 class RunLimits(CamelModel):
     """The run-time limits a run was started with (from ``Settings.limits``), carried in its
     input so every replay and every child run applies the same ones."""
@@ -91,25 +83,15 @@ class RunWorkflowInput(CamelModel):
     parent_run_id: str | None = None
     parent_step_id: str | None = None
     limits: RunLimits = Field(default_factory=RunLimits)
-    interpreter: int = INTERPRETER_PATCHED
-    """The interpreter revision the run follows, fixed when it starts (so replay takes the
-    same path): starters set ``LATEST_INTERPRETER``."""
 
 
-class StepRecord(CamelModel):
-    """One step of one run, the unit the mirror upserts (keyed by run id and step id)."""
+class StepWork(CamelModel):
+    """What a step's work contributes to its record: the one definition of these fields, from
+    which the payload record (``StepRecord``), the public view (``schema.api.StepPublic``),
+    the workflow's outcome (``workflows.outcome.StepOutcome``) and the mirror row's values
+    (the upsert, over the ``StepRow`` columns of the same names) derive."""
 
-    run_id: str
-    environment: str
-    step_id: str
-    step_index: int
-    name: str | None = None
-    type: str
-    status: StepStatus
-    input: Any = None
-    output: Any = None
     rendered: dict[str, Any] | None = None
-    error: StepError | None = None
     tokens_in: int = 0
     tokens_out: int = 0
     cached_tokens: int = 0
@@ -123,9 +105,24 @@ class StepRecord(CamelModel):
     repairs: list[dict[str, Any]] | None = None
     model_outputs: list[dict[str, Any]] | None = None
     aggregate_tokens: dict[str, Any] | None = None
+    map_items: dict[str, Any] | None = None
+
+
+class StepRecord(StepWork):
+    """One step of one run, the unit the mirror upserts (keyed by run id and step id)."""
+
+    run_id: str
+    environment: str
+    step_id: str
+    step_index: int
+    name: str | None = None
+    type: str
+    status: StepStatus
+    input: Any = None
+    output: Any = None
+    error: StepError | None = None
     reused_from_record_id: str | None = None
     parent_step_id: str | None = None
-    map_items: dict[str, Any] | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
 

@@ -13,6 +13,8 @@ from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, Text, U
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
+from schema.run import StepWork
+
 
 def utcnow() -> datetime:
     """Timezone-aware now, for row timestamps."""
@@ -102,7 +104,8 @@ class RunRow(SQLModel, table=True):
 
 
 class StepRow(SQLModel, table=True):
-    """One step of one run, upserted by the mirror activity (unique per run and stepId)."""
+    """One step of one run, upserted by the mirror activity (unique per run and stepId); its
+    work columns are named as the fields of ``schema.run.StepWork``."""
 
     __tablename__ = "workflow_run_steps"
     __table_args__ = (UniqueConstraint("run_id", "step_id", name="uq_steps_run_step"),)
@@ -141,6 +144,11 @@ class StepRow(SQLModel, table=True):
     finished_at: datetime | None = _ts()
     duration_ms: float | None = None
     updated_at: datetime = _stamp()
+
+
+# The upsert writes every field of a step's work into the column of the same name.
+if missing := set(StepWork.model_fields) - set(StepRow.model_fields):
+    raise TypeError(f"StepRow lacks columns for step fields {sorted(missing)}")
 
 
 class ApiKeyRow(SQLModel, table=True):

@@ -19,7 +19,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from promptpilot.store import Store
 from schema.definition import WorkflowDefinition
-from schema.run import LATEST_INTERPRETER, RunRecord, RunStatus, RunWorkflowInput
+from schema.run import RunRecord, RunStatus, RunWorkflowInput
 from schema.workflow_names import WORKFLOW_NAME
 from tests.conftest import Service
 
@@ -90,8 +90,7 @@ async def start_directly(service: Service, client: Client, definition: dict[str,
     run_input = RunWorkflowInput(
         run_id=run_id, environment="dev", workflow_id=workflow_row["id"],
         workflow_slug=definition["id"], workflow_version=1,
-        definition=WorkflowDefinition.model_validate(workflow_row["definition"]),
-        interpreter=LATEST_INTERPRETER)
+        definition=WorkflowDefinition.model_validate(workflow_row["definition"]))
     if pending_row:
         await service.store.create_run(RunRecord(
             run_id=run_id, environment="dev", workflow_id=workflow_row["id"],

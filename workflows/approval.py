@@ -23,7 +23,7 @@ from definition.templates import render
 from workflows.outcome import OutcomeFailed, StepOutcome
 
 if TYPE_CHECKING:
-    from workflows.runner import StepRunner
+    from workflows.scope import Runner
 
 
 def _output(decision: ApprovalDecision, timed_out: bool = False) -> dict[str, Any]:
@@ -31,7 +31,7 @@ def _output(decision: ApprovalDecision, timed_out: bool = False) -> dict[str, An
             "at": decision.at.isoformat() if decision.at else None, "timedOut": timed_out}
 
 
-async def run_approval(runner: StepRunner, step: ApprovalStep, mapped: dict[str, Any],
+async def run_approval(runner: Runner, step: ApprovalStep, mapped: dict[str, Any],
                        context: dict[str, Any], record: StepRecord) -> StepOutcome:
     """Wait for the decision (or the timeout) and turn it into the step's outcome."""
     message = render(step.message, mapped, context, runner.scope.limits) if step.message \

@@ -20,7 +20,6 @@ with workflow.unsafe.imports_passed_through():
     from schema.definition import Variable, WorkflowStep
     from schema.errors import ErrorType
     from schema.run import (
-        LATEST_INTERPRETER,
         ChildDefinition,
         RunResult,
         RunWorkflowInput,
@@ -33,7 +32,7 @@ from schema.workflow_names import WORKFLOW_NAME
 from workflows.outcome import OutcomeFailed, StepOutcome
 
 if TYPE_CHECKING:
-    from workflows.runner import StepRunner
+    from workflows.scope import Runner
 
 CHILD_TRIGGER = "workflow"
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -71,7 +70,7 @@ def child_input(variables: list[Variable], data: dict[str, Any]) -> tuple[dict[s
     return result, problems
 
 
-async def run_child(runner: StepRunner, step: WorkflowStep, mapped: dict[str, Any],
+async def run_child(runner: Runner, step: WorkflowStep, mapped: dict[str, Any],
                     context: dict[str, Any], record: StepRecord) -> StepOutcome:
     """Start the child run, wait for it, and return its output and spend."""
     scope = runner.scope
@@ -93,7 +92,7 @@ async def run_child(runner: StepRunner, step: WorkflowStep, mapped: dict[str, An
         workflow_slug=child.slug, workflow_version=child.version, definition=child.definition,
         input=data, trigger=CHILD_TRIGGER, mirror=scope.mirror_runs,
         max_cost_usd=runner.budget(), children=scope.children, limits=scope.limits,
-        parent_run_id=scope.run_id, parent_step_id=step.id, interpreter=LATEST_INTERPRETER)
+        parent_run_id=scope.run_id, parent_step_id=step.id)
     try:
         result: RunResult = await workflow.execute_child_workflow(
             WORKFLOW_NAME, run_input, id=run_id, result_type=RunResult,

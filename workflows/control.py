@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
 from workflows.outcome import OutcomeFailed, StepOutcome
 
 if TYPE_CHECKING:
-    from workflows.runner import StepRunner
+    from workflows.scope import Runner
 
 
 class ExpressionError(ValueError):
@@ -41,7 +41,7 @@ def evaluate(expression: str, scope: dict[str, Any]) -> Any:
         raise ExpressionError(" ".join(str(exc).split())) from None
 
 
-async def run_condition(runner: StepRunner, step: ConditionStep, mapped: dict[str, Any],
+async def run_condition(runner: Runner, step: ConditionStep, mapped: dict[str, Any],
                         context: dict[str, Any], record: StepRecord) -> StepOutcome:
     """Choose `then` or `else`; the output says which and why."""
     try:

@@ -1,9 +1,10 @@
 """The one generic interpreter: walks a definition snapshot, one handler per step kind.
 
 The step lifecycle (guards, jumps, reuse, records) lives in ``workflows/runner.py``; the
-kinds in ``steps.py`` (llm, tool, transform), ``control.py`` (condition), ``parallel.py``,
-``map_step.py``, ``approval.py`` and ``child.py`` (workflow). After every step transition
-the runner upserts the step into the Postgres mirror through an idempotent local activity.
+handler table in ``steps.py`` (tool, transform), the kinds in ``llm_step.py``, ``control.py``
+(condition), ``parallel.py``, ``map_step.py``, ``approval.py`` and ``child.py`` (workflow).
+After every step transition the run's writer (``mirror.py``) upserts the step into the
+Postgres mirror through an idempotent local activity.
 A failed step stops the run: the step and the run are marked ``failed`` with the error
 stored, and the workflow itself fails so the Temporal UI agrees.
 
@@ -41,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
 
 from definition.context import new_context
 from schema.workflow_names import WORKFLOW_NAME
+from workflows.mirror import MIRROR_RETRY, MIRROR_TIMEOUT
 from workflows.run_payloads import (
     InputInvalid,
     decode_input,
@@ -48,14 +50,7 @@ from workflows.run_payloads import (
     payload_problem,
     refused_record,
 )
-from workflows.runner import (
-    MIRROR_RETRY,
-    MIRROR_TIMEOUT,
-    RunScope,
-    StepFailed,
-    StepRunner,
-    step_error,
-)
+from workflows.runner import RunScope, StepFailed, StepRunner, step_error
 
 __all__ = ["WORKFLOW_NAME", "InterpreterWorkflow", "StepFailed", "step_error"]
 
@@ -114,8 +109,7 @@ class InterpreterWorkflow:
             run_id=run.run_id, environment=run.environment, id_prefix=run.run_id,
             mirror=run.mirror, mirror_runs=run.mirror, max_cost_usd=run.max_cost_usd,
             children=run.children, seeds={s.step_id: s for s in run.seed_steps},
-            partial_seeds={s.step_id: s for s in run.partial_seeds},
-            interpreter=run.interpreter, limits=run.limits))
+            partial_seeds={s.step_id: s for s in run.partial_seeds}, limits=run.limits))
         self._status = "running"
         started = workflow.now()
         failure: StepError | None = None
@@ -226,13 +220,14 @@ class InterpreterWorkflow:
             source_run_id=run.source_run_id, from_step_id=run.from_step_id,
             parent_run_id=run.parent_run_id, parent_step_id=run.parent_step_id,
             started_at=started_at, finished_at=finished)
-        if status == "running" and runner.lean:
+        writer = runner.writer
+        if status == "running":
             # Written by the first step write (a transform's own, or the mirror's next).
-            runner.pending_run = record
+            writer.pending_run = record
             return
-        if not runner.pending:
-            runner.pending_run = None  # the final state supersedes a "running" never written
-        await runner.flush()  # steps (after the run's row, if not written yet) land first
+        if not writer.pending:
+            writer.pending_run = None  # the final state supersedes a "running" never written
+        await writer.flush()  # steps (after the run's row, if not written yet) land first
         await workflow.execute_local_activity(
             "mirror_run", record, start_to_close_timeout=MIRROR_TIMEOUT,
             retry_policy=MIRROR_RETRY, summary=f"mirror run {status}")

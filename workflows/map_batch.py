@@ -37,7 +37,7 @@ class MapBatchWorkflow:
                     id_prefix=f"{prefix}-i{item.index}", mirror=False,
                     mirror_runs=batch.mirror, approvals=False,
                     max_cost_usd=batch.max_cost_usd, children=batch.children,
-                    interpreter=batch.interpreter, limits=batch.limits))
+                    limits=batch.limits))
                 context = new_context({**batch.shared, "item": item.value,
                                        "index": item.index})
                 try:

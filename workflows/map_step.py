@@ -25,14 +25,14 @@ with workflow.unsafe.imports_passed_through():
     from schema.control import MapBatchInput, MapBatchResult, MapItem, MapItemResult
     from schema.definition import MapStep
     from schema.errors import ErrorType
-    from schema.run import LATEST_INTERPRETER, SeedStep, StepError, StepRecord
+    from schema.run import SeedStep, StepError, StepRecord
 
 from definition.context import MappingError, resolve_path
 from schema.workflow_names import MAP_BATCH_WORKFLOW
 from workflows.outcome import OutcomeFailed, StepOutcome
 
 if TYPE_CHECKING:
-    from workflows.runner import StepRunner
+    from workflows.scope import Runner
 
 MAX_LISTED_ERRORS = 20
 
@@ -49,7 +49,7 @@ def reusable(seed: SeedStep | None, items: list[Any]) -> dict[int, Any]:
             if i not in failed and old[i] == items[i]}
 
 
-async def run_map(runner: StepRunner, step: MapStep, mapped: dict[str, Any],
+async def run_map(runner: Runner, step: MapStep, mapped: dict[str, Any],
                   context: dict[str, Any], record: StepRecord) -> StepOutcome:
     """Run every item (batched into child workflows) and collect the outputs in order."""
     try:
@@ -75,7 +75,7 @@ async def run_map(runner: StepRunner, step: MapStep, mapped: dict[str, Any],
                 step_id=step.id, steps=step.steps, shared=mapped, items=batch,
                 concurrency=per_batch, mirror=runner.scope.mirror_runs,
                 max_cost_usd=runner.budget(), children=runner.scope.children,
-                limits=runner.scope.limits, interpreter=LATEST_INTERPRETER)
+                limits=runner.scope.limits)
             try:
                 result: MapBatchResult = await workflow.execute_child_workflow(
                     MAP_BATCH_WORKFLOW, request, result_type=MapBatchResult,

@@ -13,8 +13,8 @@ from schema.definition import (
     DEFAULT_TRANSFORM_RETRY,
     LlmStep,
     RetryConfig,
+    Step,
     ToolStep,
-    TransformStep,
 )
 
 # Failures that no retry can fix; activities also mark these non_retryable themselves.
@@ -56,9 +56,11 @@ def retry_policy(config: RetryConfig) -> RetryPolicy:
     )
 
 
-def step_options(step: LlmStep | ToolStep | TransformStep, provider: str = "",
+def step_options(step: Step, provider: str = "",
                  model: str | None = None) -> ActivityOptions:
-    """Options for a step; the summary makes the Temporal UI read like the definition."""
+    """Options for a step (the kinds that are no activity get a transform's: their retry
+    config bounds the attempts counted when an activity under them fails); the summary makes
+    the Temporal UI read like the definition."""
     label = f"{step.id}" if not step.name else f"{step.id} ({step.name})"
     if isinstance(step, LlmStep):
         return ActivityOptions(

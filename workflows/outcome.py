@@ -2,36 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from schema.run import StepError
+    from schema.run import StepError, StepRecord, StepWork
 
 
-@dataclass
-class StepOutcome:
-    """What a finished (or failed, for its partial spend) step contributes to its record."""
+class StepOutcome(StepWork):
+    """What a finished (or failed, for its partial spend) step contributes to its record:
+    its work (the fields of ``StepWork``) and what the runner does with it."""
 
-    output: Any
+    output: Any = None
     attempts: int = 1
-    tokens_in: int = 0
-    tokens_out: int = 0
-    cached_tokens: int = 0
-    cost: float | None = None
-    model: str | None = None
-    provider: str | None = None
-    rendered: dict[str, Any] | None = None
-    tool_trace: list[dict[str, Any]] | None = None
-    warnings: list[str] = field(default_factory=list)
-    attempt_log: list[dict[str, Any]] | None = None
-    repairs: list[dict[str, Any]] | None = None
-    model_outputs: list[dict[str, Any]] | None = None
-    aggregate_tokens: dict[str, Any] | None = None
-    map_items: dict[str, Any] | None = None
     jump: str | None = None
     """A condition's chosen target: the steps before it are skipped."""
     started_at: datetime | None = None
@@ -43,6 +28,15 @@ class StepOutcome:
     rolls_up: bool = False
     """The cost is the sum of work recorded elsewhere (map items, a child run): add it to the
     run's total even when unknown (None)."""
+
+    def merge_into(self, record: StepRecord) -> None:
+        """Copy the step's output and work onto its record (a ``rendered`` of None keeps the
+        record's, e.g. a skip reason); the times and flags stay the runner's."""
+        record.output = self.output
+        for name in StepWork.model_fields:
+            value = getattr(self, name)
+            if name != "rendered" or value is not None:
+                setattr(record, name, value)
 
 
 class OutcomeFailed(Exception):

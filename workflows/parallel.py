@@ -16,22 +16,22 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
-    from schema.definition import ParallelStep, nested_steps
+    from schema.definition import ParallelStep, Step, nested_steps
     from schema.errors import ErrorType
     from schema.run import StepError, StepRecord
 
 from workflows.outcome import OutcomeFailed, StepOutcome
+from workflows.scope import StepFailed
 
 if TYPE_CHECKING:
-    from workflows.runner import StepRunner
+    from workflows.scope import Runner
 
 
-async def run_parallel(runner: StepRunner, step: ParallelStep, mapped: dict[str, Any],
+async def run_parallel(runner: Runner, step: ParallelStep, mapped: dict[str, Any],
                        context: dict[str, Any], record: StepRecord) -> StepOutcome:
     """Run every branch; fail (after all finished, or at once with failFast) if one failed."""
-    from workflows.runner import StepFailed
 
-    async def branch(steps: list[Any]) -> Any:
+    async def branch(steps: list[Step]) -> Any:
         try:
             return await runner.run_sequence(steps, context, index=record.step_index,
                                              parent=step.id)
@@ -84,7 +84,7 @@ async def run_parallel(runner: StepRunner, step: ParallelStep, mapped: dict[str,
     raise OutcomeFailed(error, StepOutcome(output=output, cost=None))
 
 
-async def _cancel_records(runner: StepRunner, steps: list[Any]) -> None:
+async def _cancel_records(runner: Runner, steps: list[Step]) -> None:
     ids = {s.id for s in steps} | {inner.id for s in steps for inner in nested_steps(s)}
     for step_id in sorted(ids):
         record = runner.steps.get(step_id)

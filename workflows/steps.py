@@ -1,66 +1,85 @@
-"""Turns one definition step into one activity call and its outcome. Deterministic."""
+"""The one handler table: every step kind, dispatched by its type. Deterministic.
+
+Each kind lives in its own module (``llm_step``, ``control``, ``parallel``, ``map_step``,
+``approval``, ``child``; tool and transform here) and depends on ``workflows/scope.py``,
+not on the runner.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, assert_never
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from schema.activities import (
-        ToolRequest,
-        ToolResult,
-        TransformRequest,
-        TransformResult,
+    from schema.activities import ToolRequest, ToolResult
+    from schema.definition import (
+        ApprovalStep,
+        ConditionStep,
+        LlmStep,
+        MapStep,
+        ParallelStep,
+        Step,
+        ToolStep,
+        TransformStep,
+        WorkflowStep,
     )
-    from schema.definition import LlmStep, ToolStep, TransformStep
-    from schema.run import RunLimits
+    from schema.run import StepRecord
 
+from workflows import approval, child, control, map_step, parallel
 from workflows.llm_step import run_llm_step
+from workflows.mirror import StepMirror
 from workflows.options import step_options
 from workflows.outcome import StepOutcome
+from workflows.scope import Runner
 
-__all__ = ["StepOutcome", "run_step"]
+__all__ = ["StepOutcome", "run_kind"]
 
 
-async def run_step(
-    step: LlmStep | ToolStep | TransformStep,
-    run_id: str,
-    mapped: dict[str, Any],
-    context: dict[str, Any],
-    limits: RunLimits,
-    budget_remaining_usd: float | None = None,
-) -> StepOutcome:
-    """Execute one step as its activity, with the step's own retry policy.
-
-    LLM steps (one model or several) go through ``run_llm_step``, which raises
-    ``LlmStepFailed``; ``limits`` bound their templates; ``budget_remaining_usd`` is what
-    the run may still spend.
-    """
-    if isinstance(step, LlmStep):
-        return await run_llm_step(step, run_id, mapped, context, limits, budget_remaining_usd)
+async def run_tool(runner: Runner, step: ToolStep, mapped: dict[str, Any],
+                   context: dict[str, Any], record: StepRecord) -> StepOutcome:
+    """The tool's activity, with the step's own retry policy; its trace on the record."""
     opts = step_options(step)
-    if isinstance(step, ToolStep):
-        tool: ToolResult = await workflow.execute_activity(
-            opts.activity,
-            ToolRequest(run_id=run_id, step_id=step.id, tool_name=step.tool_name,
-                        args={**step.args, **mapped}),
-            result_type=ToolResult,
-            start_to_close_timeout=opts.start_to_close,
-            retry_policy=opts.retry_policy,
-            summary=opts.summary,
-        )
-        return StepOutcome(
-            output=tool.output,
-            attempts=tool.attempt,
-            tool_trace=[tool.trace.model_dump(mode="json")],
-        )
-    request = TransformRequest(run_id=run_id, step_id=step.id, input=mapped,
-                               expression=step.expression)
-    # The regular activity, for runs recorded before transforms became self-mirroring local
-    # activities (workflows/runner.py: StepRunner._transform).
-    transformed: TransformResult = await workflow.execute_activity(
-        opts.activity, request, result_type=TransformResult,
-        start_to_close_timeout=opts.start_to_close, retry_policy=opts.retry_policy,
-        summary=opts.summary)
-    return StepOutcome(output=transformed.output, attempts=transformed.attempt)
+    tool: ToolResult = await workflow.execute_activity(
+        opts.activity,
+        ToolRequest(run_id=runner.scope.run_id, step_id=step.id, tool_name=step.tool_name,
+                    args={**step.args, **mapped}),
+        result_type=ToolResult, start_to_close_timeout=opts.start_to_close,
+        retry_policy=opts.retry_policy, summary=opts.summary)
+    return StepOutcome(output=tool.output, attempts=tool.attempt,
+                       tool_trace=[tool.trace.model_dump(mode="json")])
+
+
+async def run_transform(writer: StepMirror, run_id: str, step: TransformStep,
+                        mapped: dict[str, Any], record: StepRecord) -> StepOutcome:
+    """A transform through the writer: a local activity that writes its own row."""
+    result = await writer.transform(step, run_id, mapped, record)
+    return StepOutcome(output=result.output, attempts=result.attempt,
+                       started_at=result.started_at, finished_at=result.finished_at,
+                       mirrored=result.mirrored)
+
+
+async def run_kind(runner: Runner, writer: StepMirror, step: Step, mapped: dict[str, Any],
+                   context: dict[str, Any], record: StepRecord) -> StepOutcome:
+    """Run one step through the handler of its kind (every kind; mypy checks the match is
+    exhaustive over the definition's step union)."""
+    match step:
+        case LlmStep():
+            return await run_llm_step(step, runner.scope.run_id, mapped, context,
+                                      runner.scope.limits, runner.budget())
+        case ToolStep():
+            return await run_tool(runner, step, mapped, context, record)
+        case TransformStep():
+            return await run_transform(writer, runner.scope.run_id, step, mapped, record)
+        case ConditionStep():
+            return await control.run_condition(runner, step, mapped, context, record)
+        case ParallelStep():
+            return await parallel.run_parallel(runner, step, mapped, context, record)
+        case MapStep():
+            return await map_step.run_map(runner, step, mapped, context, record)
+        case ApprovalStep():
+            return await approval.run_approval(runner, step, mapped, context, record)
+        case WorkflowStep():
+            return await child.run_child(runner, step, mapped, context, record)
+        case _:
+            assert_never(step)

@@ -12,7 +12,7 @@ import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 
 from promptpilot.temporal import connect
-from schema.run import LATEST_INTERPRETER, RunWorkflowInput
+from schema.run import RunWorkflowInput
 from schema.workflow_names import WORKFLOW_NAME
 from tests.conftest import Service, unique_slug
 from tests.fakes.llm_server import OPENAI_PATH, FakeLlmServer
@@ -128,7 +128,7 @@ async def test_input_too_deep_to_decode_fails_the_run_input_invalid(service: Ser
             WORKFLOW_NAME, RunWorkflowInput(
                 run_id=run_id, environment="dev", workflow_id=created["id"], workflow_slug=slug,
                 workflow_version=1, definition=definition["definition"],
-                input={"doc": nested(250)}, interpreter=LATEST_INTERPRETER),
+                input={"doc": nested(250)}),
             id=run_id, task_queue=service.settings.temporal.task_queue)
     assert time.monotonic() - started < 10
 
@@ -192,7 +192,7 @@ async def test_unexpected_interpreter_error_fails_the_run_internal_error(service
             WORKFLOW_NAME, RunWorkflowInput(
                 run_id=run_id, environment="dev", workflow_id=created["id"], workflow_slug=slug,
                 workflow_version=1, definition=definition["definition"], input={},
-                from_step_id="nope", interpreter=LATEST_INTERPRETER),
+                from_step_id="nope"),
             id=run_id, task_queue=service.settings.temporal.task_queue)
 
     assert getattr(failure.value.cause, "type", None) == "internal_error"

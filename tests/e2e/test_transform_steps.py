@@ -24,8 +24,7 @@ from promptpilot.database import make_engine
 from promptpilot.store import Store
 from promptpilot.temporal import connect
 from schema.activities import TransformStepRequest, TransformStepResult
-from schema.run import INTERPRETER_PATCHED, RunResult, RunWorkflowInput, StepRecord
-from schema.workflow_names import WORKFLOW_NAME
+from schema.run import StepRecord
 from tests.conftest import Service, unique_slug
 
 
@@ -78,32 +77,6 @@ async def test_transform_chain_runs_locally_with_a_forward_timeline(service: Ser
             "select step_id, count(*) from workflow_run_steps where run_id = :id "
             "group by step_id"), {"id": uuid.UUID(run["id"])})).all()
     assert sorted(rows) == [(f"t{i}", 1) for i in range(1, 7)]
-
-
-async def test_runs_started_for_the_first_revision_still_run(service: Service) -> None:
-    # A run started by an older API (no `interpreter` in its input) keeps the path it was
-    # recorded with: regular transform activities and a run row written on its own.
-    slug = unique_slug("chain")
-    created = await service.create_workflow(chain(slug, 3))
-    definition = (await service.http.get(f"/api/workflows/{slug}")).json()["workflow"]
-    run_id = str(uuid.uuid4())
-    client = await connect(service.settings, "dev")
-    result: RunResult = await client.execute_workflow(
-        WORKFLOW_NAME, RunWorkflowInput(
-            run_id=run_id, environment="dev", workflow_id=created["id"], workflow_slug=slug,
-            workflow_version=1, definition=definition["definition"], input={"n": 3},
-            interpreter=INTERPRETER_PATCHED),
-        id=run_id, task_queue=service.settings.temporal.task_queue, result_type=RunResult)
-
-    assert result.status == "completed"
-    assert result.output == {"n": 3}
-    history = await client.get_workflow_handle(run_id).fetch_history()
-    scheduled = [e for e in history.events
-                 if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
-    assert len(scheduled) == 3
-    run = (await service.http.get(f"/api/workflows/runs/{run_id}")).json()["run"]
-    assert run["status"] == "completed"
-    assert [s["status"] for s in run["steps"]] == ["completed"] * 3
 
 
 async def test_a_failing_transform_is_mirrored_as_failed(service: Service) -> None:
