@@ -17,6 +17,8 @@ COPY activities ./activities
 COPY api ./api
 COPY promptpilot ./promptpilot
 COPY devstack ./devstack
+COPY payloads ./payloads
+COPY reconcile ./reconcile
 RUN pip install .
 
 USER promptpilot

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from temporalio.client import Client
 
 from promptpilot.keys import ApiKeys
-from promptpilot.reconciler import RunReconciler
 from promptpilot.settings import Settings
 from promptpilot.store import Store
 from promptpilot.temporal import connect
+from reconcile.reconciler import RunReconciler
 
 
 @dataclass

@@ -33,7 +33,7 @@ async def _until_signal() -> None:
 
 async def _dev(settings: Settings, args: argparse.Namespace) -> int:
     from devstack.stack import EmbeddedPostgres, TemporalDevServer
-    from promptpilot.payload_codec import ensure_key_file
+    from payloads.codec import ensure_key_file
     from promptpilot.services import prepare_database, run_all, settle_heap
     from schema.search_attributes import SEARCH_ATTRIBUTES
 
@@ -110,8 +110,8 @@ def _payloads_line(settings: Settings) -> str:
 async def _payloads(settings: Settings, args: argparse.Namespace) -> int:
     from datetime import timedelta
 
-    from promptpilot.payload_codec import new_key
-    from promptpilot.payload_storage import PostgresStorageDriver
+    from payloads.codec import new_key
+    from payloads.storage import PostgresStorageDriver
 
     if args.payloads_command == "new-key":
         _out(new_key())

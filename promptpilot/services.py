@@ -22,7 +22,6 @@ from promptpilot.database import make_engine
 from promptpilot.deployments import interpreter_build_id, make_current_if_none
 from promptpilot.keys import ApiKeys
 from promptpilot.migrate import upgrade
-from promptpilot.reconciler import RunReconciler
 from promptpilot.settings import Settings
 from promptpilot.store import Store
 from promptpilot.temporal import (
@@ -32,6 +31,7 @@ from promptpilot.temporal import (
     withdraw_worker_client,
 )
 from promptpilot.validation import parse_definition
+from reconcile.reconciler import RunReconciler
 from worker import WorkerParts, build_worker
 
 log = logging.getLogger("promptpilot")

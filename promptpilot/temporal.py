@@ -6,10 +6,10 @@ tests, the benchmark and the replay tests. A payload goes through, in order:
 1. pydantic conversion (our schema models as JSON), behind the payload-size guard at
    ``settings.max_payload_bytes`` (``limits.max_payload_bytes`` while every payload stays in
    history; the storage's maximum once large ones leave it);
-2. the payload codec: AES-256-GCM under the key ring's active key (``payload_codec``);
+2. the payload codec: AES-256-GCM under the key ring's active key (``payloads/codec.py``);
    failures' messages and stack traces are encrypted too (encoded failure attributes);
 3. external storage: a payload at or over ``payloads.storage_threshold_bytes`` goes to the
-   storage driver (``payload_storage``) and history keeps a reference to it.
+   storage driver (``payloads/storage.py``) and history keeps a reference to it.
 
 A process that runs a worker shares that worker's client with its own starters (the API of
 ``promptpilot dev``, the benchmark): a start made on the worker's client with
@@ -33,9 +33,9 @@ from temporalio.converter import (
     PayloadConverter,
 )
 
+from payloads.codec import EncryptionCodec, KeyRing, KeyRingError, read_key_file
+from payloads.storage import PayloadStorage
 from promptpilot.limits import guarded
-from promptpilot.payload_codec import EncryptionCodec, KeyRing, KeyRingError, read_key_file
-from promptpilot.payload_storage import PayloadStorage
 from promptpilot.settings import Settings
 
 log = logging.getLogger("promptpilot.payloads")

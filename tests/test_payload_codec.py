@@ -14,7 +14,7 @@ from temporalio.api.common.v1 import Payload
 from temporalio.api.failure.v1 import Failure
 from temporalio.exceptions import ApplicationError
 
-from promptpilot.payload_codec import (
+from payloads.codec import (
     ENCODING,
     KEY_ID,
     EncryptionCodec,

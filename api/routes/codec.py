@@ -22,7 +22,7 @@ from temporalio.api.common.v1 import Payloads
 from api.deps import StateDep
 from api.state import AppState
 from api.ui import session
-from promptpilot.codec_service import CodecRefused, CodecService
+from payloads.codec_service import CodecRefused, CodecService
 from promptpilot.settings import Settings
 from promptpilot.temporal import payload_pipeline
 from schema.api import ErrorBody, ErrorEnvelope

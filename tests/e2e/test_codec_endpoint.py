@@ -11,8 +11,8 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.api.enums.v1 import EventType
 
-from promptpilot.codec_service import is_reference
-from promptpilot.payload_codec import ENCODING
+from payloads.codec import ENCODING
+from payloads.codec_service import is_reference
 from promptpilot.temporal import connect
 from tests.conftest import DEV_KEY, PROD_KEY, Service, unique_slug
 

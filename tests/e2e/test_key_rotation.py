@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from promptpilot.payload_codec import KEY_ID, new_key
+from payloads.codec import KEY_ID, new_key
 from promptpilot.settings import Settings
 from promptpilot.temporal import connect, data_converter
 from tests.conftest import unique_slug

@@ -16,7 +16,7 @@ from temporalio.api.common.v1 import Payloads
 from temporalio.api.sdk.v1.external_storage_pb2 import ExternalStorageReference
 
 from devstack.process import free_port
-from promptpilot.codec_service import is_reference
+from payloads.codec_service import is_reference
 from promptpilot.settings import Settings
 from promptpilot.temporal import connect
 from tests.conftest import unique_slug

@@ -31,16 +31,16 @@ from typing import Any
 from temporalio.client import Client, WorkflowExecution, WorkflowFailureError
 from temporalio.service import RPCError, RPCStatusCode
 
-from promptpilot.run_outcomes import AGREEING, CANCEL_REASON_PREFIX, TemporalView, temporal_view
-from promptpilot.run_repairs import MirrorRun, RunRepairs
 from promptpilot.settings import ReconcileSettings
 from promptpilot.store import Store
+from reconcile.outcomes import AGREEING, CANCEL_REASON_PREFIX, TemporalView, temporal_view
+from reconcile.repairs import MirrorRun, RunRepairs
 from schema.errors import ErrorType
 from schema.run import TERMINAL_RUN_STATUSES, StepError
 from schema.tables import utcnow
 from schema.workflow_names import WORKFLOW_NAME
 
-log = logging.getLogger("promptpilot.reconciler")
+log = logging.getLogger("reconcile.reconciler")
 _RUNS = f'WorkflowType = "{WORKFLOW_NAME}"'
 _CHECKS_KEPT = 10_000
 

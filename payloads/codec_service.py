@@ -22,8 +22,8 @@ from temporalio.converter import (
     StorageDriverWorkflowInfo,
 )
 
-from promptpilot.payload_codec import PayloadDecryptError
-from promptpilot.payload_storage import POSTGRES_DRIVER, PayloadStorageError
+from payloads.codec import PayloadDecryptError
+from payloads.storage import POSTGRES_DRIVER, PayloadStorageError
 from promptpilot.temporal import PayloadPipeline
 
 _REFERENCE_TYPE = ExternalStorageReference.DESCRIPTOR.full_name.encode()

@@ -1,0 +1,1 @@
+"""Payloads beyond workflow code: the AES-GCM codec and its keys, storage, the codec API."""
