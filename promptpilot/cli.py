@@ -45,6 +45,9 @@ async def _dev(settings: Settings, args: argparse.Namespace) -> int:
         # The dev environment is where a staged feature is tried first; an explicit
         # PROMPTPILOT_WORKFLOW__MULTI_MODEL=false still wins.
         settings.workflow.multi_model = True
+    if "start_as_current" not in settings.temporal.model_fields_set:
+        # The dev stack's restart after a code change is the upgrade: its build takes new runs.
+        settings.temporal.start_as_current = True
     if not settings.temporal.worker_environments:
         # The dev server holds both namespaces; serve both so prod keys work locally too.
         settings.temporal.worker_environments = sorted({settings.environment, "prod"})

@@ -92,17 +92,21 @@ async def set_ramping(client: Client, version: WorkerDeploymentVersion, percent:
     await _until_routed(client, version.deployment_name)
 
 
-async def make_current_if_none(client: Client, version: WorkerDeploymentVersion) -> bool:
-    """Make ``version`` current when its deployment has no current build; True if it did.
+async def make_current(client: Client, version: WorkerDeploymentVersion, *,
+                       replace: bool = False) -> bool:
+    """Make ``version`` current when its deployment has none (or, with ``replace``, when
+    another build is current); True if it did.
 
-    The first worker of a deployment (the dev stack, tests, a first install) would otherwise
-    poll forever for runs routed to no build. A later build never takes over by itself: an
-    operator ramps it and sets it current (``promptpilot deploy``). The server learns of a
-    version from its workers' polls, so this retries until the worker's poll has arrived.
+    The first worker of a deployment (tests, a first install) would otherwise poll forever for
+    runs routed to no build; ``promptpilot dev`` replaces, since its restart after a code change
+    is the upgrade. In production a later build never takes over by itself: an operator ramps
+    it and sets it current (``promptpilot deploy``). The server learns of a version from its
+    workers' polls, so this retries until the worker's first poll has arrived.
     """
     async with asyncio.timeout(ROUTING_SECONDS):
         while True:
-            if await current_build(client, version.deployment_name) is not None:
+            current = await current_build(client, version.deployment_name)
+            if current == version.build_id or (current is not None and not replace):
                 return False
             try:
                 await set_current(client, version)
@@ -113,8 +117,6 @@ async def make_current_if_none(client: Client, version: WorkerDeploymentVersion)
                                       RPCStatusCode.FAILED_PRECONDITION):
                     raise
             await asyncio.sleep(0.2)
-
-
 
 async def builds(client: Client, deployment_name: str) -> dict[str, str]:
     """Each build of a deployment the server knows, and its state: ``current``, ``ramping``,

@@ -19,7 +19,7 @@ from activities.providers.registry import known_providers
 from api.app import create_app
 from devstack.examples import example_definitions
 from promptpilot.database import make_engine
-from promptpilot.deployments import interpreter_build_id, make_current_if_none
+from promptpilot.deployments import interpreter_build_id, make_current
 from promptpilot.keys import ApiKeys
 from promptpilot.migrate import upgrade
 from promptpilot.settings import Settings
@@ -79,11 +79,12 @@ async def running_worker(settings: Settings, url: str, *,
             worker = build_worker(client, task_queue or settings.temporal.task_queue, parts,
                                   version=version, sandboxed=settings.temporal.workflow_sandbox)
             workers.append((worker, parts, asyncio.create_task(worker.run())))
-            # A deployment's first build serves at once; later ones wait for `promptpilot deploy`.
-            made_current = await make_current_if_none(client, version)
+            # A deployment's first build serves at once; later ones wait for `promptpilot deploy`
+            # (in production; `promptpilot dev` starts as current).
+            made_current = await make_current(client, version,
+                                              replace=settings.temporal.start_as_current)
             log.info("worker build %s in namespace %s%s", version.to_canonical_string(),
-                     client.namespace, " (made current: the deployment had none)"
-                     if made_current else "")
+                     client.namespace, " (made current)" if made_current else "")
             share_worker_client(settings.temporal.address, client)
             if settings.reconcile.enabled:
                 reconciler = RunReconciler(store, client, environment, settings.reconcile)

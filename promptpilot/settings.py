@@ -75,6 +75,9 @@ class TemporalSettings(BaseModel):
     # interpreter). No build id means one derived from the version and the interpreter's code.
     deployment_name: str = Field(default="promptpilot", pattern=r"^[^.]+$")
     build_id: str | None = None
+    # Make this worker's build current at its start even when another one is (`promptpilot
+    # dev`: one process, so its restart after a code change is the upgrade).
+    start_as_current: bool = False
 
 
 class DatabaseSettings(BaseModel):

@@ -129,3 +129,9 @@ async def test_a_run_finishes_on_its_build_while_new_runs_go_to_the_current_one(
             async def one_drained() -> bool:
                 return (await builds(client, deployment))[one.build_id] == "drained"
             await until(one_drained)
+
+        # `promptpilot dev` (start_as_current): a restarted worker's new build takes new runs.
+        dev = on_build(settings, deployment, "build-3")
+        dev.temporal.start_as_current = True
+        async with running_worker(dev, url):
+            assert await current_build(client, deployment) == "build-3"
