@@ -78,7 +78,7 @@ class Suite:
         from promptpilot.store import Store
         from promptpilot.temporal import connect
         from promptpilot.validation import parse_definition
-        from worker import workflow_runner
+        from promptpilot.worker_build import workflow_runner
 
         url = self.postgres.url
         self.settings = Settings(

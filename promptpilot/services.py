@@ -31,8 +31,8 @@ from promptpilot.temporal import (
     withdraw_worker_client,
 )
 from promptpilot.validation import parse_definition
+from promptpilot.worker_build import WorkerParts, build_worker
 from reconcile.reconciler import RunReconciler
-from worker import WorkerParts, build_worker
 
 log = logging.getLogger("promptpilot")
 

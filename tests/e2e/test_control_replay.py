@@ -8,9 +8,9 @@ from typing import Any
 from temporalio.worker import Replayer
 
 from promptpilot.temporal import connect, data_converter
+from promptpilot.worker_build import workflow_runner
 from tests.conftest import Service, unique_slug
 from tests.fakes.llm_server import FakeLlmServer
-from worker import workflow_runner
 from workflows.interpreter import InterpreterWorkflow
 from workflows.map_batch import MapBatchWorkflow
 

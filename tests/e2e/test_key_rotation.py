@@ -14,10 +14,10 @@ from temporalio.worker import Replayer
 from payloads.codec import KEY_ID, new_key
 from promptpilot.settings import Settings
 from promptpilot.temporal import connect, data_converter
+from promptpilot.worker_build import workflow_runner
 from tests.conftest import unique_slug
 from tests.e2e.test_approval import gated
 from tests.payload_support import history_payloads, serving
-from worker import workflow_runner
 from workflows.interpreter import InterpreterWorkflow
 
 NEW_KEY = SecretStr(new_key())

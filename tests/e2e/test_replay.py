@@ -11,10 +11,10 @@ from temporalio.worker import Replayer
 
 from promptpilot.settings import Settings
 from promptpilot.temporal import connect, data_converter
+from promptpilot.worker_build import workflow_runner
 from tests.conftest import Service, unique_slug
 from tests.definitions import feed_discovery
 from tests.fakes.llm_server import FakeLlmServer, ok, status
-from worker import workflow_runner
 from workflows.interpreter import InterpreterWorkflow
 
 HISTORIES = Path(__file__).parent.parent / "histories"
