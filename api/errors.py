@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from promptpilot.definition_limits import LimitExceeded
-from promptpilot.store import Conflict
+from promptpilot.sql import Conflict
 from promptpilot.validation import DefinitionInvalid
 from schema.api import ErrorBody, ErrorEnvelope
 from schema.problems import Problem, pointer

@@ -23,7 +23,7 @@ from api.state import AppState
 from promptpilot.definition_limits import check_input_size
 from promptpilot.limits import run_limits
 from promptpilot.references import References
-from promptpilot.store import Conflict
+from promptpilot.sql import Conflict
 from promptpilot.validation import validate_input
 from schema.definition import WorkflowDefinition
 from schema.run import RunRecord, RunWorkflowInput, SeedStep

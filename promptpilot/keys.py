@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import SQLModel, col
 
-from promptpilot.store import from_record, raw_connection, select_sql
+from promptpilot.sql import from_record, raw_connection, select_sql
 from schema.tables import ApiKeyRow, utcnow
 
 KEY_PREFIX = "pp_"

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from promptpilot.store import Conflict
+from promptpilot.sql import Conflict
 from schema.prompts import PromptCreate, PromptUpdate
 from schema.tables import PromptRow, PromptVersionRow, utcnow
 

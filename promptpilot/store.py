@@ -4,23 +4,27 @@ from __future__ import annotations
 
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from datetime import datetime
-from functools import lru_cache
-from typing import Any, NamedTuple, TypeVar
+from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
-from sqlalchemy import Table, delete, func, select, update
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import SQLModel, col
 
+from promptpilot.sql import (
+    Conflict,
+    autocommit_sessions,
+    from_record,
+    insert_sql,
+    raw_connection,
+    select_sql,
+)
 from promptpilot.upsert import RawPool, Upsert, json_argument, write
-from schema.definition import WorkflowDefinition
+from promptpilot.workflow_store import WorkflowVersions
 from schema.run import RunRecord, StepRecord, StepWork
-from schema.tables import RunRow, StepRow, WorkflowRow, WorkflowVersionRow, utcnow
+from schema.tables import RunRow, StepRow, WorkflowVersionRow, utcnow
 
 TERMINAL_STEP = ("completed", "failed", "cancelled", "reused", "skipped")
 TERMINAL_RUN = ("completed", "failed", "cancelled")
@@ -31,74 +35,14 @@ HELD_RUN = ("stalled",)
 # Every mirror write that changes a row also NOTIFYs this channel in its own transaction, so
 # live subscribers (the run events stream) hear of it exactly when it is committed.
 RUN_EVENTS_CHANNEL = "promptpilot_run_events"
-T = TypeVar("T", bound=SQLModel)
-
-
-VERSION_CACHE_SIZE = 512
-
-
-@lru_cache(maxsize=32)
-def select_sql(table: Table, where: str, order: str = "") -> str:
-    """``SELECT <every column> FROM table WHERE …`` for the raw driver (hot-path reads)."""
-    columns = ", ".join(column.name for column in table.columns)
-    return f"SELECT {columns} FROM {table.name} WHERE {where}" + (
-        f" ORDER BY {order}" if order else "")
-
-
-@lru_cache(maxsize=8)
-def insert_sql(table: Table, keys: tuple[str, ...]) -> str:
-    """``INSERT INTO table (keys) VALUES ($1, …)`` with JSONB parameters cast."""
-    params = ", ".join(f"${i}::jsonb" if isinstance(table.c[key].type, JSONB) else f"${i}"
-                       for i, key in enumerate(keys, 1))
-    return f"INSERT INTO {table.name} ({', '.join(keys)}) VALUES ({params})"
-
-
-@asynccontextmanager
-async def raw_connection(engine: AsyncEngine) -> AsyncIterator[Any]:
-    """A pooled connection's asyncpg connection, outside any transaction.
-
-    The run-start path (key check, workflow lookup, run insert, read-back) goes through it
-    with statements asyncpg prepares once per connection: one round trip each, against a
-    session's BEGIN/statement/ROLLBACK and ~0.5-1 ms of ORM CPU per call.
-    """
-    async with engine.connect() as connection:
-        raw = await connection.get_raw_connection()
-        try:
-            yield raw.driver_connection
-        except asyncpg.PostgresError as exc:
-            # Raised as SQLAlchemy would have (the API answers 422 for unstorable text).
-            raise DBAPIError(None, None, exc) from exc
-
-
-def from_record(model: type[T], record: Any) -> T:
-    """A table model from a raw row (JSONB already decoded by the dialect's codec)."""
-    return model(**dict(record))
-
-
-def autocommit_sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions on autocommit connections of the engine's pool: for single statements only."""
-    return async_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"),
-                              class_=AsyncSession, expire_on_commit=False)
-
-
-class VersionStamp(NamedTuple):
-    """A version's number and creation time, for lists."""
-
-    version: int
-    created_at: datetime
-
-
-class Conflict(Exception):
-    """A write that collides with an existing row (duplicate slug, idempotency key...)."""
-
 
 def step_record_id(run_id: str, step_id: str) -> uuid.UUID:
     """Stable id of a step record, so retried mirror writes hit the same row."""
     return uuid.uuid5(uuid.UUID(run_id), step_id)
 
 
-class Store:
-    """Reads and writes the mirror tables."""
+class Store(WorkflowVersions):
+    """Reads and writes the mirror tables: workflows and versions (inherited), runs, steps."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -113,96 +57,6 @@ class Store:
         # Versions are immutable once written: cached by (workflow id, version number).
         # Callers treat a version row as read-only.
         self._versions: OrderedDict[tuple[uuid.UUID, int], WorkflowVersionRow] = OrderedDict()
-
-    # -- workflows -----------------------------------------------------------------------
-    async def create_workflow(
-        self, environment: str, definition: WorkflowDefinition
-    ) -> tuple[WorkflowRow, WorkflowVersionRow]:
-        """Store a new workflow at version 1; Conflict when the slug is taken."""
-        async with self._sessions() as session:
-            row = WorkflowRow(environment=environment, slug=definition.id,
-                              name=definition.name, description=definition.description)
-            session.add(row)
-            try:
-                await session.flush()
-            except IntegrityError as exc:
-                raise Conflict(f"workflow '{definition.id}' already exists") from exc
-            version = WorkflowVersionRow(environment=environment, workflow_id=row.id, version=1,
-                                         definition=definition.model_dump(mode="json"))
-            session.add(version)
-            await session.commit()
-            return row, version
-
-    async def update_workflow(
-        self, row: WorkflowRow, definition: WorkflowDefinition
-    ) -> WorkflowVersionRow:
-        """Append an immutable version and make it current."""
-        async with self._sessions() as session:
-            result = await session.execute(
-                update(WorkflowRow).where(col(WorkflowRow.id) == row.id)
-                .values(current_version=col(WorkflowRow.current_version) + 1, name=definition.name,
-                        description=definition.description, updated_at=utcnow())
-                .returning(col(WorkflowRow.current_version))
-            )
-            number = int(result.scalar_one())
-            version = WorkflowVersionRow(environment=row.environment, workflow_id=row.id,
-                                         version=number,
-                                         definition=definition.model_dump(mode="json"))
-            session.add(version)
-            await session.commit()
-            return version
-
-    async def list_workflows(self, environment: str) -> Sequence[WorkflowRow]:
-        """All workflows of an environment, by slug."""
-        async with self._sessions() as session:
-            result = await session.execute(
-                select(WorkflowRow).where(col(WorkflowRow.environment) == environment)
-                .order_by(col(WorkflowRow.slug))
-            )
-            return list(result.scalars().all())
-
-    async def get_workflow(self, environment: str, slug: str) -> WorkflowRow | None:
-        """A workflow by slug."""
-        table = SQLModel.metadata.tables[WorkflowRow.__tablename__]
-        async with raw_connection(self.engine) as driver:
-            record = await driver.fetchrow(
-                select_sql(table, "environment = $1 AND slug = $2"), environment, slug)
-        return None if record is None else from_record(WorkflowRow, record)
-
-    async def get_workflow_by_id(self, workflow_id: uuid.UUID) -> WorkflowRow | None:
-        """A workflow by its uuid."""
-        async with self._sessions() as session:
-            return await session.get(WorkflowRow, workflow_id)
-
-    async def get_version(self, workflow_id: uuid.UUID, version: int) -> WorkflowVersionRow | None:
-        """One version of a workflow (immutable, so served from a cache once read)."""
-        key = (workflow_id, version)
-        if (cached := self._versions.get(key)) is not None:
-            self._versions.move_to_end(key)
-            return cached
-        async with self._single() as session:
-            result = await session.execute(
-                select(WorkflowVersionRow).where(
-                    col(WorkflowVersionRow.workflow_id) == workflow_id,
-                    col(WorkflowVersionRow.version) == version)
-            )
-            row = result.scalar_one_or_none()
-        if row is not None:  # a missing version is not cached: it may be written later
-            self._versions[key] = row
-            if len(self._versions) > VERSION_CACHE_SIZE:
-                self._versions.popitem(last=False)
-        return row
-
-    async def list_version_stamps(self, workflow_id: uuid.UUID) -> list[VersionStamp]:
-        """Every version number of a workflow and when it was made, oldest first: what a
-        list shows, without reading a definition (each up to ``max_definition_bytes``)."""
-        async with self._single() as session:
-            result = await session.execute(
-                select(col(WorkflowVersionRow.version), col(WorkflowVersionRow.created_at))
-                .where(col(WorkflowVersionRow.workflow_id) == workflow_id)
-                .order_by(col(WorkflowVersionRow.version))
-            )
-            return [VersionStamp(int(number), created) for number, created in result.all()]
 
     # -- runs ----------------------------------------------------------------------------
     async def create_run(self, record: RunRecord, idempotency_key: str | None = None,

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import SQLModel, col
 
-from promptpilot.store import from_record, raw_connection, select_sql
+from promptpilot.sql import from_record, raw_connection, select_sql
 from schema.tables import (
     RunRow,
     TriggerRow,

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from promptpilot.store import RUN_EVENTS_CHANNEL, Store, raw_connection
+from promptpilot.sql import raw_connection
+from promptpilot.store import RUN_EVENTS_CHANNEL, Store
 from reconcile.outcomes import TemporalView
 from schema.run import TERMINAL_RUN_STATUSES
 from schema.tables import utcnow

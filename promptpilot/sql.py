@@ -1,0 +1,65 @@
+"""SQL helpers the stores share: raw statements and connections, rows from records, conflicts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import lru_cache
+from typing import Any, TypeVar
+
+import asyncpg  # type: ignore[import-untyped]
+from sqlalchemy import Table
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlmodel import SQLModel
+
+T = TypeVar("T", bound=SQLModel)
+
+
+@lru_cache(maxsize=32)
+def select_sql(table: Table, where: str, order: str = "") -> str:
+    """``SELECT <every column> FROM table WHERE …`` for the raw driver (hot-path reads)."""
+    columns = ", ".join(column.name for column in table.columns)
+    return f"SELECT {columns} FROM {table.name} WHERE {where}" + (
+        f" ORDER BY {order}" if order else "")
+
+
+@lru_cache(maxsize=8)
+def insert_sql(table: Table, keys: tuple[str, ...]) -> str:
+    """``INSERT INTO table (keys) VALUES ($1, …)`` with JSONB parameters cast."""
+    params = ", ".join(f"${i}::jsonb" if isinstance(table.c[key].type, JSONB) else f"${i}"
+                       for i, key in enumerate(keys, 1))
+    return f"INSERT INTO {table.name} ({', '.join(keys)}) VALUES ({params})"
+
+
+@asynccontextmanager
+async def raw_connection(engine: AsyncEngine) -> AsyncIterator[Any]:
+    """A pooled connection's asyncpg connection, outside any transaction.
+
+    The run-start path (key check, workflow lookup, run insert, read-back) goes through it
+    with statements asyncpg prepares once per connection: one round trip each, against a
+    session's BEGIN/statement/ROLLBACK and ~0.5-1 ms of ORM CPU per call.
+    """
+    async with engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        try:
+            yield raw.driver_connection
+        except asyncpg.PostgresError as exc:
+            # Raised as SQLAlchemy would have (the API answers 422 for unstorable text).
+            raise DBAPIError(None, None, exc) from exc
+
+
+def from_record(model: type[T], record: Any) -> T:
+    """A table model from a raw row (JSONB already decoded by the dialect's codec)."""
+    return model(**dict(record))
+
+
+def autocommit_sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions on autocommit connections of the engine's pool: for single statements only."""
+    return async_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"),
+                              class_=AsyncSession, expire_on_commit=False)
+
+
+class Conflict(Exception):
+    """A write that collides with an existing row (duplicate slug, idempotency key...)."""
