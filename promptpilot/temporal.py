@@ -146,3 +146,14 @@ def withdraw_worker_client(address: str, client: Client) -> None:
     """The worker stops: later starters connect on their own."""
     if _WORKER_CLIENTS.get((address, client.namespace)) is client:
         del _WORKER_CLIENTS[(address, client.namespace)]
+
+
+def payloads_banner(settings: Settings) -> str:
+    """How payloads reach Temporal, for the dev banner (key ids only, never keys)."""
+    ring = key_ring(settings)
+    p = settings.payloads
+    sealed = (f"encrypted (key {ring.active.key_id}" + (f", file {p.key_file}" if p.key_file
+                                                       else "") + ")") if ring else "readable"
+    kept = "all in history" if p.storage == "none" else (
+        f"over {p.storage_threshold_bytes // 1024} KiB kept in {p.storage}")
+    return f"{sealed}; {kept}; codec at /codec"
