@@ -6,11 +6,10 @@ import uuid
 from collections.abc import Sequence
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from promptpilot.sql import Conflict
+from promptpilot.sql import insert_first_version
 from schema.prompts import PromptCreate, PromptUpdate
 from schema.tables import PromptRow, PromptVersionRow, utcnow
 
@@ -24,20 +23,14 @@ class PromptStore:
     async def create(self, environment: str,
                      body: PromptCreate) -> tuple[PromptRow, PromptVersionRow]:
         """Store a prompt at version 1; Conflict when the slug is taken."""
-        async with self._sessions() as session:
-            row = PromptRow(environment=environment, slug=body.id, name=body.name,
-                            description=body.description)
-            session.add(row)
-            try:
-                await session.flush()
-            except IntegrityError as exc:
-                raise Conflict(f"prompt '{body.id}' already exists") from exc
-            version = PromptVersionRow(environment=environment, prompt_id=row.id, version=1,
-                                       prompt_system=body.prompt_system,
-                                       prompt_user=body.prompt_user)
-            session.add(version)
-            await session.commit()
-            return row, version
+        row = PromptRow(environment=environment, slug=body.id, name=body.name,
+                        description=body.description)
+        return await insert_first_version(
+            self._sessions, row,
+            lambda saved: PromptVersionRow(environment=environment, prompt_id=saved.id,
+                                           version=1, prompt_system=body.prompt_system,
+                                           prompt_user=body.prompt_user),
+            f"prompt '{body.id}'")
 
     async def update(self, row: PromptRow, body: PromptUpdate) -> PromptVersionRow:
         """Append an immutable version and make it current."""

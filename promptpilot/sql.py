@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -10,11 +10,12 @@ from typing import Any, TypeVar
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import SQLModel
 
 T = TypeVar("T", bound=SQLModel)
+V = TypeVar("V", bound=SQLModel)
 
 
 @lru_cache(maxsize=32)
@@ -63,3 +64,22 @@ def autocommit_sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 
 class Conflict(Exception):
     """A write that collides with an existing row (duplicate slug, idempotency key...)."""
+
+
+async def insert_first_version(sessions: async_sessionmaker[AsyncSession], row: T,
+                               first_version: Callable[[T], V], what: str) -> tuple[T, V]:
+    """A versioned document's row and its version 1, in one transaction.
+
+    ``first_version`` makes the version from the flushed row (it needs the row's id);
+    Conflict, naming ``what``, when the document's slug is taken.
+    """
+    async with sessions() as session:
+        session.add(row)
+        try:
+            await session.flush()
+        except IntegrityError as exc:
+            raise Conflict(f"{what} already exists") from exc
+        version = first_version(row)
+        session.add(version)
+        await session.commit()
+        return row, version

@@ -9,11 +9,10 @@ from datetime import datetime
 from typing import NamedTuple
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import SQLModel, col
 
-from promptpilot.sql import Conflict, from_record, raw_connection, select_sql
+from promptpilot.sql import from_record, insert_first_version, raw_connection, select_sql
 from schema.definition import WorkflowDefinition
 from schema.tables import WorkflowRow, WorkflowVersionRow, utcnow
 
@@ -40,19 +39,14 @@ class WorkflowVersions:
         self, environment: str, definition: WorkflowDefinition
     ) -> tuple[WorkflowRow, WorkflowVersionRow]:
         """Store a new workflow at version 1; Conflict when the slug is taken."""
-        async with self._sessions() as session:
-            row = WorkflowRow(environment=environment, slug=definition.id,
-                              name=definition.name, description=definition.description)
-            session.add(row)
-            try:
-                await session.flush()
-            except IntegrityError as exc:
-                raise Conflict(f"workflow '{definition.id}' already exists") from exc
-            version = WorkflowVersionRow(environment=environment, workflow_id=row.id, version=1,
-                                         definition=definition.model_dump(mode="json"))
-            session.add(version)
-            await session.commit()
-            return row, version
+        row = WorkflowRow(environment=environment, slug=definition.id,
+                          name=definition.name, description=definition.description)
+        return await insert_first_version(
+            self._sessions, row,
+            lambda saved: WorkflowVersionRow(environment=environment, workflow_id=saved.id,
+                                             version=1,
+                                             definition=definition.model_dump(mode="json")),
+            f"workflow '{definition.id}'")
 
     async def update_workflow(
         self, row: WorkflowRow, definition: WorkflowDefinition
