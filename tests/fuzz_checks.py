@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import uuid
 from typing import Any
 
 import schemathesis
 from hypothesis import strategies as st
+
+from schema.definition import SLUG_PATTERN
 
 TARGETS: dict[str, Any] = json.loads(os.environ.get("PP_FUZZ_TARGETS", "{}"))
 CALLS = os.environ.get("PP_FUZZ_CALLS")
@@ -86,9 +90,23 @@ def flatmap_path_parameters(context: Any, path_parameters: dict[str, Any]) -> An
     if not path_parameters or operation is None:
         return st.just(path_parameters)
     names = known(operation.method.upper(), operation.path)
-    real = {**path_parameters,
-            **{key: value for key, value in names.items() if key in path_parameters}}
+    # Only a drawn value of the parameter's own shape is swapped: an invalid one is the draw of
+    # a negative case, which must reach the API as drawn.
+    real = {**path_parameters, **{key: value for key, value in names.items()
+                                  if key in path_parameters and _valid(key, path_parameters[key])}}
     return st.sampled_from([real, path_parameters])
+
+
+def _valid(name: str, value: Any) -> bool:
+    if name.endswith("_id") and name != "step_id":
+        try:
+            uuid.UUID(str(value))
+        except ValueError:
+            return False
+        return True
+    if name == "version":
+        return isinstance(value, int) and not isinstance(value, bool) and 1 <= value < 2**31
+    return isinstance(value, str)
 
 
 @schemathesis.hook
@@ -98,14 +116,18 @@ def flatmap_body(context: Any, body: Any) -> Any:
     if not TARGETS or operation is None or not isinstance(body, dict):
         return st.just(body)
     method, path = operation.method.upper(), operation.path
-    real = dict(body)
-    if path == "/api/triggers" and method == "POST" and "workflowSlug" in body:
-        real["workflowSlug"] = TARGETS["slug"]
-    elif path.endswith("/rerun") and "fromStepId" in body:
-        real["fromStepId"] = "t1"
+    field, value = None, None
+    if path == "/api/triggers" and method == "POST":
+        field, value = "workflowSlug", TARGETS["slug"]
+    elif path.endswith("/rerun"):
+        field, value = "fromStepId", "t1"
     elif path == "/api/workflows/{slug}" and method == "PUT":
-        real["id"] = TARGETS["edited_slug"]
-    return st.sampled_from([real, body])
+        field, value = "id", TARGETS["edited_slug"]
+    # As with path parameters, a drawn value of the wrong shape belongs to a negative case.
+    drawn = body.get(field) if field else None
+    if not isinstance(drawn, str) or (field == "id" and not re.fullmatch(SLUG_PATTERN, drawn)):
+        return st.just(body)
+    return st.sampled_from([{**body, field: value}, body])
 
 
 @schemathesis.hook
