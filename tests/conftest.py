@@ -3,6 +3,7 @@ per-test worker + API on a fresh task queue."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
 import uuid
@@ -118,6 +119,7 @@ def settings(temporal: TemporalDevServer, postgres: EmbeddedPostgres,
         # fails it (the production worker runs without it; see worker.workflow_runner).
         temporal=TemporalSettings(address=temporal.address,
                                   task_queue=f"test-{uuid.uuid4().hex[:12]}",
+                                  deployment_name=_deployment_name(),
                                   workflow_sandbox=True),
         api=ApiSettings(port=free_port(), run_wait_seconds=20),
         llm=LlmSettings(
@@ -129,6 +131,17 @@ def settings(temporal: TemporalDevServer, postgres: EmbeddedPostgres,
         tools=ToolSettings(web_search_backend="offline"),
         payloads=PayloadSettings(encryption_keys=dict(PAYLOAD_KEYS)),
     )
+
+
+# Temporal keeps at most 100 task queues in one worker deployment, and every test's worker
+# serves a fresh queue: a new deployment every few dozen tests stays far below that.
+_TESTS_PER_DEPLOYMENT = 40
+_tests_so_far = itertools.count()
+_SESSION = uuid.uuid4().hex[:8]
+
+
+def _deployment_name() -> str:
+    return f"tests-{_SESSION}-{next(_tests_so_far) // _TESTS_PER_DEPLOYMENT}"
 
 
 @dataclass
