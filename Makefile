@@ -38,7 +38,7 @@ test-reliability: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/mypy schema definition workflows activities api promptpilot devstack payloads reconcile worker.py tests bench
+	$(BIN)/mypy schema definition store workflows activities api promptpilot devstack payloads reconcile worker.py tests bench
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

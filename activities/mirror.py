@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from promptpilot.store import Store
 from schema.run import RunRecord, StepRecord, StepRecords
+from store.runs import Store
 
 
 class MirrorActivities:

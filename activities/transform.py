@@ -14,10 +14,10 @@ from typing import Any, Protocol
 
 import jmespath
 from jmespath.exceptions import JMESPathError
-from jmespath.functions import Functions
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from definition.expressions import compile_expression, describe
 from schema.activities import (
     TransformRequest,
     TransformStepRequest,
@@ -38,31 +38,6 @@ class StepWriter(Protocol):
     def __call__(self, records: Sequence[StepRecord],
                  run: RunRecord | None = None) -> Awaitable[None]: ...
 
-FUNCTIONS = frozenset(Functions.FUNCTION_TABLE)
-
-
-def compile_expression(expr: str) -> str | None:
-    """Why a JMESPath expression does not compile, or None when it does (for save-time checks)."""
-    if not expr.strip():
-        return "the expression is empty"
-    try:
-        parsed = jmespath.compile(expr)
-    except JMESPathError as err:
-        return _describe(err)
-    tree: dict[str, Any] = dict(parsed.parsed)
-    return _unknown_function(tree)
-
-
-def _unknown_function(node: dict[str, Any]) -> str | None:
-    # jmespath only notices unknown functions when it evaluates them; catch them at save time.
-    if node.get("type") == "function_expression" and node["value"] not in FUNCTIONS:
-        return f"unknown function {node['value']}()"
-    for child in node.get("children", []):
-        if isinstance(child, dict) and (problem := _unknown_function(child)):
-            return problem
-    return None
-
-
 def evaluate(request: TransformRequest) -> Any:
     """The step's expression over its input; without one, the input unchanged."""
     if request.expression is None:
@@ -72,7 +47,7 @@ def evaluate(request: TransformRequest) -> Any:
     try:
         return jmespath.search(request.expression, request.input)
     except JMESPathError as err:
-        raise _error(request.expression, _describe(err)) from None
+        raise _error(request.expression, describe(err)) from None
 
 
 class TransformActivities:
@@ -117,8 +92,3 @@ def _error(expression: str, problem: str) -> ApplicationError:
         type=ErrorType.TRANSFORM,
         non_retryable=True,
     )
-
-
-def _describe(err: JMESPathError) -> str:
-    # ParseError's text spans lines with a caret under the offending token; keep it on one line.
-    return " ".join(str(err).split())

@@ -22,12 +22,10 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from activities.mirror import MirrorActivities
-from promptpilot.limits import run_limits
-from promptpilot.references import References
+from definition.inputs import validate_input
+from definition.validation import DefinitionInvalid
+from payloads.size_guard import run_limits
 from promptpilot.settings import Settings
-from promptpilot.store import Store
-from promptpilot.trigger_store import TriggerStore, VersionUnavailable
-from promptpilot.validation import DefinitionInvalid, validate_input
 from schema.definition import WorkflowDefinition
 from schema.run import (
     TERMINAL_RUN_STATUSES,
@@ -36,9 +34,12 @@ from schema.run import (
     RunWorkflowInput,
     StepError,
 )
-from schema.tables import TriggerRow, utcnow
 from schema.triggers import EventConfig, ResolveStart, TriggeredStart
 from schema.workflow_names import TRIGGERED_START_WORKFLOW
+from store.references import References
+from store.runs import Store
+from store.tables import TriggerRow, utcnow
+from store.triggers import TriggerStore, VersionUnavailable
 
 log = logging.getLogger("promptpilot.triggers")
 EVENT_NAMESPACE = uuid.UUID("0c8d54b1-3bd4-4c55-9a7e-4f5e7f6f2a90")

@@ -28,11 +28,11 @@ from api.routes import (
 )
 from api.state import AppState
 from api.ui import routes as ui
-from promptpilot.database import make_engine
-from promptpilot.events import RunEventHub
-from promptpilot.keys import ApiKeys
 from promptpilot.settings import Settings
-from promptpilot.store import Store
+from store.database import make_engine
+from store.events import RunEventHub
+from store.keys import ApiKeys
+from store.runs import Store
 
 
 def create_app(settings: Settings, database_url: str | None = None) -> FastAPI:

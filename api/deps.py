@@ -10,7 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api.errors import ApiError
 from api.state import AppState
 from api.ui import session
-from schema.tables import ApiKeyRow
+from store.tables import ApiKeyRow
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer pp_...`")
 

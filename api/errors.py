@@ -14,11 +14,11 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from promptpilot.definition_limits import LimitExceeded
-from promptpilot.sql import Conflict
-from promptpilot.validation import DefinitionInvalid
+from definition.limits import LimitExceeded
+from definition.validation import DefinitionInvalid
 from schema.api import ErrorBody, ErrorEnvelope
 from schema.problems import Problem, pointer
+from store.sql import Conflict
 
 log = logging.getLogger("promptpilot.api")
 

@@ -20,16 +20,16 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import ApiError
 from api.state import AppState
-from promptpilot.definition_limits import check_input_size
-from promptpilot.limits import run_limits
-from promptpilot.references import References
-from promptpilot.sql import Conflict
-from promptpilot.validation import validate_input
+from definition.inputs import validate_input
+from definition.limits import check_input_size
+from payloads.size_guard import run_limits
 from schema.definition import WorkflowDefinition
 from schema.run import RunRecord, RunWorkflowInput, SeedStep
 from schema.search_attributes import SA_ENVIRONMENT, SA_SLUG, SA_TRIGGER, SA_VERSION
-from schema.tables import WorkflowRow, WorkflowVersionRow
 from schema.workflow_names import WORKFLOW_NAME
+from store.references import References
+from store.sql import Conflict
+from store.tables import WorkflowRow, WorkflowVersionRow
 
 
 @dataclass

@@ -3,7 +3,7 @@
 A JSON column holds whatever JSONB does, not only what our writers put there: a value of
 another kind than the public field's (a string where an object is shown) is wrapped as
 ``{"value": ...}`` rather than failing the whole list it is in. Values too deep to show are
-clipped when read (``promptpilot.database.read_json``).
+clipped when read (``store.database.read_json``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from schema.api import RunPublic, StepPublic, WorkflowPublic
 from schema.run import StepWork
-from schema.tables import RunRow, StepRow, WorkflowRow
+from store.tables import RunRow, StepRow, WorkflowRow
 
 
 def as_object(value: Any) -> dict[str, Any] | None:

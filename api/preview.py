@@ -23,16 +23,17 @@ from temporalio.service import RPCError
 
 from api.errors import ApiError
 from api.state import AppState
-from promptpilot.definition_limits import check_input_size
-from promptpilot.limits import run_limits
-from promptpilot.references import References
-from promptpilot.validation import DefinitionInvalid, sample_input, validate_input
+from definition.inputs import sample_input, validate_input
+from definition.limits import check_input_size
+from definition.validation import DefinitionInvalid
+from payloads.size_guard import run_limits
 from schema.definition import WorkflowDefinition
 from schema.preview import PreviewStep, TokenEstimates, WorkflowPreviewResult
 from schema.problems import Problem
 from schema.run import RunResult, RunWorkflowInput, StepError, StepRecord
 from schema.search_attributes import SA_ENVIRONMENT, SA_SLUG, SA_TRIGGER, SA_VERSION
 from schema.workflow_names import WORKFLOW_NAME
+from store.references import References
 
 PREVIEW_PREFIX = "preview-"
 PREVIEW_TRIGGER = "preview"

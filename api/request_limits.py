@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_body
 from api.json_checks import body_problem
-from promptpilot.settings import LimitsSettings
+from schema.limits import LimitsSettings
 from schema.problems import Problem
 
 _INLINE_BYTES = 64 * 1024

@@ -19,19 +19,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from activities.providers.registry import known_providers
+from activities.tools import known_tools
 from api.errors import ApiError, not_found
 from api.launcher import StartRequest
 from api.state import AppState
-from promptpilot.definition_limits import check_definition_size
-from promptpilot.limits import template_limits
-from promptpilot.references import walk
-from promptpilot.settings import LimitsSettings
-from promptpilot.validation import DefinitionInvalid, parse_definition
+from definition.limits import check_definition_size
+from definition.validation import DefinitionInvalid, parse_definition
+from payloads.size_guard import template_limits
 from schema.api import RunRequest
 from schema.definition import MapStep, WorkflowDefinition, nested_steps
+from schema.limits import LimitsSettings
 from schema.problems import Problem, pointer
 from schema.run import SeedStep
-from schema.tables import RunRow, StepRow, WorkflowRow, WorkflowVersionRow
+from store.references import walk
+from store.tables import RunRow, StepRow, WorkflowRow, WorkflowVersionRow
 
 REUSABLE = ("completed", "reused", "skipped")
 RERUN_TRIGGER = "rerun"
@@ -91,7 +92,8 @@ def apply_overrides(raw: dict[str, Any], overrides: dict[str, dict[str, Any]],
         patched["steps"][index_of[step_id]].update(fields)
     check_definition_size(patched, limits, "/stepOverrides")
     try:
-        return parse_definition(patched, known, limits=template_limits(limits))
+        return parse_definition(patched, known, tools=known_tools(),
+                                limits=template_limits(limits))
     except DefinitionInvalid as exc:
         raise DefinitionInvalid([_relocate(p, overrides, patched) for p in exc.problems],
                                 "the overridden definition is invalid") from None

@@ -6,11 +6,11 @@ from dataclasses import dataclass, field
 
 from temporalio.client import Client
 
-from promptpilot.keys import ApiKeys
 from promptpilot.settings import Settings
-from promptpilot.store import Store
 from promptpilot.temporal import connect
 from reconcile.reconciler import RunReconciler
+from store.keys import ApiKeys
+from store.runs import Store
 
 
 @dataclass

@@ -9,16 +9,15 @@ from typing import Any
 from pydantic import ValidationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.transform import compile_expression
 from api.errors import ApiError, not_found
 from api.presenters import as_object
+from api.schedules import Schedules, build_schedule, config_problems, next_fire_times
 from api.state import AppState
-from promptpilot.schedules import Schedules, build_schedule, config_problems, next_fire_times
-from promptpilot.trigger_store import TriggerStore, VersionUnavailable
-from promptpilot.validation import DefinitionInvalid, problems_from_pydantic, validate_input
+from definition.expressions import compile_expression
+from definition.inputs import validate_input
+from definition.validation import DefinitionInvalid, problems_from_pydantic
 from schema.definition import WorkflowDefinition
 from schema.problems import Problem, pointer
-from schema.tables import TriggerRow, WorkflowRow, WorkflowVersionRow
 from schema.triggers import (
     EventConfig,
     RunSummary,
@@ -27,6 +26,8 @@ from schema.triggers import (
     TriggerMetrics,
     TriggerPublic,
 )
+from store.tables import TriggerRow, WorkflowRow, WorkflowVersionRow
+from store.triggers import TriggerStore, VersionUnavailable
 
 
 def triggers(state: AppState) -> TriggerStore:

@@ -63,11 +63,10 @@ class Suite:
         from temporalio.worker import Worker
 
         from activities.providers.registry import known_providers
+        from activities.tools import known_tools
         from bench.transform_activity import transform
+        from definition.validation import parse_definition
         from devstack.process import free_port
-        from promptpilot.database import make_engine
-        from promptpilot.keys import ApiKeys
-        from promptpilot.migrate import upgrade
         from promptpilot.services import running_api, running_worker, settle_heap
         from promptpilot.settings import (
             ApiSettings,
@@ -75,10 +74,12 @@ class Suite:
             Settings,
             TemporalSettings,
         )
-        from promptpilot.store import Store
         from promptpilot.temporal import connect
-        from promptpilot.validation import parse_definition
         from promptpilot.worker_build import workflow_runner
+        from store.database import make_engine
+        from store.keys import ApiKeys
+        from store.migrate import upgrade
+        from store.runs import Store
 
         url = self.postgres.url
         self.settings = Settings(
@@ -93,7 +94,8 @@ class Suite:
         definitions = {}
         for steps in STEPS:
             parsed = parse_definition(definition(f"bench-{steps}", steps),
-                                      known_providers(self.settings))
+                                      known_providers(self.settings),
+                                      tools=known_tools())
             row, _ = await store.create_workflow("dev", parsed)
             definitions[steps] = (str(row.id), parsed)
         self.definitions = definitions
@@ -204,7 +206,7 @@ class Suite:
         """Step finished (by the clock of whatever finished it) → its row's NOTIFY received
         by a listener in its own process (``bench/listener.py``), as the API's event stream
         is deployed: what a user watching the run waits for."""
-        from promptpilot.store import RUN_EVENTS_CHANNEL
+        from store.runs import RUN_EVENTS_CHANNEL
 
         self.b3_runs.clear()
         arrivals_file = Path(tempfile.mkdtemp(prefix="pp-lag-")) / "arrivals.txt"

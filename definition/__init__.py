@@ -1,1 +1,2 @@
-"""The meaning of a definition, pure (no I/O): templates, their bounds, the context, the diff."""
+"""The meaning of a definition, pure (no I/O): validation, size limits, templates and their
+bounds, JMESPath expressions, the context, the version diff."""

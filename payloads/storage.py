@@ -34,8 +34,8 @@ from temporalio.converter import (
     StorageDriverWorkflowInfo,
 )
 
-from promptpilot.database import async_url
 from promptpilot.settings import Settings
+from store.database import async_url
 
 POSTGRES_DRIVER = "promptpilot.postgres"
 # Options SQLAlchemy's asyncpg dialect understands but asyncpg.connect does not.

@@ -1,1 +1,2 @@
-"""Shared infrastructure: settings, the Postgres store, the local stack and the CLI."""
+"""The composition roots and settings: the CLI, the services a process runs, the Temporal client and
+converter, the worker build and its deployments."""

@@ -155,8 +155,8 @@ async def _migrate(settings: Settings) -> int:
 
 
 async def _keys_create(settings: Settings, args: argparse.Namespace) -> int:
-    from promptpilot.database import make_engine
-    from promptpilot.keys import ApiKeys
+    from store.database import make_engine
+    from store.keys import ApiKeys
 
     async with _database(settings) as url:
         engine = make_engine(url, pool_size=1)

@@ -16,23 +16,24 @@ from temporalio.common import WorkerDeploymentVersion
 from temporalio.worker import Worker
 
 from activities.providers.registry import known_providers
+from activities.tools import known_tools
 from api.app import create_app
+from definition.validation import parse_definition
 from devstack.examples import example_definitions
-from promptpilot.database import make_engine
 from promptpilot.deployments import interpreter_build_id, make_current
-from promptpilot.keys import ApiKeys
-from promptpilot.migrate import upgrade
 from promptpilot.settings import Settings
-from promptpilot.store import Store
 from promptpilot.temporal import (
     close_payload_storage,
     connect,
     share_worker_client,
     withdraw_worker_client,
 )
-from promptpilot.validation import parse_definition
 from promptpilot.worker_build import WorkerParts, build_worker
 from reconcile.reconciler import RunReconciler
+from store.database import make_engine
+from store.keys import ApiKeys
+from store.migrate import upgrade
+from store.runs import Store
 
 log = logging.getLogger("promptpilot")
 
@@ -48,7 +49,8 @@ async def prepare_database(settings: Settings, url: str, *, load_examples: bool,
         if load_examples:
             store = Store(engine)
             for raw in example_definitions():
-                definition = parse_definition(raw, known_providers(settings))
+                definition = parse_definition(raw, known_providers(settings),
+                                              tools=known_tools())
                 if await store.get_workflow(settings.environment, definition.id) is None:
                     await store.create_workflow(settings.environment, definition)
     finally:

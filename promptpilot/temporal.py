@@ -34,8 +34,8 @@ from temporalio.converter import (
 )
 
 from payloads.codec import EncryptionCodec, KeyRing, KeyRingError, read_key_file
+from payloads.size_guard import guarded
 from payloads.storage import PayloadStorage
-from promptpilot.limits import guarded
 from promptpilot.settings import Settings
 
 log = logging.getLogger("promptpilot.payloads")
@@ -74,7 +74,7 @@ def key_ring(settings: Settings) -> KeyRing | None:
 
 
 def payload_converter_class(settings: Settings) -> type[PayloadConverter]:
-    """Pydantic conversion behind the payload-size guard (``promptpilot.limits``):
+    """Pydantic conversion behind the payload-size guard (``payloads.size_guard``):
     ``payload_too_large`` over ``settings.max_payload_bytes``."""
     return guarded(PydanticPayloadConverter, settings.max_payload_bytes,
                    check_local_inputs=settings.payloads.storage != "none")

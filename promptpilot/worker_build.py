@@ -25,7 +25,7 @@ from activities.mirror import MirrorActivities
 from activities.tools import ToolActivities
 from activities.transform import TransformActivities
 from activities.triggers import TriggerActivities
-from promptpilot.store import Store
+from store.runs import Store
 from workflows.interpreter import InterpreterWorkflow
 from workflows.map_batch import MapBatchWorkflow
 from workflows.triggered import TriggeredStartWorkflow

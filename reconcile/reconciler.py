@@ -32,13 +32,13 @@ from temporalio.client import Client, WorkflowExecution, WorkflowFailureError
 from temporalio.service import RPCError, RPCStatusCode
 
 from promptpilot.settings import ReconcileSettings
-from promptpilot.store import Store
 from reconcile.outcomes import AGREEING, CANCEL_REASON_PREFIX, TemporalView, temporal_view
 from reconcile.repairs import MirrorRun, RunRepairs
 from schema.errors import ErrorType
 from schema.run import TERMINAL_RUN_STATUSES, StepError
-from schema.tables import utcnow
 from schema.workflow_names import WORKFLOW_NAME
+from store.runs import Store
+from store.tables import utcnow
 
 log = logging.getLogger("reconcile.reconciler")
 _RUNS = f'WorkflowType = "{WORKFLOW_NAME}"'

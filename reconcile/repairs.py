@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from promptpilot.sql import raw_connection
-from promptpilot.store import RUN_EVENTS_CHANNEL, Store
 from reconcile.outcomes import TemporalView
 from schema.run import TERMINAL_RUN_STATUSES
-from schema.tables import utcnow
+from store.runs import RUN_EVENTS_CHANNEL, Store
+from store.sql import raw_connection
+from store.tables import utcnow
 
 _OPEN_STEPS = ", ".join(f"'{s}'" for s in ("pending", "running", "waiting"))
 _OPEN_RUNS = ", ".join(f"'{s}'" for s in ("pending", "running", "stalled"))

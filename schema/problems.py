@@ -1,4 +1,5 @@
-"""The shape of a validation problem: where (a JSON pointer) and what."""
+"""The shape of a validation problem (where, as a JSON pointer, and what) and the error that
+carries every problem found."""
 
 from __future__ import annotations
 
@@ -12,6 +13,14 @@ class Problem(CamelModel):
     message: str
     step_id: str | None = None
     field: str | None = None
+
+
+class DefinitionInvalid(Exception):
+    """A definition or run input that cannot be accepted; carries every problem found."""
+
+    def __init__(self, problems: list[Problem], message: str = "validation failed") -> None:
+        super().__init__(message)
+        self.problems = problems
 
 
 def pointer(*parts: str | int) -> str:

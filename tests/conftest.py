@@ -21,9 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from devstack.process import free_port
 from devstack.stack import EmbeddedPostgres, TemporalDevServer
-from promptpilot.database import make_engine
-from promptpilot.keys import ApiKeys
-from promptpilot.migrate import upgrade
 from promptpilot.services import running_api, running_worker
 from promptpilot.settings import (
     AnthropicSettings,
@@ -36,8 +33,11 @@ from promptpilot.settings import (
     TemporalSettings,
     ToolSettings,
 )
-from promptpilot.store import Store
 from schema.search_attributes import SEARCH_ATTRIBUTES
+from store.database import make_engine
+from store.keys import ApiKeys
+from store.migrate import upgrade
+from store.runs import Store
 from tests.fakes.llm_server import FakeLlmServer
 
 DEV_KEY = "pp_dev_test_key"

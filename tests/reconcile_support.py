@@ -17,10 +17,10 @@ from temporalio import workflow
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from promptpilot.store import Store
 from schema.definition import WorkflowDefinition
 from schema.run import RunRecord, RunStatus, RunWorkflowInput
 from schema.workflow_names import WORKFLOW_NAME
+from store.runs import Store
 from tests.conftest import Service
 
 BAD_DEPLOY_MESSAGE = "this build cannot replay the run (a bad deploy)"

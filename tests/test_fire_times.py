@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from promptpilot.schedules import config_problems, next_fire_times
+from api.schedules import config_problems, next_fire_times
 from schema.triggers import IntervalSpec, ScheduleConfig
 
 

@@ -6,10 +6,11 @@ from typing import Any
 
 import pytest
 
-from promptpilot.validation import DefinitionInvalid, parse_definition
+from definition.validation import DefinitionInvalid, parse_definition
 from schema.definition import DEFAULT_REPAIR_ATTEMPTS, LlmStep
 
 KNOWN = {"openai", "anthropic", "offline"}
+TOOLS = {"http_request", "web_search"}
 
 
 def definition(**step: Any) -> dict[str, Any]:
@@ -19,7 +20,7 @@ def definition(**step: Any) -> dict[str, Any]:
 
 def problems(raw: dict[str, Any], **kw: Any) -> list[tuple[str, str]]:
     with pytest.raises(DefinitionInvalid) as caught:
-        parse_definition(raw, KNOWN, **kw)
+        parse_definition(raw, KNOWN, tools=TOOLS, **kw)
     return [(p.pointer, p.message) for p in caught.value.problems]
 
 
@@ -28,7 +29,7 @@ TWO_MODELS = [{"provider": "openai", "model": "gpt-4o-mini"},
 
 
 def test_single_model_form_still_works_with_defaults() -> None:
-    parsed = parse_definition(definition(model="gpt-4o-mini", maxTokens=20), KNOWN)
+    parsed = parse_definition(definition(model="gpt-4o-mini", maxTokens=20), KNOWN, tools=TOOLS)
     step = parsed.steps[0]
     assert isinstance(step, LlmStep)
     assert step.repair_attempts == DEFAULT_REPAIR_ATTEMPTS
@@ -41,7 +42,7 @@ def test_models_need_the_feature_flag() -> None:
     assert found[0][0] == "/steps/0/models"
     assert "PROMPTPILOT_WORKFLOW__MULTI_MODEL" in found[0][1]
     parsed = parse_definition(definition(models=TWO_MODELS, mode="parallel", temperature=0.3),
-                              KNOWN, multi_model=True)
+                              KNOWN, tools=TOOLS, multi_model=True)
     step = parsed.steps[0]
     assert isinstance(step, LlmStep)
     assert step.mode == "parallel"
@@ -71,6 +72,6 @@ def test_unknown_provider_inside_models_is_located() -> None:
 def test_repair_attempts_bounds() -> None:
     assert problems(definition(model="gpt-4o-mini", repairAttempts=9))[0][0] == \
         "/steps/0/repairAttempts"
-    parsed = parse_definition(definition(model="gpt-4o-mini", repairAttempts=0), KNOWN)
+    parsed = parse_definition(definition(model="gpt-4o-mini", repairAttempts=0), KNOWN, tools=TOOLS)
     assert isinstance(parsed.steps[0], LlmStep)
     assert parsed.steps[0].repair_attempts == 0

@@ -8,8 +8,8 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.transform import compile_expression
 from bench.transform_activity import transform
+from definition.expressions import compile_expression
 from schema.activities import TransformRequest, TransformResult
 from schema.errors import ErrorType
 

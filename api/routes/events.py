@@ -24,9 +24,9 @@ from api.deps import CurrentKey, StateDep
 from api.errors import not_found
 from api.presenters import as_object, run_public
 from api.state import AppState
-from promptpilot.events import RunEvent, RunEventHub
 from schema.run import TERMINAL_RUN_STATUSES
-from schema.tables import StepRow
+from store.events import RunEvent, RunEventHub
+from store.tables import StepRow
 
 router = APIRouter(prefix="/api/workflows/runs", tags=["runs"])
 RESYNC_SECONDS = 2.0

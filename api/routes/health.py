@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.deps import StateDep
-from promptpilot.database import ping
+from store.database import ping
 
 router = APIRouter(tags=["health"])
 

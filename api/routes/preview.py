@@ -5,12 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from activities.providers.registry import known_providers
+from activities.tools import known_tools
 from api.deps import CurrentKey, StateDep
 from api.preview import relocate, run_preview
 from api.routes.workflows import load_workflow
-from promptpilot.definition_limits import check_definition_size
-from promptpilot.limits import template_limits
-from promptpilot.validation import DefinitionInvalid, parse_definition
+from definition.limits import check_definition_size
+from definition.validation import DefinitionInvalid, parse_definition
+from payloads.size_guard import template_limits
 from schema.definition import WorkflowDefinition
 from schema.preview import DefinitionPreviewRequest, PreviewEnvelope, PreviewRequest
 
@@ -25,6 +26,7 @@ async def preview_definition(body: DefinitionPreviewRequest, state: StateDep,
     check_definition_size(body.definition, state.settings.limits, "/definition")
     try:
         definition = parse_definition(body.definition, known_providers(state.settings),
+                                      tools=known_tools(),
                                       limits=template_limits(state.settings.limits))
     except DefinitionInvalid as exc:
         raise relocate(exc, "/definition") from None

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Path
 from api.deps import CurrentKey, StateDep
 from api.errors import not_found
 from api.state import AppState
-from promptpilot.prompt_store import PromptStore
 from schema.bounds import VersionNumber
 from schema.definition import SLUG_PATTERN
 from schema.prompts import (
@@ -21,7 +20,8 @@ from schema.prompts import (
     PromptVersionListEnvelope,
     PromptVersionPublic,
 )
-from schema.tables import PromptRow, PromptVersionRow
+from store.prompts import PromptStore
+from store.tables import PromptRow, PromptVersionRow
 
 router = APIRouter(prefix="/api/prompts", tags=["prompts"])
 # Slugs are checked by pattern, so nothing a slug cannot be (a NUL, say) reaches Postgres.

@@ -17,7 +17,7 @@ from api.routes.workflows import load_workflow
 from api.state import AppState
 from schema.api import RerunRequest, RunEnvelope
 from schema.run import TERMINAL_RUN_STATUSES
-from schema.tables import RunRow
+from store.tables import RunRow
 
 router = APIRouter(prefix="/api/workflows/runs", tags=["runs"])
 Wait = Annotated[float | None, Query(ge=0, le=300, description="seconds to wait")]

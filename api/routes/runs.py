@@ -16,7 +16,7 @@ from api.state import AppState
 from schema.api import RunEnvelope, RunListEnvelope
 from schema.bounds import IsoDateTime
 from schema.run import TERMINAL_RUN_STATUSES
-from schema.tables import RunRow
+from store.tables import RunRow
 
 router = APIRouter(prefix="/api/workflows/runs", tags=["runs"])
 

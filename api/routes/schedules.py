@@ -12,12 +12,12 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import CurrentKey, StateDep
 from api.errors import ApiError
+from api.schedules import OVERLAP, next_fire_times
 from api.state import AppState
 from api.trigger_views import load_trigger, schedule_state, schedules
-from promptpilot.schedules import OVERLAP, next_fire_times
 from schema.problems import Problem
-from schema.tables import TriggerRow
 from schema.triggers import BackfillRequest, PauseRequest, ScheduleConfig, ScheduleState
+from store.tables import TriggerRow
 
 router = APIRouter(prefix="/api/triggers", tags=["triggers"])
 

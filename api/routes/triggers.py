@@ -25,11 +25,8 @@ from api.trigger_views import (
     trigger_public,
     triggers,
 )
-from promptpilot.definition_limits import check_input_size
-from promptpilot.keys import digest
-from promptpilot.trigger_store import VersionUnavailable
-from promptpilot.webhook_signatures import new_secret
-from schema.tables import TriggerRow
+from api.webhook_signatures import new_secret
+from definition.limits import check_input_size
 from schema.triggers import (
     ExecuteRequest,
     TriggerCreate,
@@ -38,6 +35,9 @@ from schema.triggers import (
     TriggerListEnvelope,
     TriggerUpdate,
 )
+from store.keys import digest
+from store.tables import TriggerRow
+from store.triggers import VersionUnavailable
 
 router = APIRouter(prefix="/api/triggers", tags=["triggers"])
 TRIGGER_KEY_PREFIX = "ppt_"

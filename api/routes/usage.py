@@ -8,9 +8,9 @@ from fastapi import APIRouter, Query
 
 from api.deps import CurrentKey, StateDep
 from api.errors import ApiError
-from promptpilot.usage import usage_report
 from schema.bounds import IsoDateTime
 from schema.usage import UsageEnvelope, UsageGroupBy
+from store.usage import usage_report
 
 router = APIRouter(prefix="/api/usage", tags=["usage"])
 

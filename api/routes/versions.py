@@ -15,7 +15,7 @@ from definition.diff import diff_definitions
 from schema.api import VersionDiffEnvelope, VersionEnvelope, VersionPublic
 from schema.bounds import VersionNumber
 from schema.problems import Problem
-from schema.tables import WorkflowRow, WorkflowVersionRow
+from store.tables import WorkflowRow, WorkflowVersionRow
 
 router = APIRouter(prefix="/api/workflows", tags=["workflows"])
 

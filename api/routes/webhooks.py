@@ -18,13 +18,13 @@ from api.errors import ApiError, not_found
 from api.launcher import StartRequest, start_run
 from api.state import AppState
 from api.trigger_views import triggers
-from promptpilot.definition_limits import LimitExceeded, check_input_size
-from promptpilot.trigger_store import VersionUnavailable
-from promptpilot.validation import DefinitionInvalid
-from promptpilot.webhook_signatures import SignatureInvalid, verify
+from api.webhook_signatures import SignatureInvalid, verify
+from definition.limits import LimitExceeded, check_input_size
+from definition.validation import DefinitionInvalid
 from schema.problems import Problem
-from schema.tables import TriggerRow
 from schema.triggers import TriggeredRun
+from store.tables import TriggerRow
+from store.triggers import VersionUnavailable
 
 router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
 

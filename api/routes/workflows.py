@@ -11,16 +11,16 @@ from fastapi import APIRouter, Body, Query, Response
 
 from activities.providers.errors import key_hint
 from activities.providers.registry import known_providers, providers_missing_credentials
+from activities.tools import known_tools
 from api.deps import CurrentKey, IdempotencyKey, StateDep
 from api.errors import ApiError, not_found
 from api.launcher import StartRequest, start_run, wait_for
 from api.presenters import run_public, workflow_public
 from api.rerun import plan_from_run_request
 from api.state import AppState
-from promptpilot.definition_limits import check_definition_size
-from promptpilot.limits import template_limits
-from promptpilot.references import References
-from promptpilot.validation import DefinitionInvalid, parse_definition
+from definition.limits import check_definition_size
+from definition.validation import DefinitionInvalid, parse_definition
+from payloads.size_guard import template_limits
 from schema.api import (
     RunEnvelope,
     RunListEnvelope,
@@ -34,7 +34,8 @@ from schema.bounds import IsoDateTime
 from schema.definition import LlmStep, WorkflowDefinition
 from schema.model_ref import resolve_model
 from schema.run import TERMINAL_RUN_STATUSES, RunStatus
-from schema.tables import WorkflowRow, WorkflowVersionRow
+from store.references import References
+from store.tables import WorkflowRow, WorkflowVersionRow
 
 router = APIRouter(prefix="/api/workflows", tags=["workflows"])
 STATUS_FILTER = "^(" + "|".join(get_args(RunStatus)) + ")$"
@@ -60,7 +61,7 @@ def _credential_warnings(state: AppState, definition: WorkflowDefinition) -> lis
 
 def _parse(state: AppState, raw: dict[str, Any]) -> WorkflowDefinition:
     check_definition_size(raw, state.settings.limits)
-    return parse_definition(raw, known_providers(state.settings),
+    return parse_definition(raw, known_providers(state.settings), tools=known_tools(),
                             multi_model=state.settings.workflow.multi_model,
                             limits=template_limits(state.settings.limits))
 

@@ -8,8 +8,8 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 
-from promptpilot.store import Store
-from schema.tables import RunRow, StepRow, WorkflowRow
+from store.runs import Store
+from store.tables import RunRow, StepRow, WorkflowRow
 
 
 async def step_sources(engine: AsyncEngine, environment: str,

@@ -37,7 +37,7 @@ from api.ui.views import (
 )
 from definition.diff import diff_definitions
 from schema.bounds import VersionNumber
-from schema.tables import WorkflowRow, WorkflowVersionRow
+from store.tables import WorkflowRow, WorkflowVersionRow
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 

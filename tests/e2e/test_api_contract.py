@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from promptpilot.settings import LimitsSettings, Settings
+from promptpilot.settings import Settings
+from schema.limits import LimitsSettings
 from tests.conftest import Service, unique_slug
 
 MAX_BACKFILL_RUNS = 3

@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.launcher import StartRequest, start_run
 from api.state import AppState
-from promptpilot.database import CLIPPED
-from promptpilot.keys import ApiKeys
-from promptpilot.store import Store
+from store.database import CLIPPED
+from store.keys import ApiKeys
+from store.runs import Store
 from tests.conftest import DEV_KEY, Service, unique_slug
 
 RUN_COLUMNS = ("id, environment, workflow_id, workflow_version, status, trigger, input_json, "

@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 
-from promptpilot.definition_limits import compact_size
-from promptpilot.webhook_signatures import sign
+from api.webhook_signatures import sign
+from definition.limits import compact_size
 from tests.conftest import Service, unique_slug
 
 

@@ -12,8 +12,8 @@ from temporalio.service import RPCError
 
 from promptpilot.services import running_api, running_worker
 from promptpilot.settings import Settings
-from promptpilot.store import Store
 from promptpilot.temporal import connect
+from store.runs import Store
 from tests.conftest import DEV_KEY, PROD_KEY, unique_slug
 from tests.triggers_support import echo
 

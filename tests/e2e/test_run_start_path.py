@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from promptpilot.keys import ApiKeys, digest
+from store.keys import ApiKeys, digest
 from tests.conftest import Service, unique_slug
 
 

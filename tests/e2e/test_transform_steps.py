@@ -20,11 +20,11 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.transform import SELF_MIRROR_TIMEOUT_SECONDS, TransformActivities
 from devstack.process import free_port
-from promptpilot.database import make_engine
-from promptpilot.store import Store
 from promptpilot.temporal import connect
 from schema.activities import TransformStepRequest, TransformStepResult
 from schema.run import StepRecord
+from store.database import make_engine
+from store.runs import Store
 from tests.conftest import Service, unique_slug
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from temporalio.service import RPCError
 
-from promptpilot.schedules import schedule_id
+from api.schedules import schedule_id
 from promptpilot.temporal import connect
 from tests.conftest import Service, unique_slug
 from tests.triggers_support import echo, runs_of, wait_runs

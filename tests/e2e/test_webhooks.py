@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from promptpilot.webhook_signatures import new_secret, sign
+from api.webhook_signatures import new_secret, sign
 from tests.conftest import Service, unique_slug
 from tests.triggers_support import echo, runs_of, wait_runs
 

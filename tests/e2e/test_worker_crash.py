@@ -18,7 +18,7 @@ from sqlalchemy import text
 
 from promptpilot.services import running_api
 from promptpilot.settings import Settings
-from promptpilot.store import Store
+from store.runs import Store
 from tests.conftest import DEV_KEY, unique_slug
 from tests.definitions import feed_discovery
 from tests.fakes.llm_server import OPENAI_PATH, FakeLlmServer, hang, ok

@@ -10,8 +10,9 @@ import time
 
 import pytest
 
-from promptpilot.settings import LimitsSettings, Settings
+from promptpilot.settings import Settings
 from promptpilot.temporal import connect
+from schema.limits import LimitsSettings
 from tests.conftest import Service, unique_slug
 from tests.reliability.conftest import (
     Record,

@@ -22,8 +22,8 @@ from temporalio.client import Client
 from devstack.temporal_server import find_temporal_binary
 from promptpilot.services import running_api, running_worker
 from promptpilot.settings import Settings
-from promptpilot.store import Store
 from promptpilot.temporal import connect
+from store.runs import Store
 from tests.conftest import DEV_KEY, Service, unique_slug
 from tests.reconcile_support import (
     bad_deploy_worker,

@@ -16,14 +16,14 @@ import httpx
 import pytest
 
 from devstack.stack import EmbeddedPostgres, TemporalDevServer
-from promptpilot.database import make_engine
-from promptpilot.keys import ApiKeys
-from promptpilot.migrate import upgrade
 from promptpilot.services import running_api, running_worker
 from promptpilot.settings import Settings
-from promptpilot.store import Store
 from promptpilot.temporal import connect
 from schema.search_attributes import SEARCH_ATTRIBUTES
+from store.database import make_engine
+from store.keys import ApiKeys
+from store.migrate import upgrade
+from store.runs import Store
 from tests.conftest import DEV_KEY, unique_slug
 from tests.fakes.llm_server import OPENAI_PATH, FakeLlmServer, hang, ok
 from tests.reliability.conftest import (

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from promptpilot.settings import Settings
-from promptpilot.store import Store
+from store.runs import Store
 from tests.conftest import unique_slug
 from tests.e2e.test_worker_crash import api_only, start_worker, workers
 from tests.fakes.llm_server import OPENAI_PATH, FakeLlmServer, hang, ok

@@ -35,11 +35,9 @@ def _json() -> Any:
     return Field(default=None, sa_column=Column(JSONB(none_as_null=True), nullable=True))
 
 
-class WorkflowRow(SQLModel, table=True):
-    """A stored workflow; its definitions live in versions."""
-
-    __tablename__ = "workflows"
-    __table_args__ = (UniqueConstraint("environment", "slug", name="uq_workflows_env_slug"),)
+class _DocumentHead(SQLModel):
+    """The head row of a versioned document (a workflow, a stored prompt): its slug, its name
+    and which version is current; the documents themselves live in immutable version rows."""
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     environment: str = Field(max_length=32, index=True)
@@ -47,22 +45,37 @@ class WorkflowRow(SQLModel, table=True):
     name: str = Field(max_length=200)
     description: str | None = None
     current_version: int = 1
-    created_at: datetime = _stamp()
-    updated_at: datetime = _stamp()
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True),
+                                 nullable=False)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True),
+                                 nullable=False)
 
 
-class WorkflowVersionRow(SQLModel, table=True):
+class _DocumentVersion(SQLModel):
+    """One immutable version of a versioned document; its head's foreign key is its own."""
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    environment: str = Field(max_length=32, index=True)
+    version: int
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True),
+                                 nullable=False)
+
+
+class WorkflowRow(_DocumentHead, table=True):
+    """A stored workflow; its definitions live in versions."""
+
+    __tablename__ = "workflows"
+    __table_args__ = (UniqueConstraint("environment", "slug", name="uq_workflows_env_slug"),)
+
+
+class WorkflowVersionRow(_DocumentVersion, table=True):
     """One immutable version of a workflow definition."""
 
     __tablename__ = "workflow_versions"
     __table_args__ = (UniqueConstraint("workflow_id", "version", name="uq_versions_wf_version"),)
 
-    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    environment: str = Field(max_length=32, index=True)
     workflow_id: uuid.UUID = Field(foreign_key="workflows.id", ondelete="CASCADE")
-    version: int
     definition: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
-    created_at: datetime = _stamp()
 
 
 class RunRow(SQLModel, table=True):
@@ -182,7 +195,7 @@ class TriggerRow(SQLModel, table=True):
     version_policy: str = Field(default="latest", max_length=16)
     pinned_version: int | None = None
     # `api` triggers: SHA-256 digest of their own key (shown once). `webhook` triggers: the
-    # HMAC secret itself, which verification needs (see promptpilot/webhook_signatures.py).
+    # HMAC secret itself, which verification needs (see api/webhook_signatures.py).
     api_key_hash: str | None = Field(default=None, max_length=64, unique=True)
     webhook_secret: str | None = Field(default=None, max_length=100)
     created_at: datetime = _stamp()
@@ -217,35 +230,22 @@ class WebhookSeenIdRow(SQLModel, table=True):
     seen_at: datetime = _stamp()
 
 
-class PromptRow(SQLModel, table=True):
-    """A stored prompt (seed 003 PROMPT); its texts live in immutable versions."""
+class PromptRow(_DocumentHead, table=True):
+    """A stored prompt; its texts live in immutable versions."""
 
     __tablename__ = "prompts"
     __table_args__ = (UniqueConstraint("environment", "slug", name="uq_prompts_env_slug"),)
 
-    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    environment: str = Field(max_length=32, index=True)
-    slug: str = Field(max_length=64)
-    name: str = Field(max_length=200)
-    description: str | None = None
-    current_version: int = 1
-    created_at: datetime = _stamp()
-    updated_at: datetime = _stamp()
 
-
-class PromptVersionRow(SQLModel, table=True):
+class PromptVersionRow(_DocumentVersion, table=True):
     """One immutable version of a stored prompt's texts."""
 
     __tablename__ = "prompt_versions"
     __table_args__ = (UniqueConstraint("prompt_id", "version", name="uq_prompt_versions"),)
 
-    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    environment: str = Field(max_length=32, index=True)
     prompt_id: uuid.UUID = Field(foreign_key="prompts.id", ondelete="CASCADE")
-    version: int
     prompt_system: str | None = None
     prompt_user: str
-    created_at: datetime = _stamp()
 
 
 class PayloadBlobRow(SQLModel, table=True):

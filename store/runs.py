@@ -13,7 +13,8 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import SQLModel, col
 
-from promptpilot.sql import (
+from schema.run import RunRecord, StepRecord, StepWork
+from store.sql import (
     Conflict,
     autocommit_sessions,
     from_record,
@@ -21,10 +22,9 @@ from promptpilot.sql import (
     raw_connection,
     select_sql,
 )
-from promptpilot.upsert import RawPool, Upsert, json_argument, write
-from promptpilot.workflow_store import WorkflowVersions
-from schema.run import RunRecord, StepRecord, StepWork
-from schema.tables import RunRow, StepRow, WorkflowVersionRow, utcnow
+from store.tables import RunRow, StepRow, WorkflowVersionRow, utcnow
+from store.upsert import RawPool, Upsert, json_argument, write
+from store.workflows import WorkflowVersions
 
 TERMINAL_STEP = ("completed", "failed", "cancelled", "reused", "skipped")
 TERMINAL_RUN = ("completed", "failed", "cancelled")

@@ -5,14 +5,15 @@ Every problem names where it is (a JSON pointer into the body) and, for steps, t
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from jsonschema import Draft202012Validator, SchemaError, validators
 from pydantic import ValidationError
 
-from activities.tools.registry import known_tools
-from activities.transform import compile_expression
 from definition.context import CONTEXT_ROOTS, MappingError, path_dependency
+from definition.expressions import compile_expression
+from definition.inputs import is_type
 from definition.template_bounds import unbounded_problems
 from definition.templates import parse_error, referenced_names
 from schema.definition import (
@@ -28,21 +29,9 @@ from schema.definition import (
     WorkflowDefinition,
 )
 from schema.model_ref import resolve_model
+from schema.problems import DefinitionInvalid as DefinitionInvalid
 from schema.problems import Problem, pointer
 from schema.run import RunLimits
-
-_JSON_TYPES: dict[str, str] = {
-    "string": "string", "number": "number", "integer": "integer",
-    "boolean": "boolean", "object": "object", "array": "array",
-}
-
-
-class DefinitionInvalid(Exception):
-    """A definition or run input that cannot be accepted; carries every problem found."""
-
-    def __init__(self, problems: list[Problem], message: str = "validation failed") -> None:
-        super().__init__(message)
-        self.problems = problems
 
 
 def _loc_pointer(loc: tuple[int | str, ...], raw: Any) -> tuple[str, str | None, str | None]:
@@ -78,32 +67,35 @@ def problems_from_pydantic(
     return problems
 
 
-def parse_definition(raw: Any, known_providers: set[str], *, multi_model: bool = False,
-                     limits: RunLimits | None = None) -> WorkflowDefinition:
+def parse_definition(raw: Any, known_providers: Collection[str], *, tools: Collection[str],
+                     multi_model: bool = False, limits: RunLimits | None = None
+                     ) -> WorkflowDefinition:
     """Parse and check a definition; raises DefinitionInvalid listing every problem.
 
-    ``multi_model`` is the ``workflow.multiModel`` feature flag: off, ``models`` is refused;
-    templates that can be seen to exceed ``limits`` (the run limits) are refused.
+    ``known_providers`` and ``tools`` are the catalog a step may name, passed in (this module
+    knows no registry). ``multi_model`` is the ``workflow.multiModel`` feature flag: off,
+    ``models`` is refused; templates that can be seen to exceed ``limits`` are refused.
     """
     try:
         # Strict, as the document states the types: `"3"` is not a number of attempts.
         definition = WorkflowDefinition.model_validate(raw, strict=True)
     except ValidationError as exc:
         raise DefinitionInvalid(problems_from_pydantic(exc, raw)) from None
-    problems = check_definition(definition, known_providers, multi_model=multi_model,
+    problems = check_definition(definition, known_providers, tools=tools, multi_model=multi_model,
                                 limits=limits)
     if problems:
         raise DefinitionInvalid(problems)
     return definition
 
 
-def check_definition(definition: WorkflowDefinition, known_providers: set[str], *,
-                     multi_model: bool = False, limits: RunLimits | None = None) -> list[Problem]:
+def check_definition(definition: WorkflowDefinition, known_providers: Collection[str], *,
+                     tools: Collection[str], multi_model: bool = False,
+                     limits: RunLimits | None = None) -> list[Problem]:
     """Semantic checks pydantic cannot do: ordering, references, schemas, templates."""
     problems: list[Problem] = []
     problems += _check_variables(definition.variables)
     declared = {v.name for v in definition.variables}
-    _Checker(problems, known_providers, multi_model, limits or RunLimits()).steps(
+    _Checker(problems, known_providers, tools, multi_model, limits or RunLimits()).steps(
         definition.steps, ("steps",), set(), declared, in_map=False)
     return problems
 
@@ -111,10 +103,11 @@ def check_definition(definition: WorkflowDefinition, known_providers: set[str], 
 class _Checker:
     """Walks a sequence of steps and the sequences nested in parallel and map steps."""
 
-    def __init__(self, problems: list[Problem], known_providers: set[str],
-                 multi_model: bool, limits: RunLimits) -> None:
+    def __init__(self, problems: list[Problem], known_providers: Collection[str],
+                 tools: Collection[str], multi_model: bool, limits: RunLimits) -> None:
         self.problems = problems
         self.known_providers = known_providers
+        self.tools = tools
         self.multi_model = multi_model
         self.limits = limits
         self.all_ids: set[str] = set()
@@ -166,8 +159,8 @@ class _Checker:
                 add("multi-model steps ('models') are behind the workflow.multiModel feature "
                     "flag, which is off: set PROMPTPILOT_WORKFLOW__MULTI_MODEL=true or use "
                     "'model'", "models")
-        elif isinstance(step, ToolStep) and step.tool_name not in known_tools():
-            add(f"unknown tool '{step.tool_name}'; known tools: {', '.join(sorted(known_tools()))}",
+        elif isinstance(step, ToolStep) and step.tool_name not in self.tools:
+            add(f"unknown tool '{step.tool_name}'; known tools: {', '.join(sorted(self.tools))}",
                 "toolName")
         elif isinstance(step, TransformStep) and step.expression is not None:
             problem = compile_expression(step.expression)
@@ -203,7 +196,7 @@ def add_mapping_problem(path: str, earlier: set[str], declared: set[str], add: A
         add(f"'{path}' reads input '{parts[1]}', which is not a declared variable")
 
 
-def _check_llm(step: LlmStep, known_providers: set[str], mapped: set[str], add: Any,
+def _check_llm(step: LlmStep, known_providers: Collection[str], mapped: set[str], add: Any,
                limits: RunLimits) -> None:
     for number, target in enumerate(step.targets()):
         provider, _ = resolve_model(target.model, target.provider)
@@ -248,50 +241,7 @@ def _check_variables(variables: list[Variable]) -> list[Problem]:
                                     message=f"duplicate variable '{variable.name}'"))
         names.add(variable.name)
         for field, value in (("default", variable.default), ("sampleValue", variable.sample_value)):
-            if value is not None and not _is_type(value, variable.type):
+            if value is not None and not is_type(value, variable.type):
                 problems.append(Problem(pointer=pointer("variables", index, field), field=field,
                                         message=f"{field} must be of type {variable.type}"))
     return problems
-
-
-def _is_type(value: Any, type_name: str) -> bool:
-    return bool(Draft202012Validator({"type": _JSON_TYPES[type_name]}).is_valid(value))
-
-
-def validate_input(definition: WorkflowDefinition, data: Any, *,
-                   prefix: tuple[str, ...] = ("input",)) -> dict[str, Any]:
-    """Check a run's input against the variables; returns it with defaults filled in."""
-    if not isinstance(data, dict):
-        raise DefinitionInvalid([Problem(pointer=pointer(*prefix), message="must be an object")])
-    if not definition.variables:
-        return dict(data)
-    problems: list[Problem] = []
-    declared = {v.name: v for v in definition.variables}
-    for name in data:
-        if name not in declared:
-            problems.append(Problem(pointer=pointer(*prefix, name), field=name,
-                                    message=f"unknown input '{name}'; declared: "
-                                    f"{', '.join(sorted(declared))}"))
-    result: dict[str, Any] = {}
-    for name, variable in declared.items():
-        if name in data and data[name] is not None:
-            if not _is_type(data[name], variable.type):
-                problems.append(Problem(pointer=pointer(*prefix, name), field=name,
-                                        message=f"must be of type {variable.type}"))
-            result[name] = data[name]
-        elif variable.default is not None:
-            result[name] = variable.default
-        elif variable.required:
-            problems.append(Problem(pointer=pointer(*prefix, name), field=name,
-                                    message=f"required input '{name}' is missing"))
-        else:
-            result[name] = None
-    if problems:
-        raise DefinitionInvalid(problems, "input does not match the workflow's variables")
-    return result
-
-
-def sample_input(definition: WorkflowDefinition) -> dict[str, Any]:
-    """Inputs hydrated from the variables' sample values (seed 003 `useSampleData`)."""
-    return {v.name: v.sample_value if v.sample_value is not None else v.default
-            for v in definition.variables}

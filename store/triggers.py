@@ -11,8 +11,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import SQLModel, col
 
-from promptpilot.sql import from_record, raw_connection, select_sql
-from schema.tables import (
+from store.sql import from_record, raw_connection, select_sql
+from store.tables import (
     RunRow,
     TriggerRow,
     WebhookDeliveryRow,
@@ -87,7 +87,7 @@ class TriggerStore:
         """Enabled event triggers listening to runs of one workflow.
 
         Asked at the end of every run, so it is one prepared statement (see
-        ``promptpilot.store.raw_connection``), not an ORM session."""
+        ``store.runs.raw_connection``), not an ORM session."""
         table = SQLModel.metadata.tables[TriggerRow.__tablename__]
         where = ("environment = $1 AND type = 'event' AND enabled "
                  "AND config ->> 'sourceWorkflowId' = $2")

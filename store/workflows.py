@@ -12,9 +12,9 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import SQLModel, col
 
-from promptpilot.sql import from_record, insert_first_version, raw_connection, select_sql
 from schema.definition import WorkflowDefinition
-from schema.tables import WorkflowRow, WorkflowVersionRow, utcnow
+from store.sql import from_record, insert_first_version, raw_connection, select_sql
+from store.tables import WorkflowRow, WorkflowVersionRow, utcnow
 
 VERSION_CACHE_SIZE = 512
 

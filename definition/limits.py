@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from promptpilot.settings import LimitsSettings
+from schema.limits import LimitsSettings
 from schema.problems import Problem
 
 

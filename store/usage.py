@@ -15,8 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
-from schema.tables import RunRow, StepRow, WorkflowRow
 from schema.usage import UsageGroupBy, UsageLine, UsageReport
+from store.tables import RunRow, StepRow, WorkflowRow
 
 
 class _Line:

@@ -9,9 +9,9 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from promptpilot.sql import insert_first_version
 from schema.prompts import PromptCreate, PromptUpdate
-from schema.tables import PromptRow, PromptVersionRow, utcnow
+from store.sql import insert_first_version
+from store.tables import PromptRow, PromptVersionRow, utcnow
 
 
 class PromptStore:

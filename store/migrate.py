@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 def alembic_config() -> Config:
     """An Alembic config pointing at the packaged migrations."""
     config = Config()
-    config.set_main_option("script_location", "promptpilot:migrations")
+    config.set_main_option("script_location", "store:migrations")
     return config
 
 

@@ -18,9 +18,9 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from promptpilot.store import RUN_EVENTS_CHANNEL
+from store.runs import RUN_EVENTS_CHANNEL
 
-log = logging.getLogger("promptpilot.events")
+log = logging.getLogger("store.events")
 # Options SQLAlchemy's asyncpg dialect understands but asyncpg.connect does not.
 _DIALECT_ONLY = ("prepared_statement_cache_size", "prepared_statement_name_func",
                  "async_creator_fn")

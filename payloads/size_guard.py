@@ -36,8 +36,9 @@ from temporalio.converter import (
 )
 from temporalio.exceptions import ApplicationError
 
-from promptpilot.settings import LimitsSettings, Settings
+from promptpilot.settings import Settings
 from schema.errors import ErrorType
+from schema.limits import LimitsSettings
 from schema.run import RunLimits
 
 

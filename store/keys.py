@@ -14,8 +14,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import SQLModel, col
 
-from promptpilot.sql import from_record, raw_connection, select_sql
-from schema.tables import ApiKeyRow, utcnow
+from store.sql import from_record, raw_connection, select_sql
+from store.tables import ApiKeyRow, utcnow
 
 KEY_PREFIX = "pp_"
 
@@ -54,7 +54,7 @@ class ApiKeys:
         """The live key row for a presented key, or None.
 
         Read on every request and never cached, so a revoked key is refused at once: one
-        prepared statement on a pooled connection (see ``promptpilot.store.raw_connection``).
+        prepared statement on a pooled connection (see ``store.runs.raw_connection``).
         """
         table = SQLModel.metadata.tables[ApiKeyRow.__tablename__]
         async with raw_connection(self._engine) as driver:

@@ -14,12 +14,12 @@ from typing import Any
 
 from definition.context import CONTEXT_ROOTS
 from definition.templates import referenced_names
-from promptpilot.prompt_store import PromptStore
-from promptpilot.store import Store
-from promptpilot.validation import DefinitionInvalid
+from definition.validation import DefinitionInvalid
 from schema.definition import LlmStep, WorkflowDefinition, WorkflowStep
 from schema.problems import Problem, pointer
 from schema.run import ChildDefinition
+from store.prompts import PromptStore
+from store.runs import Store
 
 MAX_DEPTH = 8
 

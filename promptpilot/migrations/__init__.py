@@ -1,1 +1,0 @@
-"""Alembic migrations of the mirror, applied in order by `promptpilot.migrate`."""

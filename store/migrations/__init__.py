@@ -1,0 +1,1 @@
+"""Alembic migrations of the mirror, applied in order by `store.migrate`."""
