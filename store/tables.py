@@ -268,3 +268,24 @@ class PayloadBlobRow(SQLModel, table=True):
     created_at: datetime = _stamp()
     stored_at: datetime = _stamp()
     """Last time a write asked for it: pruning goes by this."""
+
+
+class RunStartRow(SQLModel, table=True):
+    """A run accepted but not yet started in Temporal (migration 0007): written with its run
+    row, removed once Temporal has the workflow. While it exists the dispatcher holds the run
+    (the reconciler does not fail it as an orphan)."""
+
+    __tablename__ = "run_starts"
+    __table_args__ = (Index("ix_run_starts_due", "next_attempt_at"),)
+
+    run_id: uuid.UUID = Field(primary_key=True, foreign_key="workflow_runs.id",
+                              ondelete="CASCADE")
+    environment: str = Field(max_length=32)
+    start_input: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    """The interpreter's input (``RunWorkflowInput``, JSON) the workflow starts with."""
+    attempts: int = 0
+    next_attempt_at: datetime = _stamp()
+    claimed_until: datetime | None = _ts()
+    """A dispatcher's lease: others skip the row until then (the start is idempotent anyway)."""
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = _stamp()
