@@ -289,3 +289,18 @@ class RunStartRow(SQLModel, table=True):
     """A dispatcher's lease: others skip the row until then (the start is idempotent anyway)."""
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = _stamp()
+
+
+class UiSessionRow(SQLModel, table=True):
+    """A signed-in inspector session (migration 0008): the cookie holds a random id, the row
+    its SHA-256 digest; it lives until it expires, is signed out, or its key is revoked."""
+
+    __tablename__ = "ui_sessions"
+    __table_args__ = (Index("ix_ui_sessions_expires", "expires_at"),)
+
+    id_hash: str = Field(primary_key=True, max_length=64)
+    api_key_id: uuid.UUID = Field(foreign_key="api_keys.id", ondelete="CASCADE", index=True)
+    csrf_token: str = Field(max_length=64)
+    """The synchronizer token every form and script call of this session carries back."""
+    created_at: datetime = _stamp()
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
