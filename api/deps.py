@@ -7,9 +7,11 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.auth_throttle import retry_after_header
 from api.errors import ApiError
 from api.state import AppState
 from api.ui import session
+from store.keys import prefix_of
 from store.tables import ApiKeyRow
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer pp_...`")
@@ -39,10 +41,31 @@ async def current_key(
                        f"'{session.CSRF_HEADER}' header from the inspector page")
     if not token:
         raise ApiError(401, "unauthorized", "missing API key: send 'Authorization: Bearer <key>'")
+    # Asked before the key is looked up: a throttled client learns nothing about its guess,
+    # and its guesses cost no database round trip (api.auth_throttle says who is throttled).
+    throttle, client, prefix = state.auth_throttle, client_address(request), prefix_of(token)
+    throttled(throttle.retry_after(client, prefix))
     row = await state.keys.verify(token)
     if row is None:
+        throttle.failed(client, prefix)
         raise ApiError(401, "unauthorized", "invalid or revoked API key")
+    throttle.succeeded(client, prefix)
     return row
+
+
+def client_address(request: Request) -> str:
+    """The caller's address as the ASGI server reports it (behind a proxy: uvicorn's
+    ``--forwarded-allow-ips`` decides whose ``X-Forwarded-For`` is believed)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
+def throttled(retry_after: float | None) -> None:
+    """Refuse with 429 and ``Retry-After`` when the throttle says wait."""
+    if retry_after is not None:
+        header = retry_after_header(retry_after)
+        raise ApiError(429, "too_many_failed_attempts",
+                       f"too many failed sign-in attempts from this address: retry in {header} s",
+                       headers={"Retry-After": header})
 
 
 CurrentKey = Annotated[ApiKeyRow, Depends(current_key)]

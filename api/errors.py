@@ -27,10 +27,12 @@ class ApiError(Exception):
     """An error with an HTTP status and a stable code."""
 
     def __init__(self, status: int, code: str, message: str,
-                 problems: list[Problem] | None = None) -> None:
+                 problems: list[Problem] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.problems = problems or []
+        self.headers = headers or {}
 
 
 def not_found(what: str) -> ApiError:
@@ -112,8 +114,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
         return JSONResponse(error_body(exc.code, exc.message, exc.problems), status_code=exc.status,
-                            headers={"WWW-Authenticate": "Bearer"} if exc.status == 401 else None)
+                            headers={**headers, **exc.headers})
 
     @app.exception_handler(DefinitionInvalid)
     async def _invalid(_: Request, exc: DefinitionInvalid) -> JSONResponse:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from temporalio.client import Client
 
+from api.auth_throttle import AuthThrottle
 from promptpilot.settings import Settings
 from promptpilot.temporal import connect
 from reconcile.reconciler import RunReconciler
@@ -22,6 +23,11 @@ class AppState:
     keys: ApiKeys
     clients: dict[str, Client] = field(default_factory=dict)
     reconcilers: dict[str, RunReconciler] = field(default_factory=dict)
+    auth_throttle: AuthThrottle = field(init=False)
+    """Failed-authentication counts of this process (API bearer check and inspector sign-in)."""
+
+    def __post_init__(self) -> None:
+        self.auth_throttle = AuthThrottle(self.settings.api.auth_throttle)
 
     async def temporal(self, environment: str) -> Client:
         """The client for an environment (its own namespace)."""

@@ -89,6 +89,20 @@ class DatabaseSettings(BaseModel):
     pool_size: int = 10
 
 
+class AuthThrottleSettings(BaseModel):
+    """Failed-authentication throttling (``api.auth_throttle``; SECURITY.md)."""
+
+    client_failures: int = Field(default=20, ge=1)
+    """Failures one client address may have in the window before it gets 429."""
+    prefix_failures: int = Field(default=100, ge=1)
+    """Failures with one key prefix (from any addresses) before the failing clients get 429."""
+    window_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    """How long a failure counts."""
+    max_tracked: int = Field(default=10_000, ge=100)
+    """Clients, prefixes and pairs remembered at most each (oldest forgotten first): memory
+    stays bounded under a flood of fresh addresses."""
+
+
 class ApiSettings(BaseModel):
     """The HTTP front door."""
 
@@ -96,6 +110,7 @@ class ApiSettings(BaseModel):
     port: int = 8000
     run_wait_seconds: float = 30.0
     dev_api_key: SecretStr | None = None
+    auth_throttle: AuthThrottleSettings = Field(default_factory=AuthThrottleSettings)
 
 
 class ReconcileSettings(BaseModel):

@@ -18,6 +18,17 @@ from store.sql import from_record, raw_connection, select_sql
 from store.tables import ApiKeyRow, utcnow
 
 KEY_PREFIX = "pp_"
+PREFIX_CHARS = 6
+"""Characters of a key shown after ``pp_`` (its stored ``prefix``): enough to tell keys apart
+in a listing, never enough to matter: at most a quarter of what follows ``pp_``."""
+
+
+def prefix_of(key: str) -> str:
+    """The visible start of a key: ``pp_`` and at most 6 more characters, fewer for a short
+    key (a given dev key like ``pp_dev_key`` shows ``pp_d``)."""
+    rest = key.removeprefix(KEY_PREFIX)
+    shown = min(PREFIX_CHARS, len(rest) // 4)
+    return key[:len(key) - len(rest) + shown]
 
 
 def digest(key: str) -> str:
@@ -46,7 +57,7 @@ class ApiKeys:
             )
             if existing.scalar_one_or_none() is None:
                 session.add(ApiKeyRow(environment=environment, name=name,
-                                      prefix=key[:12], key_hash=digest(key)))
+                                      prefix=prefix_of(key), key_hash=digest(key)))
                 await session.commit()
         return key
 
