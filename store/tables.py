@@ -281,8 +281,9 @@ class RunStartRow(SQLModel, table=True):
     run_id: uuid.UUID = Field(primary_key=True, foreign_key="workflow_runs.id",
                               ondelete="CASCADE")
     environment: str = Field(max_length=32)
-    start_input: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
-    """The interpreter's input (``RunWorkflowInput``, JSON) the workflow starts with."""
+    start_input: str = Field(sa_column=Column(Text, nullable=False))
+    """The interpreter's input (``RunWorkflowInput``) as JSON text: text, not JSONB, so the
+    workflow gets its input's keys in the order they were sent."""
     attempts: int = 0
     next_attempt_at: datetime = _stamp()
     claimed_until: datetime | None = _ts()

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
 
 revision: str = "0007"
 down_revision: str | None = "0006"
@@ -21,7 +20,7 @@ def upgrade() -> None:
         "run_starts",
         sa.Column("run_id", sa.Uuid(), nullable=False),
         sa.Column("environment", sa.String(length=32), nullable=False),
-        sa.Column("start_input", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("start_input", sa.Text(), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
