@@ -195,15 +195,22 @@ class TriggerRow(SQLModel, table=True):
     version_policy: str = Field(default="latest", max_length=16)
     pinned_version: int | None = None
     # `api` triggers: SHA-256 digest of their own key (shown once). `webhook` triggers: the
-    # HMAC secret itself, which verification needs (see api/webhook_signatures.py).
+    # HMAC secret, which verification needs (a digest cannot verify), sealed with the payload
+    # key ring (store.triggers.SecretSealer; rows from before 0009 are plain until first use).
     api_key_hash: str | None = Field(default=None, max_length=64, unique=True)
-    webhook_secret: str | None = Field(default=None, max_length=100)
+    webhook_secret: str | None = Field(default=None, max_length=400)
+    # Refused deliveries (unsigned, malformed, forged, replayed) cost this counter, no row.
+    refused_deliveries: int = Field(default=0, sa_column=Column(
+        BigInteger, nullable=False, server_default="0"))
+    last_refused_reason: str | None = Field(default=None, max_length=200)
+    last_refused_at: datetime | None = _ts()
     created_at: datetime = _stamp()
     updated_at: datetime = _stamp()
 
 
 class WebhookDeliveryRow(SQLModel, table=True):
-    """Every webhook delivery and its verification result (seed 003 roadmap)."""
+    """A verified webhook delivery and what came of it (refused ones are only counted, on
+    the trigger: a sender without the secret cannot fill this table)."""
 
     __tablename__ = "webhook_deliveries"
 
