@@ -14,6 +14,7 @@ from api.routes import (
     codec,
     events,
     health,
+    keys,
     preview,
     prompts,
     run_actions,
@@ -26,12 +27,14 @@ from api.routes import (
     webhooks,
     workflows,
 )
+from api.start_dispatcher import StartDispatcher
 from api.state import AppState
 from api.ui import routes as ui
 from promptpilot.settings import Settings
 from store.database import make_engine
 from store.events import RunEventHub
 from store.keys import ApiKeys
+from store.run_starts import RunStarts
 from store.runs import Store
 
 
@@ -44,11 +47,15 @@ def create_app(settings: Settings, database_url: str | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(url, settings.database.pool_size)
-        app.state.services = AppState(settings=settings, store=Store(engine),
-                                      keys=ApiKeys(engine))
+        state = AppState(settings=settings, store=Store(engine), keys=ApiKeys(engine))
+        app.state.services = state
         app.state.run_events = RunEventHub(engine)
+        # Runs are recorded here and started in Temporal by this dispatcher, off the request.
+        state.starts = StartDispatcher(RunStarts(engine), state.temporal,
+                                       settings.temporal.task_queue, settings.dispatch)
         try:
-            yield
+            async with state.starts:
+                yield
         finally:
             await events.close_hub(app.state)
             await engine.dispose()
@@ -76,6 +83,7 @@ def create_app(settings: Settings, database_url: str | None = None) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(tools.router)
     app.include_router(usage.router)
+    app.include_router(keys.router)
     app.include_router(prompts.router)
     app.include_router(health.router)
     app.include_router(codec.router)  # Temporal's codec-server endpoints at /codec

