@@ -12,7 +12,10 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from pydantic import ValidationError
+
 from schema.api import RunPublic, StepPublic, WorkflowPublic
+from schema.definition import WorkflowDefinition
 from schema.run import StepWork
 from store.tables import RunRow, StepRow, WorkflowRow
 
@@ -47,6 +50,17 @@ def readable_definition(raw: Any) -> dict[str, Any]:
         items = definition.get(key)
         shown[key] = [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
     return shown
+
+
+def shown_definition(raw: Any) -> Any:
+    """A stored definition without the `null`s of unset optional fields (versions stored
+    before they were left out still hold them), so it posts back as it is; a row that no
+    longer reads as a definition is shown as it is."""
+    try:
+        definition = WorkflowDefinition.model_validate(raw)
+    except ValidationError:
+        return raw
+    return definition.model_dump(mode="json", exclude_none=True)
 
 
 def _reader(annotation: Any) -> Callable[[Any], Any]:

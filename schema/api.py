@@ -23,6 +23,14 @@ class RunRequest(RequestBody):
     max_cost_usd: float | None = Field(default=None, gt=0)
 
 
+class ExecuteWorkflowRequest(RequestBody):
+    """Body of `POST /api/workflows/{slug}/execute`: the run's input, checked against the
+    workflow's variables, and an optional budget."""
+
+    input: dict[str, Any] = Field(default_factory=dict)
+    max_cost_usd: float | None = Field(default=None, gt=0)
+
+
 class RerunRequest(RequestBody):
     """Body of `POST /api/workflows/runs/{runId}/rerun`: input defaults to the source's."""
 

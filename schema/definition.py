@@ -1,10 +1,10 @@
-"""The workflow definition DSL (seed 000 "Workflow Definition Structure"; seed 003 variables)."""
+"""The workflow definition DSL: a workflow's slug, typed variables and steps."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from schema.base import CamelModel
 from schema.bounds import VersionNumber
@@ -216,14 +216,33 @@ def nested_steps(step: Step) -> list[Step]:
 
 
 class WorkflowDefinition(CamelModel):
-    """A whole workflow: its slug (`id`), typed variables and ordered steps."""
+    """A whole workflow: its slug (`id`, or `slug` as the URLs call it), variables and steps."""
 
     id: str = Field(pattern=SLUG_PATTERN)
+    slug: str | None = Field(default=None, pattern=SLUG_PATTERN)
+    """The same value as `id` (what every URL and response calls it); either may be given."""
     name: str = Field(min_length=1, max_length=200)
     description: str | None = None
     variables: list[Variable] = Field(default_factory=list)
     steps: list[Step] = Field(min_length=1, max_length=2000)
     max_cost_usd: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _id_from_slug(cls, data: Any) -> Any:
+        # A definition may name itself by `slug` alone: that is its id.
+        if isinstance(data, dict) and "id" not in data and isinstance(data.get("slug"), str):
+            return {**data, "id": data["slug"]}
+        return data
+
+    @field_validator("slug")
+    @classmethod
+    def _slug_is_id(cls, slug: str | None, info: ValidationInfo) -> str | None:
+        given = info.data.get("id")
+        if slug is not None and given is not None and slug != given:
+            raise ValueError(f"slug '{slug}' (/slug) and id '{given}' (/id) differ: they name "
+                             "the same thing, give one or make them equal")
+        return slug
 
     def step_index(self, step_id: str) -> int:
         """Position of a step; raises KeyError when it is not defined."""

@@ -6,7 +6,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -17,6 +17,11 @@ from store.sql import from_record, insert_first_version, raw_connection, select_
 from store.tables import WorkflowRow, WorkflowVersionRow, utcnow
 
 VERSION_CACHE_SIZE = 512
+
+
+def stored(definition: WorkflowDefinition) -> dict[str, Any]:
+    """A definition as a version row holds it: unset optional fields left out, not `null`."""
+    return definition.model_dump(mode="json", exclude_none=True)
 
 
 class VersionStamp(NamedTuple):
@@ -45,7 +50,7 @@ class WorkflowVersions:
             self._sessions, row,
             lambda saved: WorkflowVersionRow(environment=environment, workflow_id=saved.id,
                                              version=1,
-                                             definition=definition.model_dump(mode="json")),
+                                             definition=stored(definition)),
             f"workflow '{definition.id}'")
 
     async def update_workflow(
@@ -62,7 +67,7 @@ class WorkflowVersions:
             number = int(result.scalar_one())
             version = WorkflowVersionRow(environment=row.environment, workflow_id=row.id,
                                          version=number,
-                                         definition=definition.model_dump(mode="json"))
+                                         definition=stored(definition))
             session.add(version)
             await session.commit()
             return version

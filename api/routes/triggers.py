@@ -13,7 +13,6 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.deps import CurrentKey, IdempotencyKey, StateDep
 from api.errors import ApiError, not_found
 from api.launcher import StartRequest, start_run
-from api.routes.workflows import load_workflow
 from api.trigger_views import (
     checked_config,
     checked_version,
@@ -26,6 +25,7 @@ from api.trigger_views import (
     triggers,
 )
 from api.webhook_signatures import new_secret
+from api.workflow_lookup import load_workflow
 from definition.limits import check_input_size
 from schema.triggers import (
     ExecuteRequest,

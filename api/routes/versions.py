@@ -8,9 +8,9 @@ from fastapi import APIRouter, Path, Query
 
 from api.deps import CurrentKey, StateDep
 from api.errors import ApiError, not_found
-from api.presenters import as_object, readable_definition
-from api.routes.workflows import load_workflow
+from api.presenters import as_object, readable_definition, shown_definition
 from api.state import AppState
+from api.workflow_lookup import load_workflow
 from definition.diff import diff_definitions
 from schema.api import VersionDiffEnvelope, VersionEnvelope, VersionPublic
 from schema.bounds import VersionNumber
@@ -43,8 +43,9 @@ async def diff_versions(
     workflow, current = await load_workflow(state, key.environment, slug)
     old = await _version(state, workflow, from_, "from")
     new = current if to is None else await _version(state, workflow, to, "to")
-    steps, changes = diff_definitions(readable_definition(old.definition),
-                                      readable_definition(new.definition))
+    # Both sides as shown: a version stored with `null`s and one without them do not differ.
+    steps, changes = diff_definitions(readable_definition(shown_definition(old.definition)),
+                                      readable_definition(shown_definition(new.definition)))
     return VersionDiffEnvelope(from_version=old.version, to_version=new.version, steps=steps,
                                changes=changes)
 
@@ -56,5 +57,6 @@ async def get_version(slug: str, version: Annotated[VersionNumber, Path()], stat
     workflow, _ = await load_workflow(state, key.environment, slug)
     if (row := await state.store.get_version(workflow.id, version)) is None:
         raise not_found(f"version {version} of workflow '{slug}'")
+    shown = as_object(shown_definition(row.definition)) or {}
     return VersionEnvelope(version=VersionPublic(version=row.version, created_at=row.created_at,
-                                                 definition=as_object(row.definition) or {}))
+                                                 definition=shown))

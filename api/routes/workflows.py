@@ -1,4 +1,4 @@
-"""Workflow definitions and the seed-000 run routes under /api/workflows."""
+"""Workflow definitions and their run routes under /api/workflows (`{slug}`: slug or UUID)."""
 
 from __future__ import annotations
 
@@ -15,13 +15,15 @@ from activities.tools import known_tools
 from api.deps import CurrentKey, IdempotencyKey, StateDep
 from api.errors import ApiError, not_found
 from api.launcher import StartRequest, start_run, wait_for
-from api.presenters import run_public, workflow_public
+from api.presenters import run_public, shown_definition, workflow_public
 from api.rerun import plan_from_run_request
 from api.state import AppState
+from api.workflow_lookup import as_uuid, load_workflow
 from definition.limits import check_definition_size
 from definition.validation import DefinitionInvalid, parse_definition
 from payloads.size_guard import template_limits
 from schema.api import (
+    ExecuteWorkflowRequest,
     RunEnvelope,
     RunListEnvelope,
     RunRequest,
@@ -33,15 +35,16 @@ from schema.api import (
 from schema.bounds import IsoDateTime
 from schema.definition import LlmStep, WorkflowDefinition
 from schema.model_ref import resolve_model
+from schema.problems import Problem
 from schema.run import TERMINAL_RUN_STATUSES, RunStatus
 from store.references import References
-from store.tables import WorkflowRow, WorkflowVersionRow
 
 router = APIRouter(prefix="/api/workflows", tags=["workflows"])
 STATUS_FILTER = "^(" + "|".join(get_args(RunStatus)) + ")$"
 """The run statuses a list may be filtered by."""
 RESERVED_SLUGS = {"runs"}
-DefinitionBody = Annotated[dict[str, Any], Body(description="A workflow definition (seed 000)")]
+DefinitionBody = Annotated[dict[str, Any], Body(description="A workflow definition")]
+__all__ = ["load_workflow", "router"]  # load_workflow is the one resolver every route uses
 
 
 def _credential_warnings(state: AppState, definition: WorkflowDefinition) -> list[str]:
@@ -74,18 +77,6 @@ async def check_references(state: AppState, environment: str,
         raise DefinitionInvalid(problems)
 
 
-async def load_workflow(state: AppState, environment: str,
-                        slug: str) -> tuple[WorkflowRow, WorkflowVersionRow]:
-    """A workflow and its current version, or a 404."""
-    row = await state.store.get_workflow(environment, slug)
-    if row is None:
-        raise not_found(f"workflow '{slug}'")
-    version = await state.store.get_version(row.id, row.current_version)
-    if version is None:
-        raise not_found(f"version {row.current_version} of workflow '{slug}'")
-    return row, version
-
-
 @router.get("", response_model=WorkflowListEnvelope)
 async def list_workflows(state: StateDep, key: CurrentKey) -> WorkflowListEnvelope:
     """All workflows of the key's environment."""
@@ -98,35 +89,42 @@ async def create_workflow(state: StateDep, key: CurrentKey,
                           body: DefinitionBody) -> WorkflowEnvelope:
     """Validate and store a new definition as version 1."""
     definition = _parse(state, body)
-    if definition.id in RESERVED_SLUGS:
-        raise ApiError(422, "validation_error", f"'{definition.id}' is a reserved slug")
+    if definition.id in RESERVED_SLUGS or as_uuid(definition.id) is not None:
+        # A UUID-shaped slug would be ambiguous: every `{slug}` URL takes the UUID too.
+        what = "a UUID" if definition.id not in RESERVED_SLUGS else "a reserved slug"
+        where = "/slug" if "id" not in body else "/id"
+        raise DefinitionInvalid([Problem(pointer=where, field=where[1:], message=(
+            f"'{definition.id}' is {what}; a workflow's slug may not be one"))])
     await check_references(state, key.environment, definition)
     row, version = await state.store.create_workflow(key.environment, definition)
     return WorkflowEnvelope(workflow=workflow_public(
-        row, version.definition, _credential_warnings(state, definition)))
+        row, shown_definition(version.definition), _credential_warnings(state, definition)))
 
 
 @router.get("/{slug}", response_model=WorkflowEnvelope)
 async def get_workflow(slug: str, state: StateDep, key: CurrentKey) -> WorkflowEnvelope:
-    """A workflow by slug, with its current definition (seed 000)."""
+    """A workflow by slug or UUID, with its current definition (it posts back unchanged)."""
     row, version = await load_workflow(state, key.environment, slug)
-    return WorkflowEnvelope(workflow=workflow_public(row, version.definition))
+    return WorkflowEnvelope(workflow=workflow_public(row, shown_definition(version.definition)))
 
 
 @router.put("/{slug}", response_model=WorkflowEnvelope)
 async def update_workflow(slug: str, state: StateDep, key: CurrentKey,
                           body: DefinitionBody) -> WorkflowEnvelope:
-    """Store a new immutable version; the definition's `id` must match the slug if given."""
+    """Store a new immutable version; the definition's `id` (or `slug`) must be the slug."""
     row, _ = await load_workflow(state, key.environment, slug)
-    definition = _parse(state, {**body, "id": body.get("id", slug)})
-    if definition.id != slug:
-        raise ApiError(422, "validation_error", f"definition id '{definition.id}' does not "
-                       f"match the workflow slug '{slug}'")
+    definition = _parse(state, {**body, "id": body.get("id", body.get("slug", row.slug))})
+    if definition.id != row.slug:
+        where = "/id" if "id" in body else "/slug"
+        message = (f"definition {where[1:]} '{definition.id}' does not match the workflow slug "
+                   f"'{row.slug}'")
+        raise ApiError(422, "validation_error", message,
+                       [Problem(pointer=where, field=where[1:], message=message)])
     await check_references(state, key.environment, definition)
     version = await state.store.update_workflow(row, definition)
     row.current_version = version.version
     return WorkflowEnvelope(workflow=workflow_public(
-        row, version.definition, _credential_warnings(state, definition)))
+        row, shown_definition(version.definition), _credential_warnings(state, definition)))
 
 
 @router.get("/{slug}/versions", response_model=VersionListEnvelope)
@@ -162,7 +160,27 @@ async def run_workflow(
     run, steps = found
     if run.status not in TERMINAL_RUN_STATUSES:
         response.status_code = 202
-    return RunEnvelope(run=run_public(run, steps, slug))
+    return RunEnvelope(run=run_public(run, steps, row.slug))
+
+
+@router.post("/{slug}/execute", status_code=202, response_model=RunEnvelope)
+async def execute_workflow(
+    slug: str, response: Response, state: StateDep, key: CurrentKey,
+    body: ExecuteWorkflowRequest | None = None, idempotency_key: IdempotencyKey = None,
+) -> RunEnvelope:
+    """Launch a run and answer at once: recorded `pending`, its input checked against the
+    variables (defaults filled), trigger `api`; follow it at `/api/workflows/runs/{id}`."""
+    row, version = await load_workflow(state, key.environment, slug)
+    request = StartRequest(environment=key.environment, workflow=row, version=version,
+                           input=body.input if body else {},
+                           max_cost_usd=body.max_cost_usd if body else None,
+                           idempotency_key=idempotency_key)
+    run_id = await start_run(state, request)
+    found = await state.store.get_run_with_steps(key.environment, uuid.UUID(run_id))
+    if found is None:
+        raise not_found(f"run '{run_id}'")
+    response.headers["Location"] = f"/api/workflows/runs/{run_id}"
+    return RunEnvelope(run=run_public(*found, row.slug))
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
@@ -188,10 +206,11 @@ async def list_runs(
     until: IsoDateTime | None = None,
     cursor: str | None = None,
 ) -> RunListEnvelope:
-    """Runs of a workflow, newest first (seed 000), with filters and a cursor."""
+    """Runs of a workflow, newest first, with filters and a cursor."""
     row, _ = await load_workflow(state, key.environment, slug)
     rows = await state.store.list_runs(
         key.environment, workflow_id=row.id, status=status, trigger=trigger, since=since,
         until=until, before=_decode_cursor(cursor) if cursor else None, limit=limit)
     next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if len(rows) == limit else None
-    return RunListEnvelope(runs=[run_public(r, slug=slug) for r in rows], next_cursor=next_cursor)
+    return RunListEnvelope(runs=[run_public(r, slug=row.slug) for r in rows],
+                           next_cursor=next_cursor)
