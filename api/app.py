@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from api import errors, openapi
 from api.request_limits import RequestLimits
@@ -60,11 +61,15 @@ def create_app(settings: Settings, database_url: str | None = None) -> FastAPI:
             await events.close_hub(app.state)
             await engine.dispose()
 
-    app = FastAPI(
+    # FastAPI's /docs and /redoc load their scripts from a CDN; these serve the installed
+    # package's copies (under /static-offline-docs), so the docs work with no network.
+    app = FastAPIOffline(
         title="PromptPilot",
         version="0.1.0",
         description="Durable multi-step LLM workflows on Temporal, mirrored into Postgres.",
         lifespan=lifespan,
+        # No validator badge: Swagger UI would fetch it from validator.swagger.io.
+        swagger_ui_parameters={"validatorUrl": None},
     )
     errors.install(app)
     openapi.install(app)

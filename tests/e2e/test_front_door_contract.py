@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import httpx
@@ -145,3 +146,18 @@ async def test_execute_records_the_run_and_answers_at_once(service: Service) -> 
     assert shown["outputJson"] == {"topic": "now"}
     unknown = await http.post("/api/workflows/no-such-flow/execute", json={})
     assert unknown.status_code == 404
+
+
+async def test_docs_and_redoc_load_only_assets_the_app_serves(service: Service) -> None:
+    for page in ("/docs", "/redoc"):
+        html = (await service.http.get(page, headers={"Authorization": ""})).text
+        urls = re.findall(r"""(?:src|href|spec-url)=["']([^"']+)["']|url: ?'([^']+)'""", html)
+        found = [a or b for a, b in urls]
+        assert len(found) >= 3, (page, found)
+        assert "://" not in html.replace("window.location", ""), page
+        for url in found:
+            assert url.startswith("/"), (page, url)
+            assert not url.startswith("//"), (page, url)
+            asset = await service.http.get(url, headers={"Authorization": ""})
+            assert asset.status_code == 200, (page, url, asset.status_code)
+            assert asset.content, url
