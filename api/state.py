@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from temporalio.client import Client
 
 from api.auth_throttle import AuthThrottle
+from payloads.codec import EncryptionCodec
+from payloads.secret_box import SecretBox
 from promptpilot.settings import Settings
-from promptpilot.temporal import connect
+from promptpilot.temporal import connect, key_ring
 from reconcile.reconciler import RunReconciler
 from store.keys import ApiKeys
 from store.runs import Store
@@ -26,8 +28,13 @@ class AppState:
     auth_throttle: AuthThrottle = field(init=False)
     """Failed-authentication counts of this process (API bearer check and inspector sign-in)."""
 
+    secret_box: SecretBox = field(init=False)
+    """Seals webhook secrets at rest with the payload key ring."""
+
     def __post_init__(self) -> None:
         self.auth_throttle = AuthThrottle(self.settings.api.auth_throttle)
+        ring = key_ring(self.settings)
+        self.secret_box = SecretBox(EncryptionCodec(ring) if ring is not None else None)
 
     async def temporal(self, environment: str) -> Client:
         """The client for an environment (its own namespace)."""

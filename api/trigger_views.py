@@ -32,7 +32,7 @@ from store.triggers import TriggerStore, VersionUnavailable
 
 def triggers(state: AppState) -> TriggerStore:
     """The trigger store over the app's engine."""
-    return TriggerStore(state.store.engine)
+    return TriggerStore(state.store.engine, state.secret_box)
 
 
 async def schedules(state: AppState, environment: str) -> Schedules:

@@ -4,10 +4,14 @@ Headers: ``webhook-id`` (unique per message), ``webhook-timestamp`` (Unix second
 ``webhook-signature``: space-separated ``v1,<base64 HMAC-SHA256>`` entries over
 ``"{id}.{timestamp}.{raw body}"``, keyed by the base64-decoded part of the ``whsec_`` secret.
 
-The secret is kept server-side as issued because HMAC verification needs the key itself (a
-digest cannot verify). It is shown once, never returned again, never logged and never put in
-a Temporal payload; whoever can read the ``triggers`` table can forge that trigger's webhooks,
-so protect Postgres as the secret store it is (or rotate by recreating the trigger).
+The timestamp must be written as canonical Unix seconds (ASCII digits, no sign, no leading
+zero, no spaces): the signature covers the header as sent, and ``int()`` would read ``+<ts>``,
+``0<ts>``, `` <ts>`` or ``1_7...`` as the same number, so one signature would pass under
+several spellings.
+
+HMAC verification needs the key itself (a digest cannot verify), so the secret is kept
+server-side, sealed with the payload key ring (``payloads.secret_box``). It is shown once,
+never returned again, never logged and never put in a Temporal payload.
 """
 
 from __future__ import annotations
@@ -16,12 +20,14 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from collections.abc import Mapping
 
 SECRET_PREFIX = "whsec_"
 TOLERANCE_SECONDS = 5 * 60
+_CANONICAL_SECONDS = re.compile(r"(?:0|[1-9][0-9]{0,11})", re.ASCII)
 
 
 class SignatureInvalid(Exception):
@@ -52,10 +58,9 @@ def verify(secret: str, headers: Mapping[str, str], body: bytes, *,
     header = headers.get("webhook-signature")
     if not webhook_id or not stamp or not header:
         raise SignatureInvalid("missing webhook-id, webhook-timestamp or webhook-signature")
-    try:
-        timestamp = int(stamp)
-    except ValueError:
-        raise SignatureInvalid("webhook-timestamp is not Unix seconds") from None
+    if not _CANONICAL_SECONDS.fullmatch(stamp):
+        raise SignatureInvalid("webhook-timestamp is not Unix seconds written as plain digits")
+    timestamp = int(stamp)
     current = time.time() if now is None else now
     if timestamp < current - tolerance:
         raise SignatureInvalid("timestamp too old")

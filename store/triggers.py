@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import SQLModel, col
@@ -27,15 +27,37 @@ class VersionUnavailable(LookupError):
     """The trigger's workflow or its pinned version no longer exists."""
 
 
-class TriggerStore:
-    """Reads and writes the trigger tables."""
+class SecretSealer(Protocol):
+    """Seals a webhook secret for its column (``payloads.secret_box.SecretBox``)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def seal(self, text: str) -> str:
+        """The at-rest form."""
+
+    def open(self, stored: str) -> str:
+        """The secret itself."""
+
+
+class TriggerStore:
+    """Reads and writes the trigger tables; webhook secrets are sealed on every write."""
+
+    def __init__(self, engine: AsyncEngine, sealer: SecretSealer | None = None) -> None:
         self._engine = engine
         self._sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+        self._sealer = sealer
+
+    def _seal(self, row: TriggerRow) -> None:
+        if row.webhook_secret and self._sealer is not None:
+            row.webhook_secret = self._sealer.seal(row.webhook_secret)
+
+    def webhook_secret(self, row: TriggerRow) -> str | None:
+        """The trigger's webhook secret in the clear (only signature checks ask)."""
+        if not row.webhook_secret or self._sealer is None:
+            return row.webhook_secret
+        return self._sealer.open(row.webhook_secret)
 
     async def create(self, row: TriggerRow) -> TriggerRow:
         """Insert a trigger."""
+        self._seal(row)
         async with self._sessions() as session:
             session.add(row)
             await session.commit()
@@ -44,6 +66,7 @@ class TriggerStore:
     async def save(self, row: TriggerRow) -> TriggerRow:
         """Write back a changed trigger."""
         row.updated_at = utcnow()
+        self._seal(row)
         async with self._sessions() as session:
             merged = await session.merge(row)
             await session.commit()
@@ -134,10 +157,29 @@ class TriggerStore:
                 col(WebhookSeenIdRow.webhook_id) == webhook_id))
             await session.commit()
 
+    async def seal_secret(self, row: TriggerRow) -> None:
+        """Write a secret stored before sealing back sealed (read-both, migrated on use)."""
+        secret = row.webhook_secret
+        if not secret or self._sealer is None or self._sealer.seal(secret) == secret:
+            return
+        async with self._sessions() as session:
+            await session.execute(update(TriggerRow).where(col(TriggerRow.id) == row.id)
+                                  .values(webhook_secret=self._sealer.seal(secret)))
+            await session.commit()
+
+    async def count_refused(self, trigger: TriggerRow, reason: str) -> None:
+        """Count a refused delivery on its trigger: one UPDATE, no row per delivery."""
+        async with self._sessions() as session:
+            await session.execute(
+                update(TriggerRow).where(col(TriggerRow.id) == trigger.id).values(
+                    refused_deliveries=col(TriggerRow.refused_deliveries) + 1,
+                    last_refused_reason=reason[:200], last_refused_at=utcnow()))
+            await session.commit()
+
     async def record_delivery(self, trigger: TriggerRow, webhook_id: str | None, *,
                               verified: bool, reason: str | None = None,
                               run_id: str | None = None) -> None:
-        """Persist one delivery's verification result."""
+        """Persist one verified delivery and what came of it."""
         async with self._sessions() as session:
             session.add(WebhookDeliveryRow(
                 environment=trigger.environment, trigger_id=trigger.id,

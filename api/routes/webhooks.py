@@ -1,8 +1,11 @@
 """`POST /api/webhooks/{triggerId}`: Standard Webhooks signatures, replay refusal, 202.
 
-Every delivery's verification result is stored in `webhook_deliveries`. The order of checks
-keeps a forged request from consuming anything: signature and timestamp first, then the
-replay claim on `webhook-id` (unique per trigger), then the payload against the variables.
+Verified deliveries are stored in `webhook_deliveries`; refused ones (unsigned, malformed,
+forged, stale, replayed) only add to the trigger's `refused_deliveries` counter, so a sender
+without the secret cannot fill the database. The order of checks keeps a forged request from
+consuming anything: signature and timestamp first, then the replay claim on `webhook-id`
+(unique per trigger), then the payload against the variables; a delivery refused at that last
+stage gives its id back.
 """
 
 from __future__ import annotations
@@ -39,28 +42,25 @@ async def receive(trigger_id: uuid.UUID, request: Request, state: StateDep,
     if row is None or row.type != "webhook" or not row.webhook_secret:
         raise not_found(f"webhook trigger '{trigger_id}'")
     body = await request.body()
-    webhook_id = request.headers.get("webhook-id")
     try:
-        verify(row.webhook_secret, request.headers, body)
+        webhook_id = verify(store.webhook_secret(row) or "", request.headers, body)
     except SignatureInvalid as exc:
-        await store.record_delivery(row, webhook_id, verified=False, reason=str(exc))
+        await store.count_refused(row, str(exc))
         raise ApiError(401, "invalid_signature", str(exc)) from None
-    assert webhook_id
     if not await store.claim_webhook_id(row, webhook_id):
-        await store.record_delivery(row, webhook_id, verified=False, reason="replayed webhook-id")
+        await store.count_refused(row, "replayed webhook-id")
         raise ApiError(401, "replayed", f"webhook-id '{webhook_id}' was already delivered")
+    await store.seal_secret(row)
     try:
         run_id = await _start(state, row, body, idempotency_key)
-    except DefinitionInvalid as exc:
-        await store.record_delivery(row, webhook_id, verified=True, reason="input invalid")
-        raise exc from None
-    except LimitExceeded as exc:
-        await store.record_delivery(row, webhook_id, verified=True, reason=exc.code)
-        raise
-    except ApiError as exc:
-        if exc.status >= 500:  # not the sender's fault: let its retry with this id through
-            await store.release_webhook_id(row, webhook_id)
-        await store.record_delivery(row, webhook_id, verified=True, reason=exc.code)
+    except (DefinitionInvalid, LimitExceeded, ApiError) as exc:
+        # Refused after verification, no run started: the id is the sender's again, so its
+        # corrected retry with the same id is accepted (a replay of this very delivery is
+        # refused the same way it was, starting nothing).
+        await store.release_webhook_id(row, webhook_id)
+        reason = ("input invalid" if isinstance(exc, DefinitionInvalid)
+                  else exc.code)
+        await store.record_delivery(row, webhook_id, verified=True, reason=reason)
         raise
     await store.record_delivery(row, webhook_id, verified=True, run_id=run_id)
     answer = TriggeredRun(run_id=run_id, status="pending", trigger_id=str(row.id))
