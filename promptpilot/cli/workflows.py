@@ -111,9 +111,12 @@ def canonical(raw: Any, *, strict: bool) -> Any:
     """A definition with every default filled in, as the API stores it; None if it does not
     parse here (then the API decides)."""
     try:
-        return WorkflowDefinition.model_validate(raw, strict=strict).model_dump(mode="json")
+        dumped = WorkflowDefinition.model_validate(raw, strict=strict).model_dump(mode="json")
     except ValidationError:
         return None
+    if isinstance(dumped, dict):
+        dumped.pop("slug", None)  # `slug` is `id` when given: one spelling is no change
+    return dumped
 
 
 def _without_nulls(value: Any) -> Any:
