@@ -1,4 +1,4 @@
-"""Starting runs: validate the input, record the run, start the interpreter, maybe wait."""
+"""Starting runs: validate the input, record the run with its start queued, maybe wait."""
 
 from __future__ import annotations
 
@@ -10,12 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from temporalio.client import WorkflowFailureError
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import ApiError
@@ -25,8 +19,6 @@ from definition.limits import check_input_size
 from payloads.size_guard import run_limits
 from schema.definition import WorkflowDefinition
 from schema.run import RunRecord, RunWorkflowInput, SeedStep
-from schema.search_attributes import SA_ENVIRONMENT, SA_SLUG, SA_TRIGGER, SA_VERSION
-from schema.workflow_names import WORKFLOW_NAME
 from store.references import References
 from store.sql import Conflict
 from store.tables import WorkflowRow, WorkflowVersionRow
@@ -54,11 +46,12 @@ class StartRequest:
 
 
 async def start_run(state: AppState, request: StartRequest) -> str:
-    """Validate, record the run as pending, start its workflow; returns the run id.
+    """Validate, record the run as pending with its start queued; returns the run id.
 
-    If the start fails for any reason after the pending row is written (Temporal refuses
-    it, the input cannot be encoded, the request is cancelled), the row is removed: nothing
-    half-written stays. The input is checked against ``limits.max_run_input_bytes`` first.
+    Temporal is not called here: the run's row and its queued start are one statement, and
+    the start dispatcher (api/start_dispatcher.py) starts the workflow, at once when Temporal
+    is reachable, when it is back otherwise. An input that cannot be encoded is refused
+    before anything is written. The input is checked against ``limits.max_run_input_bytes``.
     """
     check_input_size(request.input, state.settings.limits)
     definition = request.definition or WorkflowDefinition.model_validate(
@@ -89,10 +82,11 @@ async def start_run(state: AppState, request: StartRequest) -> str:
         max_cost_usd=request.max_cost_usd or definition.max_cost_usd,
         limits=run_limits(state.settings),
     )
-    # Past this insert every way out of the start removes the row again.
+    # Raises (PydanticSerializationError) for what no payload could carry: nothing written.
+    start = workflow_input.model_dump_json()
     try:
         await state.store.create_run(record, request.idempotency_key, digest,
-                                     overrides=request.overrides)
+                                     overrides=request.overrides, start=start)
     except Conflict:
         # A concurrent start with the same key won the insert: answer with its run.
         existing = await _existing_run(state, request, digest) if request.idempotency_key \
@@ -100,34 +94,8 @@ async def start_run(state: AppState, request: StartRequest) -> str:
         if existing is None:
             raise
         return existing
-    try:
-        client = await state.temporal(request.environment)
-        await client.start_workflow(
-            WORKFLOW_NAME, workflow_input, id=run_id,
-            task_queue=state.settings.temporal.task_queue,
-            # With an idempotency key the id is derived from it: Temporal keeps one run too.
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=TypedSearchAttributes([
-                SearchAttributePair(SA_SLUG, request.workflow.slug),
-                SearchAttributePair(SA_ENVIRONMENT, request.environment),
-                SearchAttributePair(SA_TRIGGER, request.trigger),
-                SearchAttributePair(SA_VERSION, request.version.version),
-            ]),
-            static_summary=f"{request.workflow.slug} v{request.version.version}"
-                           f" ({request.trigger})",
-            # With a worker in this process (promptpilot dev) its first workflow task comes
-            # back with the start response; otherwise the server ignores the request.
-            request_eager_start=True,
-        )
-    except (RPCError, RuntimeError, OSError) as exc:
-        await asyncio.shield(state.store.delete_run(run_id))
-        raise ApiError(503, "temporal_unavailable", f"could not start the run: {exc}") from exc
-    except BaseException:
-        # Anything else (an input the payload converter cannot encode, the request cancelled
-        # mid-start) removes the pending row too: it would never leave `pending`.
-        await asyncio.shield(state.store.delete_run(run_id))
-        raise
+    if state.starts is not None:
+        state.starts.wake()
     return run_id
 
 
@@ -164,27 +132,39 @@ async def _existing_run(state: AppState, request: StartRequest, digest: str) -> 
 
 
 async def wait_for(state: AppState, environment: str, run_id: str, seconds: float) -> bool:
-    """Wait up to `seconds` for the run to finish; True when it did (completed or not)."""
+    """Wait up to `seconds` for the run to finish; True when it did (completed or not).
+
+    A run still queued is started from here (its dispatcher would take a moment to); with
+    Temporal away the wait ends at `seconds` with the run still `pending`.
+    """
     if seconds <= 0:
         return False
+    try:
+        return await asyncio.wait_for(_result(state, environment, run_id), seconds)
+    except TimeoutError:
+        return False
+
+
+async def _result(state: AppState, environment: str, run_id: str) -> bool:
+    if state.starts is not None:
+        await state.starts.start_now(run_id)
     client = await state.temporal(environment)
     handle = client.get_workflow_handle(run_id)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
     while True:
         try:
-            await asyncio.wait_for(handle.result(), timeout=max(deadline - loop.time(), 0.01))
-        except TimeoutError:
-            return False
+            await handle.result()
         except WorkflowFailureError:
             return True
         except RPCError as exc:
-            # A concurrent start with the same Idempotency-Key has recorded the run but not
-            # started its workflow yet: wait for it rather than answer 500.
-            if exc.status != RPCStatusCode.NOT_FOUND:
+            # Not started yet (a dispatcher elsewhere holds it, or Temporal was away): look
+            # again shortly, until the caller's deadline.
+            if exc.status not in _NOT_YET:
                 raise
-            if loop.time() >= deadline:
-                return False
             await asyncio.sleep(0.05)
+            if state.starts is not None:
+                await state.starts.start_now(run_id)
             continue
         return True
+
+
+_NOT_YET = (RPCStatusCode.NOT_FOUND, RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED)

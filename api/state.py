@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from temporalio.client import Client
 
 from api.auth_throttle import AuthThrottle
+from api.start_dispatcher import StartDispatcher
 from payloads.codec import EncryptionCodec
 from payloads.secret_box import SecretBox
 from promptpilot.settings import Settings
@@ -25,6 +26,8 @@ class AppState:
     keys: ApiKeys
     clients: dict[str, Client] = field(default_factory=dict)
     reconcilers: dict[str, RunReconciler] = field(default_factory=dict)
+    starts: StartDispatcher | None = None
+    """Starts recorded runs in Temporal (set by the app's lifespan)."""
     auth_throttle: AuthThrottle = field(init=False)
     """Failed-authentication counts of this process (API bearer check and inspector sign-in)."""
 

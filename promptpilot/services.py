@@ -12,12 +12,14 @@ from dataclasses import dataclass
 
 import uvicorn
 from fastapi import FastAPI
+from temporalio.client import Client
 from temporalio.common import WorkerDeploymentVersion
 from temporalio.worker import Worker
 
 from activities.providers.registry import known_providers
 from activities.tools import known_tools
 from api.app import create_app
+from api.start_dispatcher import StartDispatcher
 from definition.validation import parse_definition
 from devstack.examples import example_definitions
 from promptpilot.deployments import interpreter_build_id, make_current
@@ -33,6 +35,7 @@ from reconcile.reconciler import RunReconciler
 from store.database import make_engine
 from store.keys import ApiKeys
 from store.migrate import upgrade
+from store.run_starts import RunStarts
 from store.runs import Store
 
 log = logging.getLogger("promptpilot")
@@ -72,6 +75,7 @@ async def running_worker(settings: Settings, url: str, *,
     # The mirror's reconciler lives with the worker: every deployment runs one (README:
     # Watch, list and cancel runs), and sweeps are idempotent, so several workers may.
     reconcilers: list[asyncio.Task[None]] = []
+    stack = AsyncExitStack()
     version = WorkerDeploymentVersion(settings.temporal.deployment_name,
                                       settings.temporal.build_id or interpreter_build_id())
     try:
@@ -91,8 +95,20 @@ async def running_worker(settings: Settings, url: str, *,
             if settings.reconcile.enabled:
                 reconciler = RunReconciler(store, client, environment, settings.reconcile)
                 reconcilers.append(asyncio.create_task(reconciler.run_forever()))
+        if settings.dispatch.in_worker:
+            # Starts queued by an API that stopped before it sent them still go out.
+            clients = {env: w.client for env, (w, _, _) in
+                       zip(settings.served_environments, workers, strict=True)}
+
+            async def client_for(environment: str) -> Client:
+                return clients[environment]
+
+            await stack.enter_async_context(StartDispatcher(
+                RunStarts(engine), client_for, task_queue or settings.temporal.task_queue,
+                settings.dispatch, environments=list(clients)))
         yield workers[0][0]
     finally:
+        await stack.aclose()
         for task in reconcilers:
             task.cancel()
         await asyncio.gather(*reconcilers, return_exceptions=True)

@@ -111,6 +111,10 @@ class ApiSettings(BaseModel):
     run_wait_seconds: float = 30.0
     dev_api_key: SecretStr | None = None
     auth_throttle: AuthThrottleSettings = Field(default_factory=AuthThrottleSettings)
+    public_url: str | None = Field(default=None, pattern=r"^https?://")
+    """The URL users reach the API and inspector at; https makes the session cookies Secure."""
+    ui_session_seconds: int = Field(default=8 * 3600, ge=60, le=30 * 86_400)
+    """How long an inspector sign-in lasts (revoking its key ends it sooner)."""
 
 
 class ReconcileSettings(BaseModel):
@@ -131,6 +135,26 @@ class ReconcileSettings(BaseModel):
     """How long a cancelled run may take to stop before it is terminated."""
     orphan_after_seconds: float = Field(default=60.0, ge=5)
     """A ``pending`` run with no workflow in Temporal after this long is marked failed."""
+
+
+class DispatchSettings(BaseModel):
+    """How runs accepted by the API reach Temporal (README: How it runs): the start
+    dispatcher in every API process (and worker, ``in_worker``) starts ``pending`` runs."""
+
+    in_worker: bool = True
+    """Run a dispatcher in worker processes too, so starts left by a stopped API go out."""
+    batch_size: int = Field(default=32, ge=1, le=1000)
+    """Runs one dispatcher claims and starts at once."""
+    poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    """How often a dispatcher looks for due starts when nothing woke it."""
+    backoff_initial_seconds: float = Field(default=0.5, gt=0, le=60)
+    """The wait before a failed start is tried again; doubles with each failure..."""
+    backoff_max_seconds: float = Field(default=5.0, gt=0, le=600)
+    """...up to this, while Temporal is unreachable."""
+    start_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    """One StartWorkflowExecution call may take this long before it counts as failed."""
+    lease_seconds: float = Field(default=30.0, ge=1, le=3600)
+    """A claimed start is skipped by other dispatchers this long (then taken over)."""
 
 
 class PayloadSettings(BaseModel):
@@ -202,6 +226,7 @@ class Settings(BaseSettings):
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     payloads: PayloadSettings = Field(default_factory=PayloadSettings)
     reconcile: ReconcileSettings = Field(default_factory=ReconcileSettings)
+    dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
 
     @model_validator(mode="after")
     def _checks(self) -> Settings:

@@ -11,7 +11,8 @@ two or three mirror reads, however many runs are in flight:
   those whose row disagrees are described and written;
 - runs Temporal reports problems for (``TemporalReportedProblems``) are shown ``stalled``,
   and stalled rows whose problems cleared go back to ``running``;
-- ``pending`` rows older than ``orphan_after_seconds`` whose workflow never started fail.
+- ``pending`` rows older than ``orphan_after_seconds`` whose workflow never started fail,
+  unless their start is still queued (a start dispatcher holds them: store/run_starts.py).
 
 The API reconciles single runs too: on read (a run not finished, checked at most every
 ``read_check_seconds``) and on cancel (``cancel``: ask Temporal, terminate after a grace).
@@ -130,6 +131,9 @@ class RunReconciler:
         row = rows.get(run_id)
         if row is None:
             return None
+        # Asked before Temporal: a start that leaves the queue has its workflow by then.
+        if row.status == "pending" and await self._repairs.start_queued(run_id):
+            return None  # its dispatcher holds it (Temporal may be away): not an orphan
         view = await temporal_view(self._client, run_id)
         if view is None:
             return await self._orphan(row)
@@ -206,8 +210,10 @@ class RunReconciler:
     async def _orphans(self) -> dict[str, str]:
         """Old ``pending`` rows: each described once; the ones Temporal never started fail."""
         before = utcnow() - timedelta(seconds=self._settings.orphan_after_seconds)
+        # Runs whose start is still queued are their dispatcher's (Temporal may be away for
+        # longer than orphan_after_seconds); they are left out before Temporal is asked.
         rows = await self._repairs.with_status(self._environment, "pending", before, limit=50,
-                                               excluding=self._started_pending)
+                                               excluding=self._started_pending, unqueued=True)
         written: dict[str, str] = {}
         for run_id, row in rows.items():
             view = await temporal_view(self._client, run_id)

@@ -74,13 +74,23 @@ class RunRepairs:
 
     async def with_status(self, environment: str, status: str,
                           created_before: datetime | None = None, limit: int = 500,
-                          excluding: Iterable[str] = ()) -> dict[str, MirrorRun]:
-        """Runs in one status (oldest first), optionally only those created before a time and
-        not among ``excluding``."""
+                          excluding: Iterable[str] = (),
+                          unqueued: bool = False) -> dict[str, MirrorRun]:
+        """Runs in one status (oldest first), optionally only those created before a time,
+        not among ``excluding`` and (``unqueued``) with no start waiting for a dispatcher."""
+        queue = " AND NOT EXISTS (SELECT 1 FROM run_starts s WHERE s.run_id = workflow_runs.id)" \
+            if unqueued else ""
         return await self._select(
-            "status = $2 AND created_at < $3 AND NOT (id = ANY($5::uuid[])) "
+            f"status = $2 AND created_at < $3 AND NOT (id = ANY($5::uuid[])){queue} "
             "ORDER BY created_at LIMIT $4", environment, status, created_before or utcnow(),
             limit, [uuid.UUID(i) for i in excluding])
+
+    async def start_queued(self, run_id: str) -> bool:
+        """The run's start waits for a dispatcher (store/run_starts.py): not an orphan."""
+        async with raw_connection(self._store.engine) as driver:
+            return bool(await driver.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM run_starts WHERE run_id = $1)",
+                uuid.UUID(run_id)))
 
     async def oldest_open(self, environment: str) -> datetime | None:
         """When the oldest run that is not finished was created."""

@@ -35,6 +35,20 @@ HELD_RUN = ("stalled",)
 # Every mirror write that changes a row also NOTIFYs this channel in its own transaction, so
 # live subscribers (the run events stream) hear of it exactly when it is committed.
 RUN_EVENTS_CHANNEL = "promptpilot_run_events"
+# NOTIFYed (payload: the run id) when a start is queued, so idle dispatchers in other
+# processes take it at once (store/run_starts.py).
+RUN_STARTS_CHANNEL = "promptpilot_run_starts"
+
+# The run's row, its queued start and the wake-up of idle dispatchers: one round trip.
+_QUEUED_START = """
+WITH run AS ({insert} RETURNING id, environment),
+queued AS (
+    INSERT INTO run_starts (run_id, environment, start_input, attempts, next_attempt_at,
+                            created_at)
+    SELECT id, environment, ${n}, 0, now(), now() FROM run RETURNING run_id)
+SELECT pg_notify(${m}, run_id::text) FROM queued
+"""
+
 
 def step_record_id(run_id: str, step_id: str) -> uuid.UUID:
     """Stable id of a step record, so retried mirror writes hit the same row."""
@@ -61,8 +75,13 @@ class Store(WorkflowVersions):
     # -- runs ----------------------------------------------------------------------------
     async def create_run(self, record: RunRecord, idempotency_key: str | None = None,
                          request_hash: str | None = None,
-                         overrides: dict[str, Any] | None = None) -> RunRow:
-        """Insert a run as `pending` before its workflow starts; Conflict on a reused key."""
+                         overrides: dict[str, Any] | None = None,
+                         start: str | None = None) -> RunRow:
+        """Insert a run as `pending` before its workflow starts; Conflict on a reused key.
+
+        With ``start`` (the interpreter's input as JSON text) the run's start is queued for the
+        dispatcher in the same statement (store/run_starts.py), and NOTIFYed.
+        """
         row = RunRow(id=uuid.UUID(record.run_id), environment=record.environment,
                      workflow_id=uuid.UUID(record.workflow_id),
                      workflow_version=record.workflow_version, status=record.status,
@@ -75,10 +94,15 @@ class Store(WorkflowVersions):
         table = SQLModel.metadata.tables[RunRow.__tablename__]
         keys = tuple(column.name for column in table.columns)
         arguments = [json_argument(table, key, getattr(row, key)) for key in keys]
-        # One INSERT, atomic on its own: no transaction around it.
+        # One statement, atomic on its own: no transaction around it.
+        statement = insert_sql(table, keys)
+        if start is not None:
+            statement = _QUEUED_START.format(insert=statement, n=len(arguments) + 1,
+                                             m=len(arguments) + 2)
+            arguments += [start, RUN_STARTS_CHANNEL]
         async with raw_connection(self.engine) as driver:
             try:
-                await driver.execute(insert_sql(table, keys), *arguments)
+                await driver.execute(statement, *arguments)
             except asyncpg.IntegrityConstraintViolationError as exc:
                 raise Conflict("a run with this idempotency key already exists") from exc
         return row

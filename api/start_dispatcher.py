@@ -1,0 +1,206 @@
+"""Starts queued runs in Temporal, off the request path (README: How it runs).
+
+The API records a run ``pending`` with its start queued (store/run_starts.py) and answers;
+a ``StartDispatcher`` in every API process (and worker) starts it: woken in-process by the
+launcher, by Postgres NOTIFY from other processes, or by its poll. Exactly once: the workflow
+id is the run id and the id policies refuse a second start (``WorkflowAlreadyStartedError``
+means another dispatcher got there first, which is success).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+
+import asyncpg  # type: ignore[import-untyped]
+from temporalio.client import Client
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from promptpilot.settings import DispatchSettings
+from schema.errors import ErrorType
+from schema.run import RunWorkflowInput, StepError
+from schema.search_attributes import SA_ENVIRONMENT, SA_SLUG, SA_TRIGGER, SA_VERSION
+from schema.workflow_names import WORKFLOW_NAME
+from store.run_starts import ClaimedStart, RunStarts
+
+log = logging.getLogger("api.start_dispatcher")
+ClientFor = Callable[[str], Awaitable[Client]]
+# Temporal (or the way to it) refuses this request for good: retrying cannot help.
+_FINAL = (RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.PERMISSION_DENIED,
+          RPCStatusCode.UNIMPLEMENTED)
+
+
+async def start_workflow(client: Client, run_input: RunWorkflowInput, task_queue: str,
+                         rpc_seconds: float) -> None:
+    """Start the interpreter for one run; the workflow id is the run id.
+
+    Raises ``WorkflowAlreadyStartedError`` when a workflow of that id exists or existed.
+    """
+    await client.start_workflow(
+        WORKFLOW_NAME, run_input, id=run_input.run_id, task_queue=task_queue,
+        # Never a second workflow for a run: a running one and a closed one both refuse.
+        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        search_attributes=TypedSearchAttributes([
+            SearchAttributePair(SA_SLUG, run_input.workflow_slug),
+            SearchAttributePair(SA_ENVIRONMENT, run_input.environment),
+            SearchAttributePair(SA_TRIGGER, run_input.trigger),
+            SearchAttributePair(SA_VERSION, run_input.workflow_version),
+        ]),
+        static_summary=f"{run_input.workflow_slug} v{run_input.workflow_version}"
+                       f" ({run_input.trigger})",
+        # With a worker in this process (promptpilot dev) its first workflow task comes
+        # back with the start response; otherwise the server ignores the request.
+        request_eager_start=True,
+        # Without it a call to an unreachable server retries for about 30 s.
+        rpc_timeout=timedelta(seconds=rpc_seconds),
+    )
+
+
+class StartDispatcher:
+    """Claims due starts (``FOR UPDATE SKIP LOCKED`` and a lease) and starts them."""
+
+    def __init__(self, starts: RunStarts, client_for: ClientFor, task_queue: str,
+                 settings: DispatchSettings, environments: Sequence[str] | None = None,
+                 ) -> None:
+        self._starts = starts
+        self._client_for = client_for
+        self._task_queue = task_queue
+        self._settings = settings
+        self._environments = environments  # None: every environment (the API)
+        self._woken = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._listener: asyncpg.Connection | None = None
+        self._failing = False
+        # Starts this dispatcher is making: a waiting request joins one rather than poll.
+        self._in_flight: dict[str, asyncio.Future[bool]] = {}
+
+    def wake(self) -> None:
+        """A start was queued: look for due starts now."""
+        self._woken.set()
+
+    async def start_now(self, run_id: str) -> bool:
+        """Start this queued run from the caller's task (a start that waits for its result);
+        True when Temporal has its workflow. Someone else holding it, or Temporal away (the
+        start goes back to the queue, with backoff): False."""
+        claimed = await self._starts.claim(run_id, self._settings.lease_seconds)
+        if claimed is None:
+            in_flight = self._in_flight.get(run_id)
+            return await asyncio.shield(in_flight) if in_flight is not None else False
+        return await self._start(claimed)
+
+    async def __aenter__(self) -> StartDispatcher:
+        self._task = asyncio.create_task(self.run_forever(), name="start-dispatcher")
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await self._close_listener()
+
+    async def run_forever(self) -> None:
+        """Start due runs until cancelled; a failed pass is logged and tried again."""
+        settings = self._settings
+        while True:
+            await self._listen()
+            self._woken.clear()
+            claimed: list[ClaimedStart] = []
+            try:
+                claimed = await self._starts.claim_due(self._environments,
+                                                       settings.batch_size,
+                                                       settings.lease_seconds)
+                await asyncio.gather(*(self._start(c) for c in claimed))
+            except (OSError, asyncpg.PostgresError, RPCError, RuntimeError) as exc:
+                log.warning("start dispatch failed: %r", exc)  # Postgres away: poll again
+            if len(claimed) == settings.batch_size:
+                continue  # more may be due
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._woken.wait(), settings.poll_seconds)
+
+    async def _start(self, claimed: ClaimedStart) -> bool:
+        done = asyncio.get_running_loop().create_future()
+        self._in_flight[claimed.run_id] = done
+        started = False
+        try:
+            started = await self._attempt(claimed)
+        except BaseException:
+            # Cancelled mid-start (a waiting request's deadline, a shutdown): the start goes
+            # back to the queue now rather than when its lease runs out.
+            await asyncio.shield(self._starts.retry_later(claimed.run_id, 0, "interrupted"))
+            raise
+        finally:
+            del self._in_flight[claimed.run_id]
+            done.set_result(started)
+        return started
+
+    async def _attempt(self, claimed: ClaimedStart) -> bool:
+        try:
+            run_input = RunWorkflowInput.model_validate_json(claimed.start_input)
+            client = await asyncio.wait_for(self._client_for(claimed.environment),
+                                            self._settings.start_timeout_seconds)
+            await start_workflow(client, run_input, self._task_queue,
+                                 self._settings.start_timeout_seconds)
+        except WorkflowAlreadyStartedError:
+            pass  # another dispatcher (or an earlier attempt of ours) started it: done
+        except RPCError as exc:
+            if exc.status in _FINAL:
+                await self._give_up(claimed, exc)
+            else:
+                await self._retry(claimed, exc)
+            return False
+        except (OSError, RuntimeError, TimeoutError) as exc:  # connecting to Temporal failed
+            await self._retry(claimed, exc)
+            return False
+        except Exception as exc:  # the input cannot be read or encoded: never startable
+            await self._give_up(claimed, exc)
+            return False
+        await self._starts.done(claimed.run_id)
+        if self._failing:
+            log.info("runs start in Temporal again")
+            self._failing = False
+        return True
+
+    async def _retry(self, claimed: ClaimedStart, exc: BaseException) -> None:
+        settings = self._settings
+        delay = min(settings.backoff_initial_seconds * 2 ** max(claimed.attempts - 1, 0),
+                    settings.backoff_max_seconds)
+        # Once per outage, not once per run and attempt.
+        log.log(logging.DEBUG if self._failing else logging.WARNING,
+                "could not start run %s (attempt %s), trying again in %.1f s: %s",
+                claimed.run_id, claimed.attempts, delay, exc)
+        self._failing = True
+        await asyncio.shield(self._starts.retry_later(claimed.run_id, delay, str(exc)))
+
+    async def _give_up(self, claimed: ClaimedStart, exc: BaseException) -> None:
+        log.warning("run %s cannot be started: %s", claimed.run_id, exc)
+        error = StepError(type=ErrorType.NOT_STARTED,
+                          message=f"the run could not be started: {exc}"[:2000])
+        await asyncio.shield(self._starts.fail(claimed.run_id, error.model_dump(mode="json")))
+
+    async def _listen(self) -> None:
+        """Hear queued starts of other processes; best effort (the poll covers a miss)."""
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        try:
+            self._listener = await self._starts.listen(self.wake)
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.debug("start dispatcher: LISTEN unavailable, polling: %r", exc)
+            self._listener = None
+
+    async def _close_listener(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None and not listener.is_closed():
+            with contextlib.suppress(OSError, asyncpg.PostgresError):
+                await listener.close()
