@@ -36,12 +36,11 @@ def cli_env(url: str | None = None, key: str | None = None) -> dict[str, str]:
     return env
 
 
-async def promptpilot(*args: str, env: dict[str, str] | None = None,
-                      timeout: float = 60) -> Result:
-    """Run `promptpilot ARGS...` and wait for it to exit."""
+async def promptpilot(*args: str, env: dict[str, str] | None = None) -> Result:
+    """Run `promptpilot ARGS...` and wait (up to a minute) for it to exit."""
     process = await asyncio.create_subprocess_exec(
         PROMPTPILOT, *args, env=env if env is not None else cli_env(),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(process.communicate(), timeout=timeout)
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode is not None
     return Result(process.returncode, out.decode(), err.decode())

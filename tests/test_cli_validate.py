@@ -58,4 +58,5 @@ async def test_validate_refuses_what_is_not_a_definition(tmp_path: Path) -> None
     assert f"{too_big}: refused\n  /steps: " in result.stdout
     assert "PROMPTPILOT_LIMITS__MAX_STEPS" in result.stdout
     assert missing.code == 2
-    assert missing.stderr.startswith("error: ") and "no such file" in missing.stderr
+    assert missing.stderr.startswith("error: ")
+    assert "no such file" in missing.stderr
