@@ -3,7 +3,7 @@
 Exit codes every API command shares (README "Commands"): 0 done; 1 the API refused what was
 asked (a definition with problems, a workflow or run not found, a step not waiting, a run that
 failed); 2 a usage or connection error (bad arguments, an unreadable file, the API unreachable
-or failing with a 5xx, a key it does not accept).
+or failing with a 5xx, a key it refuses, too many failed sign-ins).
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def api_error(response: httpx.Response) -> CliError:
     problems = problem_lines(error.get("problems")) if isinstance(error, dict) else []
     if problems and message.startswith("validation failed"):
         message = "validation failed"  # the problems follow, one per line
-    usage = response.status_code in (401, 403) or response.status_code >= 500
+    usage = response.status_code in (401, 403, 429) or response.status_code >= 500
     return CliError(USAGE if usage else REFUSED, message, problems)
 
 
