@@ -63,20 +63,31 @@ def config_problems(config: ScheduleConfig) -> list[Problem]:
     return problems
 
 
+def _instants(local: datetime, zone: ZoneInfo) -> list[datetime]:
+    """The UTC instants a local wall-clock time names: none inside a spring-forward gap,
+    two inside a fall-back hour (Temporal fires both, checked on the dev server), else one."""
+    found: list[datetime] = []
+    for fold in (0, 1):
+        placed = local.replace(tzinfo=zone, fold=fold)
+        instant = placed.astimezone(UTC)
+        if instant.astimezone(zone).replace(tzinfo=None) == local and instant not in found:
+            found.append(instant)
+    return found
+
+
 def _cron_times(expr: str, zone: ZoneInfo, after: datetime, count: int) -> list[datetime]:
-    # Walk local wall-clock times, then place them in the zone: a time the spring-forward
-    # gap skips does not fire (as Temporal does); an ambiguous fall-back time fires once.
+    # Walk local wall-clock times, then place them in the zone. A fall-back hour's second
+    # instants come up to an hour after their first: walk on until no later local time can
+    # fire before the `count`-th time found.
     start = after.astimezone(zone).replace(tzinfo=None)
     walker = croniter(expr, start)
     times: list[datetime] = []
-    while len(times) < count:
+    while True:
         local: datetime = walker.get_next(datetime)
-        placed = local.replace(tzinfo=zone)
-        if placed.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != local:
-            continue
-        if placed > after:
-            times.append(placed.astimezone(UTC))
-    return times
+        instants = _instants(local, zone)
+        if len(times) >= count and instants and instants[0] > times[count - 1]:
+            return times[:count]
+        times = sorted(times + [t for t in instants if t > after])
 
 
 def _interval_times(every: float, offset: float, after: datetime, count: int) -> list[datetime]:

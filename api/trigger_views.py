@@ -110,7 +110,13 @@ def schedule_of(row: TriggerRow, state: AppState, *, paused: bool | None = None)
 
 
 async def schedule_state(state: AppState, row: TriggerRow, count: int) -> ScheduleState:
-    """Temporal's view of the schedule plus the next fire times of the stored cron text."""
+    """Temporal's view of the schedule and its next fire times.
+
+    The times are the server's own (``next_action_times``, jitter applied) when it lists
+    enough of them; else (no schedule yet, paused, or more asked for than it lists) the
+    preview computed from the stored config, which matches the server's (tests compare
+    them on the dev server, daylight-saving changes included).
+    """
     result = ScheduleState(schedule_id=f"pp-trigger-{row.id}")
     try:
         config = ScheduleConfig.model_validate(row.config)
@@ -128,6 +134,8 @@ async def schedule_state(state: AppState, row: TriggerRow, count: int) -> Schedu
     result.paused = described.schedule.state.paused
     result.note = described.schedule.state.note
     result.temporal_next_action_times = list(described.info.next_action_times[:count])
+    if len(result.temporal_next_action_times) >= count:
+        result.next_fire_times = result.temporal_next_action_times
     result.recent_action_count = described.info.num_actions
     return result
 

@@ -45,3 +45,20 @@ def test_bad_cron_and_zone_are_reported_with_pointers() -> None:
     config = ScheduleConfig(cron_expressions=["61 * * * *"], timezone="Mars/Olympus")
     problems = config_problems(config)
     assert [p.pointer for p in problems] == ["/config/cronExpressions/0", "/config/timezone"]
+
+
+def test_a_local_time_in_the_fall_back_hour_fires_twice() -> None:
+    # 01:30 happens twice in New York on 2027-11-07 (EDT, then EST); Temporal fires both
+    # (tests/e2e/test_fire_times_temporal.py compares the two on the dev server).
+    config = ScheduleConfig(cron_expressions=["30 1 * * *"], timezone="America/New_York")
+    times = next_fire_times(config, datetime(2027, 11, 6, 0, tzinfo=UTC), 4)
+    assert _iso(times) == ["2027-11-06T05:30", "2027-11-07T05:30", "2027-11-07T06:30",
+                           "2027-11-08T06:30"]
+
+
+def test_the_fall_back_hour_s_second_pass_comes_in_time_order() -> None:
+    # Every 20 minutes from 01:00: the EDT hour, then the same hour again in EST.
+    config = ScheduleConfig(cron_expressions=["*/20 1 * * *"], timezone="America/New_York")
+    times = next_fire_times(config, datetime(2027, 11, 7, 4, tzinfo=UTC), 4)
+    assert _iso(times) == ["2027-11-07T05:00", "2027-11-07T05:20", "2027-11-07T05:40",
+                           "2027-11-07T06:00"]

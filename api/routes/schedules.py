@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, timedelta
 from typing import Any
 
 from fastapi import APIRouter
-from temporalio.client import ScheduleHandle
+from temporalio.client import (
+    ScheduleActionExecutionStartWorkflow,
+    ScheduleDescription,
+    ScheduleHandle,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import CurrentKey, StateDep
@@ -18,8 +23,11 @@ from api.trigger_views import load_trigger, schedule_state, schedules
 from schema.problems import Problem
 from schema.triggers import BackfillRequest, PauseRequest, ScheduleConfig, ScheduleState
 from store.tables import TriggerRow
+from workflows.triggered import run_id_for
 
 router = APIRouter(prefix="/api/triggers", tags=["triggers"])
+TRIGGER_NOW_WAIT_SECONDS = 5.0
+"""How long "trigger now" waits for the schedule to show the start it asked for."""
 
 
 async def _scheduled(state: AppState, environment: str,
@@ -69,13 +77,36 @@ async def unpause(trigger_id: uuid.UUID, state: StateDep, key: CurrentKey,
 @router.post("/{trigger_id}/trigger", status_code=202)
 async def trigger_now(trigger_id: uuid.UUID, state: StateDep,
                       key: CurrentKey) -> dict[str, Any]:
-    """Fire the schedule's action once now (even while paused; overlap: allow all)."""
+    """Fire the schedule's action once now (even while paused; overlap: allow all); `runId`
+    is the run it started (null if Temporal had not started it within a few seconds)."""
     row, handle = await _scheduled(state, key.environment, trigger_id)
     try:
+        before = _started(await handle.describe())
         await handle.trigger(overlap=OVERLAP["allow_all"])
+        launcher = await _new_start(handle, before)
     except RPCError as exc:
         raise _unavailable(exc) from exc
-    return await _state(state, row)
+    return {**await _state(state, row),
+            "runId": run_id_for(launcher) if launcher is not None else None}
+
+
+def _started(described: ScheduleDescription) -> set[str]:
+    """The launcher workflow ids of the schedule's recent actions."""
+    return {a.action.workflow_id for a in described.info.recent_actions
+            if isinstance(a.action, ScheduleActionExecutionStartWorkflow)}
+
+
+async def _new_start(handle: ScheduleHandle, before: set[str]) -> str | None:
+    """The launcher the trigger started: the schedule takes a trigger asynchronously, so its
+    action shows in the description a moment later (a fire of its own at the same moment
+    could be taken for it; the run ids of both are in the trigger's runs)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + TRIGGER_NOW_WAIT_SECONDS
+    while loop.time() < deadline:
+        if new := _started(await handle.describe()) - before:
+            return min(new)
+        await asyncio.sleep(0.05)
+    return None
 
 
 def _check_backfill_size(row: TriggerRow, body: BackfillRequest, limit: int) -> None:
