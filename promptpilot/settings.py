@@ -53,6 +53,9 @@ class ToolSettings(BaseModel):
     http_allow_private: bool = False
     http_timeout_seconds: float = 30.0
     http_max_response_bytes: int = 1_000_000
+    http_max_redirects: int = Field(default=5, ge=0, le=20)
+    """Redirect hops http_request follows, each vetted like the first URL; 0: a 3xx is the
+    result."""
     web_search_backend: Literal["none", "offline", "searxng", "brave"] = "none"
     web_search_url: str | None = None
     web_search_api_key: SecretStr | None = None

@@ -55,6 +55,10 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, b"x" * 5000)
         elif url.path == "/redirect":
             self._send(302, b"", {"Location": "http://127.0.0.1:1/json"})
+        elif url.path == "/hop1":
+            self._send(301, b"", {"Location": "/hop2"})
+        elif url.path == "/hop2":
+            self._send(302, b"", {"Location": "/json"})
         elif url.path == "/search" and query.get("format") == "json":
             rows = [{"title": f"{query['q']} {n}", "url": f"https://s.test/{n}",
                      "content": f"about {query['q']}"} for n in range(30)]
@@ -128,6 +132,11 @@ def no_network() -> tuple[httpx.MockTransport, list[httpx.Request]]:
     ("::ffff:127.0.0.1", "loopback"), ("::ffff:10.0.0.1", "private"),
     ("2002:a00:1::", "private"), ("fc00::1", "private"),
     ("8.8.8.8", None), ("::ffff:8.8.8.8", None), ("2606:4700::1111", None),
+    # Python 3.11's is_global calls these global; the special-purpose registry does not.
+    ("192.0.0.8", "special-purpose (non-global)"), ("64:ff9b::7f00:1", "loopback"),
+    ("64:ff9b::a9fe:a9fe", "link-local"), ("198.18.0.1", "private"),
+    ("fd00:ec2::254", "private"), ("::ffff:169.254.169.254", "link-local"),
+    ("64:ff9b::808:808", None),
 ])
 def test_address_classifier(address: str, reason: str | None) -> None:
     assert forbidden_reason(ipaddress.ip_address(address)) == reason
@@ -178,6 +187,8 @@ async def test_hostname_resolving_to_loopback_refused(make_tools: MakeTools, ser
 @pytest.mark.parametrize("url", [
     "http://10.1.2.3/", "http://169.254.169.254/latest/meta-data/", "http://[::1]:8080/",
     "http://[::ffff:127.0.0.1]/", "https://0.0.0.0/", "http://2130706433/", "http://[fe80::1]/",
+    "http://192.0.0.8/", "http://[fd00:ec2::254]/latest/meta-data/", "http://0x7f.1/",
+    "http://127.1/", "http://[64:ff9b::a9fe:a9fe]/latest/", "http://[::ffff:a9fe:a9fe]/",
 ])
 async def test_private_targets_refused_without_connecting(make_tools: MakeTools, url: str) -> None:
     transport, sent = no_network()
@@ -237,8 +248,83 @@ async def test_oversize_body_truncated(make_tools: MakeTools, server: str) -> No
     assert result.output["body"] == "x" * 1000
 
 
+async def test_octal_address_is_refused_without_connecting(make_tools: MakeTools) -> None:
+    transport, sent = no_network()
+    err = await failure(make_tools(transport), "http_request", {"url": "http://0177.0.0.1/"})
+    assert err.type == ErrorType.TOOL_BAD_INPUT
+    assert "url" in err.message
+    assert sent == []
+
+
+async def test_redirect_chain_followed_on_the_local_server(make_tools: MakeTools,
+                                                           server: str) -> None:
+    result = await call(make_tools(http_allow_private=True), "http_request",
+                        {"url": f"{server}/hop1"})
+    assert result.output["status"] == 200
+    assert result.output["body"] == {"hello": "world"}
+
+
+async def test_local_server_refused_without_allow_private_even_through_a_chain(
+        make_tools: MakeTools, server: str) -> None:
+    err = await failure(make_tools(), "http_request", {"url": f"{server}/hop1"})
+    assert err.type == ErrorType.TOOL_FORBIDDEN_TARGET
+
+
+def _public(monkeypatch: pytest.MonkeyPatch, names: dict[str, str]) -> None:
+    async def resolve(host: str, port: int) -> list[addresses.IPAddress]:
+        return [ipaddress.ip_address(names[host])]
+
+    monkeypatch.setattr(addresses, "_resolve", resolve)
+
+
+@pytest.mark.parametrize("location", [
+    "http://127.0.0.1:8080/admin", "http://[::1]/", "http://2130706433/",
+    "http://169.254.169.254/latest/meta-data/", "http://rebound.test/", "http://192.0.0.8/",
+])
+async def test_redirect_to_a_non_global_address_is_refused(
+        make_tools: MakeTools, monkeypatch: pytest.MonkeyPatch, location: str) -> None:
+    _public(monkeypatch, {"api.test": "93.184.215.14", "hop.test": "93.184.215.15",
+                          "rebound.test": "10.0.0.7"})
+    sent: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        if request.url.host == "93.184.215.14":
+            return httpx.Response(302, headers={"Location": "http://hop.test/next"})
+        return httpx.Response(307, headers={"Location": location})
+
+    err = await failure(make_tools(httpx.MockTransport(handler)), "http_request",
+                        {"url": "https://api.test/start"})
+    assert err.type == ErrorType.TOOL_FORBIDDEN_TARGET
+    assert err.non_retryable
+    assert "a redirect led there" in err.message
+    assert [r.url.host for r in sent] == ["93.184.215.14", "93.184.215.15"]  # never the third
+
+
+async def test_each_hop_is_pinned_and_another_origin_gets_no_credentials(
+        make_tools: MakeTools, monkeypatch: pytest.MonkeyPatch) -> None:
+    _public(monkeypatch, {"api.test": "93.184.215.14", "other.test": "93.184.215.16"})
+    sent: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        if request.url.path == "/start":
+            return httpx.Response(303, headers={"Location": "https://other.test/done?x=1"})
+        return httpx.Response(200, json={"ok": True})
+
+    result = await call(make_tools(httpx.MockTransport(handler)), "http_request", {
+        "url": "https://api.test/start", "method": "POST", "json": {"a": 1},
+        "headers": {"Authorization": "Bearer secret", "X-Trace": "t"}})
+    assert result.output["body"] == {"ok": True}
+    final = sent[1]
+    assert (final.method, final.url.host, final.headers["Host"]) == (
+        "GET", "93.184.215.16", "other.test")
+    assert final.extensions["sni_hostname"] == "other.test"
+    assert "authorization" not in final.headers and final.headers["X-Trace"] == "t"
+
+
 async def test_redirect_returned_not_followed(make_tools: MakeTools, server: str) -> None:
-    acts = make_tools(http_allow_private=True)
+    acts = make_tools(http_allow_private=True, http_max_redirects=0)
     result = await call(acts, "http_request", {"url": f"{server}/redirect"})
     assert result.output["status"] == 302
     assert result.output["headers"]["location"] == "http://127.0.0.1:1/json"

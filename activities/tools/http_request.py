@@ -5,8 +5,10 @@ Decisions:
 - Private, loopback, link-local, multicast, reserved and unspecified targets are refused with
   TOOL_FORBIDDEN_TARGET unless ``tools.http_allow_private`` (see ``addresses``). The request
   goes to the address that was vetted, with the original Host header and TLS server name.
-- Redirects are not followed: a 3xx is returned as a result with its ``location`` header, so a
-  public URL cannot bounce the worker to a private one.
+- Redirects are followed by hand, up to ``tools.http_max_redirects`` hops, and every hop is
+  vetted and pinned like the first URL: a public URL cannot bounce the worker to a private
+  one (TOOL_FORBIDDEN_TARGET naming the hop). Past the limit (or with it at 0) the 3xx is the
+  result, with its ``location`` header. A hop to another origin drops credential headers.
 - 2xx and 3xx are results. Other 4xx fail the step for good (TOOL_FAILED, non-retryable): the
   same request would get the same answer, and a failed step names the status instead of handing
   an error page to the next prompt. 429, 5xx, timeouts and connection errors are retried,
@@ -22,17 +24,21 @@ from typing import Any, Literal
 
 import httpx
 from pydantic import Field, field_validator
+from temporalio.exceptions import ApplicationError
 
 from activities.tools.addresses import vetted_address
 from activities.tools.failures import status_error, transport_error
 from activities.tools.registry import ToolContext, tool
 from schema.base import CamelModel
+from schema.errors import ErrorType
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
 ParamValue = str | int | float | bool | list[str | int | float | bool]
 KEPT_HEADERS = ("content-type", "content-length", "location", "retry-after", "etag",
                 "last-modified")
 DEFAULT_PORTS = {"http": 80, "https": 443}
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key",
+                                "api-key"})
 
 
 class HttpRequestArgs(CamelModel):
@@ -67,33 +73,19 @@ class HttpRequestArgs(CamelModel):
 @tool("http_request", description="Make an HTTP request to a public URL and return status, "
       "headers and body (parsed JSON when the response is JSON).")
 async def http_request(args: HttpRequestArgs, ctx: ToolContext) -> dict[str, Any]:
-    """Send the request to a vetted address and read a capped body."""
-    url = httpx.URL(args.url)
-    host = url.raw_host.decode("ascii")
-    headers = httpx.Headers(args.headers)
-    extensions: dict[str, Any] = {}
-    if not ctx.settings.tools.http_allow_private:
-        ip = await vetted_address(host, url.port or DEFAULT_PORTS[url.scheme])
-        if str(ip) != host:
-            headers["Host"] = url.netloc.decode("ascii")
-            if url.scheme == "https":
-                extensions["sni_hostname"] = host
-            url = url.copy_with(host=str(ip))
-    label = f"{args.method} {url.scheme}://{host}{url.path}"
-    limit = ctx.settings.tools.http_max_response_bytes
-    request = ctx.http.build_request(
-        args.method, url, headers=headers, params=args.params or None,
-        json=args.body, timeout=args.timeout_seconds or ctx.settings.tools.http_timeout_seconds,
-        extensions=extensions,
-    )
-    try:
-        response = await ctx.http.send(request, stream=True, follow_redirects=False)
-        try:
-            raw, truncated = await _read_capped(response, limit)
-        finally:
-            await response.aclose()
-    except httpx.TransportError as err:
-        raise transport_error(err, label) from err
+    """Send the request to a vetted address (each redirect hop too) and read a capped body."""
+    url, method, body = httpx.URL(args.url), str(args.method), args.body
+    headers, params = httpx.Headers(args.headers), args.params or None
+    hops = ctx.settings.tools.http_max_redirects
+    for hop in range(hops + 1):
+        response, raw, truncated, label = await _send(ctx, args, method, url, headers, params,
+                                                      body, via=hop > 0)
+        location = response.headers.get("location")
+        if not response.is_redirect or not location or hop == hops:
+            break
+        url, method, body, headers = _next_hop(url, location, method, body, headers,
+                                               response.status_code, label)
+        params = None  # the location carries its own query
     text = raw.decode(_charset(response), errors="replace")
     if response.status_code >= 400:
         raise status_error(response, label, text)
@@ -104,6 +96,63 @@ async def http_request(args: HttpRequestArgs, ctx: ToolContext) -> dict[str, Any
         "body": _body(response, raw, text, truncated),
         "truncated": truncated,
     }
+
+
+async def _send(ctx: ToolContext, args: HttpRequestArgs, method: str, url: httpx.URL,
+                headers: httpx.Headers, params: Any, body: Any, *, via: bool
+                ) -> tuple[httpx.Response, bytes, bool, str]:
+    host = url.raw_host.decode("ascii")
+    label = f"{method} {url.scheme}://{host}{url.path}"
+    headers, extensions = httpx.Headers(headers), dict[str, Any]()
+    if not ctx.settings.tools.http_allow_private:
+        try:
+            ip = await vetted_address(host, url.port or DEFAULT_PORTS[url.scheme])
+        except ApplicationError as err:
+            if not via:
+                raise
+            raise ApplicationError(f"{err.message} (a redirect led there)", *err.details,
+                                   type=err.type, non_retryable=True) from None
+        if str(ip) != host:
+            # Connect to the vetted address itself: no second lookup can swap in another.
+            headers["Host"] = url.netloc.decode("ascii")
+            if url.scheme == "https":
+                extensions["sni_hostname"] = host
+            url = url.copy_with(host=str(ip))
+    request = ctx.http.build_request(
+        method, url, headers=headers, params=params, json=body,
+        timeout=args.timeout_seconds or ctx.settings.tools.http_timeout_seconds,
+        extensions=extensions,
+    )
+    try:
+        response = await ctx.http.send(request, stream=True, follow_redirects=False)
+        try:
+            raw, truncated = await _read_capped(response,
+                                                ctx.settings.tools.http_max_response_bytes)
+        finally:
+            await response.aclose()
+    except httpx.TransportError as err:
+        raise transport_error(err, label) from err
+    return response, raw, truncated, label
+
+
+def _next_hop(url: httpx.URL, location: str, method: str, body: Any, headers: httpx.Headers,
+              status: int, label: str) -> tuple[httpx.URL, str, Any, httpx.Headers]:
+    try:
+        target = url.join(location)
+    except httpx.InvalidURL as err:
+        raise ApplicationError(f"{label} redirected to an invalid URL: {err}",
+                               type=ErrorType.TOOL_FAILED, non_retryable=True) from None
+    if target.scheme not in DEFAULT_PORTS or not target.host:
+        raise ApplicationError(f"{label} redirected to {target.scheme or 'a'!s} URL; only http "
+                               "and https are followed", type=ErrorType.TOOL_FAILED,
+                               non_retryable=True)
+    # As browsers and httpx do: 303 (and 301/302 after a POST) becomes a GET without body.
+    if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
+        method, body = "GET", None
+    if (target.scheme, target.host, target.port) != (url.scheme, url.host, url.port):
+        headers = httpx.Headers({name: value for name, value in headers.items()
+                                 if name.lower() not in CREDENTIAL_HEADERS})
+    return target, method, body, headers
 
 
 async def _read_capped(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
