@@ -54,13 +54,13 @@ def dump(entries: Sequence[AttemptEntry]) -> list[dict[str, Any]]:
 
 
 def failed_entry(error: ApplicationError, number: int, model: str,
-                 started: datetime) -> AttemptEntry:
-    """The log entry of an attempt that raised ``error``."""
+                 started: datetime, cost_usd: float | None = None) -> AttemptEntry:
+    """The log entry of an attempt that raised ``error`` after spending ``cost_usd``."""
     delay = error.next_retry_delay.total_seconds() if error.next_retry_delay else None
     return AttemptEntry(number=number, status="failed", model=model, error_type=error.type,
                         message=error.message, retryable=not error.non_retryable,
                         retry_delay_seconds=None if error.non_retryable else delay,
-                        started_at=started, finished_at=now())
+                        started_at=started, finished_at=now(), cost_usd=cost_usd)
 
 
 def with_log(error: ApplicationError, number: int, log: Sequence[AttemptEntry],

@@ -18,7 +18,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.attempt_log import failed_entry, now, prior_attempts, with_log
-from activities.budget import check_budget
+from activities.budget import check_budget, spent_before
 from activities.pricing import price
 from activities.providers import errors, registry
 from activities.providers.completion import Completion, Provider
@@ -125,7 +125,7 @@ class LlmActivities:
                                     started_at=started, finished_at=now()))
             result.attempt_log = log
             return result
-        log.append(failed_entry(error, info.attempt, label, started))
+        log.append(failed_entry(error, info.attempt, label, started, usage.known_cost))
         raise with_log(error, info.attempt, log, {
             "usage": usage.as_json(),
             "repairs": [r.model_dump(mode="json") for r in repairs],
@@ -138,10 +138,12 @@ class LlmActivities:
             known = registry.known_providers(self.settings)
             raise errors.unknown_provider("", known, request.model)
         beat = [e.model_dump(mode="json") for e in log]
+        # Earlier attempts of this call were billed too: a retry spends within what is left.
+        before = spent_before(provider_name, model, request, log)
         current, reason, output = request, "", None
         for number in range(request.repair_attempts + 1):
             # Before every provider call, repairs included: never spend past the budget.
-            usage.warn(check_budget(provider_name, model, current, usage.known_cost))
+            usage.warn(check_budget(provider_name, model, current, before + usage.known_cost))
             provider = self.provider(provider_name)
             started = time.monotonic()
             completion = await _heartbeating(provider.complete(current, model), beat)

@@ -20,6 +20,7 @@ from temporalio.worker import (
 )
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.budget import llm_worst_case
 from activities.llm import LlmActivities
 from activities.mirror import MirrorActivities
 from activities.tools import ToolActivities
@@ -48,6 +49,7 @@ class WorkerParts:
         """Every activity the interpreter may schedule."""
         return [
             self.llm.call,
+            llm_worst_case,
             self.tools.call,
             self.transforms.transform_step,
             self.triggers.mirror_run,

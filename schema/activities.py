@@ -23,6 +23,9 @@ class AttemptEntry(CamelModel):
     retry_delay_seconds: float | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    cost_usd: float | None = None
+    """What a failed attempt spent before it failed (its calls were billed all the same): a
+    retry counts it against the call's budget, and the run's ledger settles it."""
 
 
 class RepairEntry(CamelModel):
@@ -54,6 +57,17 @@ class LlmRequest(CamelModel):
     budget_usd: float | None = None
     """The most this call (with its repairs) may spend; refused before calling when it could
     cost more. None: no budget."""
+
+
+LLM_WORST_CASE_ACTIVITY = "llm_worst_case"
+"""The local activity that prices an llm call's worst case before the run reserves it."""
+
+
+class CostEstimate(CamelModel):
+    """The most one llm call could cost (None: the model has no known price), and why."""
+
+    usd: float | None
+    basis: str
 
 
 class LlmResult(CamelModel):

@@ -87,12 +87,18 @@ async def run_child(runner: Runner, step: WorkflowStep, mapped: dict[str, Any],
                 "workflowVersion": child.version}
     record.rendered = rendered
     await runner.mirror_step(record)
+    # The child run is granted what is left (siblings in flight wait for it to settle) and
+    # returns what it did not spend.
+    ledger = scope.ledger
+    held = None if ledger is None else await ledger.grant(1)
     run_input = RunWorkflowInput(
         run_id=run_id, environment=scope.environment, workflow_id=child.workflow_id,
         workflow_slug=child.slug, workflow_version=child.version, definition=child.definition,
         input=data, trigger=CHILD_TRIGGER, mirror=scope.mirror_runs,
-        max_cost_usd=runner.budget(), children=scope.children, limits=scope.limits,
+        max_cost_usd=None if held is None else held.amount, children=scope.children,
+        limits=scope.limits,
         parent_run_id=scope.run_id, parent_step_id=step.id)
+    spent: float | None = None
     try:
         result: RunResult = await workflow.execute_child_workflow(
             WORKFLOW_NAME, run_input, id=run_id, result_type=RunResult,
@@ -102,10 +108,19 @@ async def run_child(runner: Runner, step: WorkflowStep, mapped: dict[str, Any],
                 SearchAttributePair(SA_TRIGGER, CHILD_TRIGGER),
                 SearchAttributePair(SA_VERSION, child.version)]),
             static_summary=f"{step.id} → {child.slug} v{child.version}")
+        spent = result.actual_cost
     except ChildWorkflowError as exc:
         if isinstance(exc.cause, CancelledError):
             raise asyncio.CancelledError from exc
-        raise _failed(exc, rendered) from None
+        failed = _failed(exc, rendered)
+        cause = exc.cause
+        reported = isinstance(cause, ApplicationError) and bool(cause.details)
+        spent = failed.partial.cost if reported and failed.partial is not None else None
+        raise failed from None
+    finally:
+        if held is not None and ledger is not None:
+            # A child run spends within its slice; an unknown spend counts as all of it.
+            ledger.settle(held, held.amount if spent is None else spent)
     return StepOutcome(output=result.output, cost=result.actual_cost, rolls_up=True,
                        tokens_in=result.tokens_in, tokens_out=result.tokens_out,
                        rendered=rendered)

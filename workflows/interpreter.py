@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
 
 from definition.context import new_context
 from schema.workflow_names import WORKFLOW_NAME
+from workflows.ledger import ledger_for
 from workflows.mirror import MIRROR_RETRY, MIRROR_TIMEOUT
 from workflows.run_payloads import (
     InputInvalid,
@@ -107,7 +108,7 @@ class InterpreterWorkflow:
         self._run_id = run.run_id
         runner = self._runner = StepRunner(RunScope(
             run_id=run.run_id, environment=run.environment, id_prefix=run.run_id,
-            mirror=run.mirror, mirror_runs=run.mirror, max_cost_usd=run.max_cost_usd,
+            mirror=run.mirror, mirror_runs=run.mirror, ledger=ledger_for(run.max_cost_usd),
             children=run.children, seeds={s.step_id: s for s in run.seed_steps},
             partial_seeds={s.step_id: s for s in run.partial_seeds}, limits=run.limits))
         self._status = "running"

@@ -9,32 +9,36 @@ becomes the step's ``output``:
 - ``mode: fallback``: models are tried in order, the next only when the previous failed
   (after its own retries and repairs); the one that succeeded.
 
-Failed models add a warning; the step fails only when every model failed. A run budget is
-passed to each call as ``budgetUsd``: the remaining budget (fallback: minus what earlier
-models of the step spent), split evenly across the models in parallel mode.
+Failed models add a warning; the step fails only when every model failed. Under a run
+budget every call first reserves its worst case on the run's ledger (``workflows/ledger.py``)
+and passes the reservation as ``budgetUsd``; it settles at what it was billed.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Literal
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
-    from schema.activities import LlmRequest, LlmResult
+    from schema.activities import LLM_WORST_CASE_ACTIVITY, CostEstimate, LlmRequest, LlmResult
     from schema.definition import DEFAULT_LLM_RETRY, LlmStep
     from schema.errors import ErrorType
     from schema.model_ref import resolve_model
     from schema.run import RunLimits, StepError
 
 from definition.templates import TemplateError, render
+from workflows.ledger import BudgetLedger, BudgetRefused
 from workflows.options import step_options
 from workflows.outcome import StepOutcome
 
 _INTERNAL_DETAILS = frozenset({"attempt", "attemptLog", "usage", "repairs"})
+_UNRECORDED = frozenset({"attempt_lost", "step_timeout"})
+_ESTIMATE_TIMEOUT = timedelta(seconds=10)
 
 
 class LlmStepFailed(Exception):
@@ -67,6 +71,19 @@ class _ModelCall:
             return self.result.cost
         value = self.usage.get("cost", 0.0)
         return float(value) if isinstance(value, int | float) else None
+
+    def spent(self, held: float) -> float:
+        """What this call was billed, every attempt included; an attempt that left no
+        record (lost, timed out) counts as all it ``held``."""
+        failed = [e for e in self.attempt_log if e.get("status") == "failed"]
+        if any(e.get("costUsd") is None and e.get("errorType") in _UNRECORDED for e in failed):
+            return held
+        total = sum(float(e.get("costUsd") or 0.0) for e in failed)
+        if self.result is not None:
+            total += self.result.cost or 0.0
+        elif not failed and self.status == "failed":
+            return held  # failed without a log (e.g. a timeout's lost details)
+        return total
 
     def tokens(self, name: str) -> int:
         if self.result is not None:
@@ -133,8 +150,45 @@ def _failure(exc: ActivityError, request: LlmRequest, max_attempts: int) -> _Mod
     return call
 
 
-async def _call(step: LlmStep, request: LlmRequest, budget: float | None,
+async def _call(step: LlmStep, request: LlmRequest, ledger: BudgetLedger | None,
                 max_attempts: int) -> _ModelCall:
+    if ledger is None:
+        return await _execute(step, request, None, max_attempts)
+    estimate: CostEstimate = await workflow.execute_local_activity(
+        LLM_WORST_CASE_ACTIVITY, request, result_type=CostEstimate,
+        start_to_close_timeout=_ESTIMATE_TIMEOUT, summary=f"{request.step_id}: worst case")
+    if estimate.usd is None:
+        # Unpriced: nothing to reserve; the call warns that the budget cannot be enforced.
+        return await _execute(step, request, max(ledger.available(), 0.0), max_attempts)
+    try:
+        # Room for the repairs too when it fits; at least the first call's worst case.
+        held = await ledger.reserve(
+            estimate.usd, up_to=estimate.usd * (1 + request.repair_attempts))
+    except BudgetRefused as refused:
+        return _refused(request, estimate, refused)
+    call: _ModelCall | None = None
+    try:
+        call = await _execute(step, request, held.amount, max_attempts)
+        return call
+    finally:
+        # A cancelled or lost call may have been billed: it settles at what it held.
+        ledger.settle(held, held.amount if call is None else call.spent(held.amount))
+
+
+def _refused(request: LlmRequest, estimate: CostEstimate, refused: BudgetRefused) -> _ModelCall:
+    label = f"{request.provider}/{request.model}"
+    error = StepError(
+        type=ErrorType.BUDGET_EXCEEDED, retryable=False,
+        message=(f"budget exceeded: a call to {label} could cost up to ${refused.wanted:.6f} "
+                 f"({estimate.basis}) but only ${refused.available:.6f} of the run's "
+                 "maxCostUsd is left once the calls in flight settled; the call was not made"),
+        details={"estimateUsd": refused.wanted, "remainingUsd": refused.available,
+                 "provider": request.provider, "model": request.model})
+    return _ModelCall(request=request, status="failed", error=error)
+
+
+async def _execute(step: LlmStep, request: LlmRequest, budget: float | None,
+                   max_attempts: int) -> _ModelCall:
     opts = step_options(step, request.provider, request.model)
     try:
         result: LlmResult = await workflow.execute_activity(
@@ -155,23 +209,20 @@ async def _call(step: LlmStep, request: LlmRequest, budget: float | None,
 
 async def run_llm_step(step: LlmStep, run_id: str, mapped: dict[str, Any],
                        context: dict[str, Any], limits: RunLimits,
-                       budget: float | None = None) -> StepOutcome:
+                       ledger: BudgetLedger | None = None) -> StepOutcome:
     """Call the step's model(s); raise ``LlmStepFailed`` when no model answered."""
     requests = render_requests(step, run_id, mapped, context, limits)
     max_attempts = (step.retry_config or DEFAULT_LLM_RETRY).max_attempts
     calls: list[_ModelCall] = []
     if step.models is not None and step.mode == "parallel":
-        share = None if budget is None else budget / len(requests)
         calls = list(await asyncio.gather(
-            *(_call(step, request, share, max_attempts) for request in requests)))
+            *(_call(step, request, ledger, max_attempts) for request in requests)))
     else:
         for request in requests:
             if any(c.status == "completed" for c in calls):
                 calls.append(_ModelCall(request=request))
                 continue
-            spent = sum(c.cost or 0.0 for c in calls)
-            calls.append(await _call(step, request, None if budget is None else budget - spent,
-                                     max_attempts))
+            calls.append(await _call(step, request, ledger, max_attempts))
     rendered: dict[str, Any] = {"system": requests[0].system, "user": requests[0].user}
     if step.prompt_id is not None:
         # Which stored prompt version the run used (resolved into the snapshot at start).

@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
 
 from definition.context import new_context
 from schema.workflow_names import MAP_BATCH_WORKFLOW
+from workflows.ledger import ledger_for
 from workflows.runner import RunScope, StepFailed, StepRunner
 
 
@@ -28,6 +29,7 @@ class MapBatchWorkflow:
     async def run(self, batch: MapBatchInput) -> MapBatchResult:
         """Every item's result, in the batch's order; item failures do not fail the batch."""
         gate = asyncio.Semaphore(batch.concurrency)
+        ledger = ledger_for(batch.max_cost_usd)  # the batch's slice, shared by its items
         prefix = workflow.info().workflow_id
 
         async def run_item(item: MapItem) -> MapItemResult:
@@ -36,7 +38,7 @@ class MapBatchWorkflow:
                     run_id=batch.run_id, environment=batch.environment,
                     id_prefix=f"{prefix}-i{item.index}", mirror=False,
                     mirror_runs=batch.mirror, approvals=False,
-                    max_cost_usd=batch.max_cost_usd, children=batch.children,
+                    ledger=ledger, children=batch.children,
                     limits=batch.limits))
                 context = new_context({**batch.shared, "item": item.value,
                                        "index": item.index})

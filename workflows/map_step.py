@@ -67,31 +67,54 @@ async def run_map(runner: Runner, step: MapStep, mapped: dict[str, Any],
     in_flight = max(1, math.ceil(step.concurrency / size))
     per_batch = max(1, min(size, math.ceil(step.concurrency / in_flight)))
     gate = asyncio.Semaphore(in_flight)
+    ledger = runner.scope.ledger
+    running = 0
 
     async def run_batch(number: int, batch: list[MapItem]) -> list[MapItemResult]:
         async with gate:
-            request = MapBatchInput(
-                run_id=runner.scope.run_id, environment=runner.scope.environment,
-                step_id=step.id, steps=step.steps, shared=mapped, items=batch,
-                concurrency=per_batch, mirror=runner.scope.mirror_runs,
-                max_cost_usd=runner.budget(), children=runner.scope.children,
-                limits=runner.scope.limits)
+            # Each batch in flight gets an even slice of what is left, and gives back what
+            # it did not spend: together they never pass the run's budget.
+            nonlocal running
+            slice_ = None if ledger is None else await ledger.grant(in_flight - running)
+            running += 1
+            results: list[MapItemResult] | None = None
             try:
-                result: MapBatchResult = await workflow.execute_child_workflow(
-                    MAP_BATCH_WORKFLOW, request, result_type=MapBatchResult,
-                    id=f"{runner.scope.id_prefix}-{step.id}-b{number}",
-                    static_summary=f"{step.id}: items {batch[0].index}-{batch[-1].index}")
-            except ChildWorkflowError as exc:
-                if isinstance(exc.cause, CancelledError):
-                    raise asyncio.CancelledError from exc
-                cause = exc.cause  # e.g. payload_too_large: the batch's result was too big
-                error = StepError(type=ErrorType.INTERNAL, message=f"batch {number}: {exc}")
-                if isinstance(cause, ApplicationError):
-                    error = StepError(type=cause.type or ErrorType.INTERNAL,
-                                      message=f"batch {number}: {cause.message}")
-                return [MapItemResult(index=i.index, status="failed", error=error)
-                        for i in batch]
-            return result.items
+                results = await _run_batch(number, batch,
+                                           None if slice_ is None else slice_.amount)
+                return results
+            finally:
+                running -= 1
+                if ledger is not None and slice_ is not None:
+                    costs = [r.cost for r in results or []]
+                    unknown = results is None or any(c is None for c in costs)
+                    ledger.settle(slice_, slice_.amount if unknown
+                                  else sum(c or 0.0 for c in costs))
+
+    async def _run_batch(number: int, batch: list[MapItem],
+                         budget: float | None) -> list[MapItemResult]:
+        request = MapBatchInput(
+            run_id=runner.scope.run_id, environment=runner.scope.environment,
+            step_id=step.id, steps=step.steps, shared=mapped, items=batch,
+            concurrency=per_batch, mirror=runner.scope.mirror_runs,
+            max_cost_usd=budget, children=runner.scope.children,
+            limits=runner.scope.limits)
+        try:
+            result: MapBatchResult = await workflow.execute_child_workflow(
+                MAP_BATCH_WORKFLOW, request, result_type=MapBatchResult,
+                id=f"{runner.scope.id_prefix}-{step.id}-b{number}",
+                static_summary=f"{step.id}: items {batch[0].index}-{batch[-1].index}")
+        except ChildWorkflowError as exc:
+            if isinstance(exc.cause, CancelledError):
+                raise asyncio.CancelledError from exc
+            cause = exc.cause  # e.g. payload_too_large: the batch's result was too big
+            error = StepError(type=ErrorType.INTERNAL, message=f"batch {number}: {exc}")
+            if isinstance(cause, ApplicationError):
+                error = StepError(type=cause.type or ErrorType.INTERNAL,
+                                  message=f"batch {number}: {cause.message}")
+            # What a failed batch spent is unknown: its slice counts as spent.
+            return [MapItemResult(index=i.index, status="failed", error=error, cost=None)
+                    for i in batch]
+        return result.items
 
     results = [r for batch in await asyncio.gather(
         *(run_batch(n, b) for n, b in enumerate(batches))) for r in batch]

@@ -220,16 +220,6 @@ class StepRunner:
             record.attempts = attempts
         await self.mirror_step(record, written=written)
 
-    def budget(self) -> float | None:
-        """What the run may still spend, or None without a budget."""
-        if self.scope.max_cost_usd is None:
-            return None
-        return self.scope.max_cost_usd - self.spent()
-
-    def spent(self) -> float:
-        """Known spend so far (budgets count what is known; unpriced calls only warn)."""
-        return sum(r.cost or 0.0 for r in self.steps.values())
-
     def add_cost(self, cost: float | None) -> None:
         """Add to the run's total; an unknown price makes it unknown, never a silent zero."""
         self.cost = None if cost is None or self.cost is None else self.cost + cost

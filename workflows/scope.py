@@ -16,6 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from schema.definition import Step
     from schema.run import ChildDefinition, RunLimits, SeedStep, StepError, StepRecord, StepStatus
 
+from workflows.ledger import BudgetLedger
 from workflows.outcome import StepOutcome
 
 
@@ -38,7 +39,8 @@ class RunScope:
     mirror: bool = True
     mirror_runs: bool = True
     approvals: bool = True
-    max_cost_usd: float | None = None
+    ledger: BudgetLedger | None = None
+    """The budget this scope draws from (shared by its branches and items); None: none."""
     children: list[ChildDefinition] = field(default_factory=list)
     seeds: dict[str, SeedStep] = field(default_factory=dict)
     partial_seeds: dict[str, SeedStep] = field(default_factory=dict)
@@ -55,9 +57,6 @@ class Runner(Protocol):
 
     async def mirror_step(self, record: StepRecord, *, written: bool = False) -> None:
         """Keep the record and have the run's writer mirror it."""
-
-    def budget(self) -> float | None:
-        """What the run may still spend, or None without a budget."""
 
     async def run_sequence(self, steps: list[Step], context: dict[str, Any], *,
                            index: int | None = None, parent: str | None = None,
