@@ -13,18 +13,24 @@ from fastapi import APIRouter, FastAPI, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from api.deps import StateDep
+from api.auth_throttle import retry_after_header
+from api.deps import StateDep, client_address, current_key
 from api.errors import ApiError
 from api.presenters import readable_definition
 from api.trigger_views import schedule_state, triggers
-from api.ui import run_pages
+from api.ui import editor_pages, run_pages
+from api.ui.auth import api_key
+from api.ui.headers import InspectorHeaders
 from api.ui.queries import last_runs
 from api.ui.session import (
     CSRF_FORM_FIELD,
-    cookie_key,
-    csrf_matches,
+    current_session,
     end_session,
+    login_form_token,
+    login_token,
+    set_login_cookie,
     start_session,
+    tokens_match,
 )
 from api.ui.views import (
     HERE,
@@ -37,6 +43,7 @@ from api.ui.views import (
 )
 from definition.diff import diff_definitions
 from schema.bounds import VersionNumber
+from store.keys import prefix_of
 from store.tables import WorkflowRow, WorkflowVersionRow
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -51,34 +58,61 @@ async def home() -> RedirectResponse:
 @router.get("/login", response_class=HTMLResponse)
 async def login_form(request: Request, state: StateDep,
                      next: str | None = None) -> Response:
-    """The sign-in form (straight on when the cookie is still good)."""
-    key = cookie_key(request)
-    if key and await state.keys.verify(key):
+    """The sign-in form (straight on when the session is still good)."""
+    if await current_session(request, state) is not None:
         return RedirectResponse(safe_next(next), status_code=303)
-    return page(request, "login.html", None, title="Sign in", next=safe_next(next), error=None)
+    return _login_page(request, state, 200, next, None)
+
+
+def _login_page(request: Request, state: StateDep, status_code: int, next: str | None,
+                error: str | None, headers: dict[str, str] | None = None) -> Response:
+    token, fresh = login_form_token(request)
+    response = page(request, "login.html", None, status_code=status_code, title="Sign in",
+                    next=safe_next(next), error=error, login_csrf=token, headers=headers)
+    if fresh:
+        set_login_cookie(state, request, response, token)
+    return response
 
 
 @router.post("/login", response_class=HTMLResponse)
 async def login(request: Request, state: StateDep, api_key: Annotated[str, Form()] = "",
-                next: Annotated[str, Form()] = "") -> Response:
-    """Check the key; on success keep it in the HttpOnly cookie and go on."""
-    row = await state.keys.verify(api_key.strip()) if api_key.strip() else None
+                next: Annotated[str, Form()] = "",
+                csrf: Annotated[str, Form(alias=CSRF_FORM_FIELD)] = "") -> Response:
+    """Check the form's token, the throttle, then the key; on success start a session."""
+    if not tokens_match(login_token(request), csrf):
+        # Another site posting the form cannot know the pre-session cookie's value.
+        return _login_page(request, state, 403, next, "The sign-in form expired or did not "
+                           "come from this site: sign in again from this page.")
+    key = api_key.strip()
+    throttle, client = state.auth_throttle, client_address(request)
+    prefix = prefix_of(key) if key else None
+    wait = throttle.retry_after(client, prefix)
+    row = await state.keys.verify(key) if key and wait is None else None
     if row is None:
-        return page(request, "login.html", None, status_code=401, title="Sign in",
-                    next=safe_next(next), error="That API key is not valid (or was revoked).")
+        if wait is None:
+            throttle.failed(client, prefix)
+            wait = throttle.retry_after(client, prefix)
+        if wait is not None:
+            after = retry_after_header(wait)
+            return _login_page(request, state, 429, next, f"Too many failed sign-ins from "
+                               f"this address: try again in {after} s.", {"Retry-After": after})
+        return _login_page(request, state, 401, next,
+                           "That API key is not valid (or was revoked).")
+    throttle.succeeded(client, prefix)
     response = RedirectResponse(safe_next(next), status_code=303)
-    start_session(request, response, api_key.strip())
+    await start_session(state, request, response, row)
     return response
 
 
 @router.post("/logout")
-async def logout(request: Request, csrf: Annotated[str, Form(alias=CSRF_FORM_FIELD)] = ""
-                 ) -> Response:
-    """Forget the key (the form carries the CSRF token)."""
-    if cookie_key(request) and not csrf_matches(request, csrf):
+async def logout(request: Request, state: StateDep,
+                 csrf: Annotated[str, Form(alias=CSRF_FORM_FIELD)] = "") -> Response:
+    """End the session (the form carries the session's CSRF token)."""
+    found = await current_session(request, state)
+    if found is not None and not tokens_match(found.csrf_token, csrf):
         return Response("sign-out needs the page's CSRF token", status_code=403)
     response = RedirectResponse("/ui/login", status_code=303)
-    end_session(response)
+    await end_session(state, request, response)
     return response
 
 
@@ -185,7 +219,7 @@ async def triggers_page(request: Request, state: StateDep, key: UiKey) -> HTMLRe
         items.append({"row": row, "slug": slugs.get(row.workflow_id), "schedule": schedule,
                       "problem": problem, "spec": schedule_text(row.config)})
     return page(request, "triggers.html", key, title="Schedules and triggers", nav="triggers",
-                items=items)
+                items=items, workflows=sorted(slugs.values()))
 
 
 def install(app: FastAPI) -> None:
@@ -196,6 +230,11 @@ def install(app: FastAPI) -> None:
         return login_redirect(exc)
 
     app.add_exception_handler(LoginRequired, _to_login)
+    # The API's routes take the inspector's session too (EventSource, the pages' script):
+    # see api.ui.auth.api_key, which hands Bearer keys on to api.deps.current_key.
+    app.dependency_overrides[current_key] = api_key
+    app.add_middleware(InspectorHeaders)
+    app.include_router(editor_pages.router)  # before /ui/workflows/{slug}: it has /new
     app.include_router(router)
     app.include_router(run_pages.router, include_in_schema=False)
     app.mount("/ui/static", StaticFiles(directory=HERE / "static"), name="ui-static")

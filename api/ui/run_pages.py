@@ -15,6 +15,7 @@ from api.presenters import readable_definition, run_public, step_public
 from api.routes.workflows import _decode_cursor, encode_cursor
 from api.ui.queries import step_sources
 from api.ui.views import UiKey, not_found_page, page, parse_time
+from api.ui.waterfall import waterfall
 from schema.api import StepPublic
 from schema.run import RunStatus
 
@@ -130,6 +131,7 @@ async def run_page(run_id: str, request: Request, state: StateDep,
     namespace = state.settings.namespace_for(key.environment)
     return page(request, "run.html", key, title=f"Run {str(run.id)[:8]}", nav="runs",
                 run=run_public(run, slug=workflow.slug if workflow else None), steps=views,
+                waterfall=waterfall(run.started_at, run.finished_at, rows),
                 temporal_url=f"{temporal.ui_url.rstrip('/')}/namespaces/{namespace}"
                              f"/workflows/{run.id}")
 

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from api.deps import StateDep
-from api.ui.session import cookie_key, csrf_token
+from api.ui.session import current_session
 from store.tables import ApiKeyRow
 
 HERE = Path(__file__).parent
@@ -42,25 +42,27 @@ def safe_next(value: str | None) -> str:
 
 
 async def ui_key(request: Request, state: StateDep) -> ApiKeyRow:
-    """The key in the session cookie, verified; otherwise a redirect to the login form."""
-    key = cookie_key(request)
-    row = await state.keys.verify(key) if key else None
-    if row is None:
+    """The key of the live session; otherwise (none, expired, key revoked) a redirect to the
+    login form."""
+    found = await current_session(request, state)
+    if found is None:
         path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired(path)
-    return row
+    return found.key
 
 
 UiKey = Annotated[ApiKeyRow, Depends(ui_key)]
 
 
 def page(request: Request, template: str, key: ApiKeyRow | None, *, status_code: int = 200,
-         **context: Any) -> HTMLResponse:
-    """Render a page with the layout's context (environment, CSRF token, nav)."""
+         headers: dict[str, str] | None = None, **context: Any) -> HTMLResponse:
+    """Render a page with the layout's context (environment, the session's CSRF token, nav)."""
+    found = getattr(request.state, "ui_session", None)
+    csrf = found.csrf_token if key is not None and found is not None else ""
     return templates.TemplateResponse(
         request, template, {"environment": key.environment if key else None,
-                            "csrf": csrf_token(request) if key else "", **context},
-        status_code=status_code, headers={"Cache-Control": "no-store"})
+                            "csrf": csrf, **context},
+        status_code=status_code, headers={"Cache-Control": "no-store", **(headers or {})})
 
 
 def not_found_page(request: Request, key: ApiKeyRow, what: str) -> HTMLResponse:

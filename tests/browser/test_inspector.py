@@ -33,8 +33,10 @@ async def test_sign_in_refuses_a_wrong_key_then_signs_in_and_out(
     await expect(page).to_have_url(f"{service.url}/ui/runs")
     await expect(page.get_by_role("heading", name="Runs", exact=True)).to_be_visible()
     cookies = {c["name"]: c for c in await page.context.cookies()}
-    assert cookies["pp_key"]["httpOnly"]
-    assert cookies["pp_key"]["sameSite"] == "Strict"
+    assert set(cookies) == {"pp_session"}
+    assert cookies["pp_session"]["httpOnly"]
+    assert cookies["pp_session"]["sameSite"] == "Lax"
+    assert DEV_KEY not in cookies["pp_session"]["value"]
     assert DEV_KEY not in await page.content()
     assert DEV_KEY not in page.url
 

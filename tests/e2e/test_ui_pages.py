@@ -22,17 +22,29 @@ async def test_login_page_redirects_cookie_session_and_csrf(service: Service) ->
         assert home.headers["location"] == "/ui/login?next=/ui/runs%3Fstatus%3Dfailed"
         assert (await browser.get("/api/workflows")).status_code == 401
 
-        wrong = await browser.post("/ui/login", data={"api_key": "pp_wrong", "next": "/ui"})
+        form_token = _hidden(login.text, "csrf")
+        assert browser.cookies["pp_login"] == form_token
+        # A post without the form's token (another site's page) signs nobody in.
+        forged_login = await browser.post("/ui/login", data={"api_key": DEV_KEY, "next": "/ui",
+                                                            "csrf": "guess"})
+        assert forged_login.status_code == 403
+        assert "pp_session" not in forged_login.cookies
+        wrong = await browser.post("/ui/login", data={"api_key": "pp_wrong", "next": "/ui",
+                                                      "csrf": form_token})
         assert wrong.status_code == 401
         assert "not valid" in wrong.text
-        assert "pp_key" not in wrong.cookies
+        assert "pp_session" not in wrong.cookies
         # Only inspector paths are followed after signing in.
-        signed = await browser.post("/ui/login", data={"api_key": DEV_KEY,
+        signed = await browser.post("/ui/login", data={"api_key": DEV_KEY, "csrf": form_token,
                                                       "next": "https://evil.example/"})
         assert (signed.status_code, signed.headers["location"]) == (303, "/ui/workflows")
         cookies = signed.headers.get_list("set-cookie")
-        assert all("HttpOnly" in c and "SameSite=strict" in c for c in cookies), cookies
-        assert {c.split("=", 1)[0] for c in cookies} == {"pp_key", "pp_csrf"}
+        assert all("HttpOnly" in c and "SameSite=lax" in c for c in cookies), cookies
+        assert "Secure" not in cookies[0]  # served over http, no public https URL set
+        session_cookie = browser.cookies["pp_session"]
+        assert DEV_KEY not in session_cookie
+        assert DEV_KEY not in " ".join(cookies)
+        assert "pp_login" not in browser.cookies  # the pre-session cookie is dropped
 
         page = await browser.get(f"/ui/workflows/{slug}")
         assert page.status_code == 200
@@ -63,6 +75,12 @@ async def test_login_page_redirects_cookie_session_and_csrf(service: Service) ->
         out = await browser.post("/ui/logout", data={"csrf": token})
         assert (out.status_code, out.headers["location"]) == (303, "/ui/login")
         assert (await browser.get("/ui/workflows")).status_code == 303
+
+
+def _hidden(html: str, name: str) -> str:
+    match = re.search(rf'name="{name}" value="([^"]*)"', html)
+    assert match is not None, name
+    return match.group(1)
 
 
 async def _every_page_renders(browser: httpx.AsyncClient, slug: str, run_id: str) -> None:

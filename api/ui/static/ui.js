@@ -15,7 +15,9 @@
     try { data = await response.json(); } catch (e) { data = null; }
     if (!response.ok) {
       const message = data && data.error ? data.error.message : `HTTP ${response.status}`;
-      throw new Error(message);
+      const error = new Error(message);
+      error.problems = (data && data.error && data.error.problems) || [];
+      throw error;
     }
     return data;
   }
@@ -69,6 +71,9 @@
   }
 
   function busy(button, on) { if (button) { button.disabled = on; } }
+
+  // Shared with actions.js (loaded after this file).
+  window.PromptPilot = { api, el, busy, showError, readJson, money };
 
   // Live JSON checks as the user types.
   document.querySelectorAll("textarea.json-input").forEach((area) => {
@@ -126,8 +131,26 @@
       const holder = document.getElementById("run-status");
       holder.replaceChildren(badge(status));
     };
+    // Tokens and cost so far: the sum over steps of what each step event last said.
+    const usage = {};
+    document.querySelectorAll("li.step").forEach((item) => {
+      usage[item.dataset.stepId] = { tokensIn: Number(item.dataset.tokensIn) || 0,
+        tokensOut: Number(item.dataset.tokensOut) || 0, cost: Number(item.dataset.cost) || 0 };
+    });
+    const showUsage = () => {
+      let tokensIn = 0, tokensOut = 0, cost = 0;
+      for (const u of Object.values(usage)) { tokensIn += u.tokensIn; tokensOut += u.tokensOut; cost += u.cost; }
+      document.getElementById("run-tokens").textContent = `${tokensIn} / ${tokensOut}`;
+      document.getElementById("run-cost").textContent = money(cost);
+    };
     source.addEventListener("step", (event) => {
       const data = JSON.parse(event.data);
+      usage[data.stepId] = { tokensIn: data.tokensIn || 0, tokensOut: data.tokensOut || 0, cost: data.cost || 0 };
+      showUsage();
+      if (data.status === "waiting" && !document.getElementById(`approval-${data.stepId}`)) {
+        // A step began to wait: the page shows its approve and reject buttons.
+        source.close(); window.location.reload(); return;
+      }
       const item = document.getElementById(`step-${data.stepId}`);
       if (!item) return;
       item.dataset.status = data.status;
