@@ -5,7 +5,7 @@ Every problem names where it is (a JSON pointer into the body) and, for steps, t
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 from jsonschema import Draft202012Validator, SchemaError, validators
@@ -68,13 +68,16 @@ def problems_from_pydantic(
 
 
 def parse_definition(raw: Any, known_providers: Collection[str], *, tools: Collection[str],
-                     multi_model: bool = False, limits: RunLimits | None = None
+                     multi_model: bool = False, limits: RunLimits | None = None,
+                     url_refusal: Callable[[str], str | None] | None = None
                      ) -> WorkflowDefinition:
     """Parse and check a definition; raises DefinitionInvalid listing every problem.
 
     ``known_providers`` and ``tools`` are the catalog a step may name, passed in (this module
     knows no registry). ``multi_model`` is the ``workflow.multiModel`` feature flag: off,
     ``models`` is refused; templates that can be seen to exceed ``limits`` are refused.
+    ``url_refusal`` judges an ``http_request`` step's literal ``args.url`` (the SSRF guard's
+    save-time half, passed in by the API: a metadata address is refused when saved).
     """
     try:
         # Strict, as the document states the types: `"3"` is not a number of attempts.
@@ -82,7 +85,7 @@ def parse_definition(raw: Any, known_providers: Collection[str], *, tools: Colle
     except ValidationError as exc:
         raise DefinitionInvalid(problems_from_pydantic(exc, raw)) from None
     problems = check_definition(definition, known_providers, tools=tools, multi_model=multi_model,
-                                limits=limits)
+                                limits=limits, url_refusal=url_refusal)
     if problems:
         raise DefinitionInvalid(problems)
     return definition
@@ -90,13 +93,15 @@ def parse_definition(raw: Any, known_providers: Collection[str], *, tools: Colle
 
 def check_definition(definition: WorkflowDefinition, known_providers: Collection[str], *,
                      tools: Collection[str], multi_model: bool = False,
-                     limits: RunLimits | None = None) -> list[Problem]:
+                     limits: RunLimits | None = None,
+                     url_refusal: Callable[[str], str | None] | None = None) -> list[Problem]:
     """Semantic checks pydantic cannot do: ordering, references, schemas, templates."""
     problems: list[Problem] = []
     problems += _check_variables(definition.variables)
     declared = {v.name for v in definition.variables}
-    _Checker(problems, known_providers, tools, multi_model, limits or RunLimits()).steps(
-        definition.steps, ("steps",), set(), declared, in_map=False)
+    checker = _Checker(problems, known_providers, tools, multi_model, limits or RunLimits())
+    checker.url_refusal = url_refusal
+    checker.steps(definition.steps, ("steps",), set(), declared, in_map=False)
     return problems
 
 
@@ -111,6 +116,7 @@ class _Checker:
         self.multi_model = multi_model
         self.limits = limits
         self.all_ids: set[str] = set()
+        self.url_refusal: Callable[[str], str | None] | None = None
 
     def steps(self, steps: list[Any], where: tuple[str | int, ...], earlier: set[str],
               declared: set[str], *, in_map: bool) -> set[str]:
@@ -162,6 +168,11 @@ class _Checker:
         elif isinstance(step, ToolStep) and step.tool_name not in self.tools:
             add(f"unknown tool '{step.tool_name}'; known tools: {', '.join(sorted(self.tools))}",
                 "toolName")
+        elif isinstance(step, ToolStep) and step.tool_name == "http_request":
+            url = step.args.get("url")
+            if (self.url_refusal is not None and isinstance(url, str) and "{" not in url
+                    and (refusal := self.url_refusal(url))):
+                add(refusal, "args", "url")
         elif isinstance(step, TransformStep) and step.expression is not None:
             problem = compile_expression(step.expression)
             if problem:

@@ -25,7 +25,8 @@ class ToolActivities:
     """Runs registered tools; holds the one HTTP client they share."""
 
     def __init__(self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None):
-        # Tools decide about redirects themselves (http_request never follows them).
+        # Tools decide about redirects themselves (http_request follows them by hand,
+        # vetting every hop: see http_request).
         self._context = ToolContext(settings, httpx.AsyncClient(
             transport=transport, follow_redirects=False,
             timeout=settings.tools.http_timeout_seconds,

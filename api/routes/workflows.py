@@ -12,6 +12,7 @@ from fastapi import APIRouter, Body, Query, Response
 from activities.providers.errors import key_hint
 from activities.providers.registry import known_providers, providers_missing_credentials
 from activities.tools import known_tools
+from activities.tools.addresses import literal_refusal
 from api.deps import CurrentKey, IdempotencyKey, StateDep
 from api.errors import ApiError, not_found
 from api.launcher import StartRequest, start_run, wait_for
@@ -66,7 +67,9 @@ def _parse(state: AppState, raw: dict[str, Any]) -> WorkflowDefinition:
     check_definition_size(raw, state.settings.limits)
     return parse_definition(raw, known_providers(state.settings), tools=known_tools(),
                             multi_model=state.settings.workflow.multi_model,
-                            limits=template_limits(state.settings.limits))
+                            limits=template_limits(state.settings.limits),
+                            url_refusal=None if state.settings.tools.http_allow_private
+                            else literal_refusal)
 
 
 async def check_references(state: AppState, environment: str,

@@ -85,7 +85,8 @@ async def test_the_webhook_secret_is_sealed_at_rest_and_an_old_plain_one_still_v
     secret = trigger["webhookSecret"]
     stored = str(await _trigger_column(service, trigger["id"], "webhook_secret"))
     assert stored.startswith("enc1:")
-    assert secret not in stored and secret.removeprefix("whsec_") not in stored
+    assert secret not in stored
+    assert secret.removeprefix("whsec_") not in stored
     # A row written before sealing holds the secret as issued: still verified, then sealed.
     async with service.store.engine.begin() as db:
         await db.execute(text("update triggers set webhook_secret = :s where id = :id"),
@@ -96,5 +97,6 @@ async def test_the_webhook_secret_is_sealed_at_rest_and_an_old_plain_one_still_v
                                         headers=_headers(secret, body))
         assert accepted.status_code == 202, accepted.text
     resealed = str(await _trigger_column(service, trigger["id"], "webhook_secret"))
-    assert resealed.startswith("enc1:") and secret not in resealed
+    assert resealed.startswith("enc1:")
+    assert secret not in resealed
     await wait_runs(service, slug, 1, within=15)
