@@ -31,12 +31,12 @@ from schema.definition import WorkflowDefinition
 from schema.preview import PreviewStep, TokenEstimates, WorkflowPreviewResult
 from schema.problems import Problem
 from schema.run import RunResult, RunWorkflowInput, StepError, StepRecord
+from schema.run_labels import PREVIEW_TRIGGER, run_details, run_summary
 from schema.search_attributes import SA_ENVIRONMENT, SA_SLUG, SA_TRIGGER, SA_VERSION
 from schema.workflow_names import WORKFLOW_NAME
 from store.references import References
 
 PREVIEW_PREFIX = "preview-"
-PREVIEW_TRIGGER = "preview"
 
 
 def relocate(exc: DefinitionInvalid, prefix: str) -> DefinitionInvalid:
@@ -141,8 +141,8 @@ async def run_preview(state: AppState, environment: str, definition: WorkflowDef
                 SearchAttributePair(SA_TRIGGER, PREVIEW_TRIGGER),
                 SearchAttributePair(SA_VERSION, version or 0),
             ]),
-            static_summary=f"preview {definition.id}"
-                           f"{f' v{version}' if version else ' (unsaved)'}")
+            static_summary=run_summary(workflow_input),
+            static_details=run_details(workflow_input))
     except (RPCError, RuntimeError, OSError) as exc:
         raise ApiError(503, "temporal_unavailable", f"could not start the preview: {exc}") \
             from exc

@@ -112,8 +112,10 @@ def next_fire_times(config: ScheduleConfig, after: datetime, count: int = 5) -> 
 
 
 def build_schedule(trigger_id: str, environment: str, config: ScheduleConfig, *,
-                   task_queue: str, paused: bool, note: str | None = None) -> Schedule:
-    """The Temporal Schedule for a trigger: ids in the action, the policy from the config."""
+                   task_queue: str, paused: bool, note: str | None = None,
+                   summary: str | None = None) -> Schedule:
+    """The Temporal Schedule for a trigger: ids in the action, the policy from the config;
+    `summary` labels its launcher workflows in the Temporal UI (the trigger and workflow)."""
     action = ScheduleActionStartWorkflow(
         TRIGGERED_START_WORKFLOW,
         TriggeredStart(trigger_id=trigger_id, environment=environment, trigger="scheduled"),
@@ -123,7 +125,7 @@ def build_schedule(trigger_id: str, environment: str, config: ScheduleConfig, *,
             SearchAttributePair(SA_ENVIRONMENT, environment),
             SearchAttributePair(SA_TRIGGER, "scheduled"),
         ]),
-        static_summary=f"trigger {trigger_id}",
+        static_summary=summary or f"trigger {trigger_id}",
     )
     spec = ScheduleSpec(
         cron_expressions=list(config.cron_expressions),

@@ -101,12 +101,14 @@ async def checked_version(state: AppState, row: TriggerRow, workflow: WorkflowRo
     return version
 
 
-def schedule_of(row: TriggerRow, state: AppState, *, paused: bool | None = None) -> Any:
-    """The Temporal Schedule for a scheduled trigger row."""
+def schedule_of(row: TriggerRow, state: AppState, slug: str, *,
+                paused: bool | None = None) -> Any:
+    """The Temporal Schedule for a scheduled trigger row of the workflow `slug`."""
     return build_schedule(str(row.id), row.environment, ScheduleConfig.model_validate(row.config),
                           task_queue=state.settings.temporal.task_queue,
                           paused=not row.enabled if paused is None else paused,
-                          note=None if row.enabled else "trigger disabled")
+                          note=None if row.enabled else "trigger disabled",
+                          summary=f"schedule '{row.name}' of {slug}")
 
 
 async def schedule_state(state: AppState, row: TriggerRow, count: int) -> ScheduleState:

@@ -16,6 +16,7 @@ from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttri
 
 with workflow.unsafe.imports_passed_through():
     from schema.run import RunResult, RunWorkflowInput
+    from schema.run_labels import run_details, run_summary
     from schema.search_attributes import SA_ENVIRONMENT, SA_SLUG, SA_TRIGGER, SA_VERSION
     from schema.triggers import ResolveStart, TriggeredStart
 
@@ -51,7 +52,6 @@ class TriggeredStartWorkflow:
                 SearchAttributePair(SA_TRIGGER, run_input.trigger),
                 SearchAttributePair(SA_VERSION, run_input.workflow_version),
             ]),
-            static_summary=f"{run_input.workflow_slug} v{run_input.workflow_version}"
-                           f" ({run_input.trigger})",
+            static_summary=run_summary(run_input), static_details=run_details(run_input),
         )
         return result

@@ -65,8 +65,8 @@ async def create_trigger(body: TriggerCreate, state: StateDep, key: CurrentKey) 
     await triggers(state).create(row)
     if body.type == "scheduled":
         try:
-            await (await schedules(state, key.environment)).create(schedule_of(row, state),
-                                                                   str(row.id))
+            await (await schedules(state, key.environment)).create(
+                schedule_of(row, state, workflow.slug), str(row.id))
         except (RPCError, RuntimeError) as exc:
             await triggers(state).delete(row.id)  # nothing half-written
             raise ApiError(503, "temporal_unavailable",
@@ -123,7 +123,7 @@ async def update_trigger(trigger_id: uuid.UUID, body: TriggerUpdate, state: Stat
     await checked_version(state, row, workflow, row.type in _STATIC_INPUT)
     if row.type == "scheduled":
         ops = await schedules(state, key.environment)
-        await ops.replace(schedule_of(row, state), str(row.id))
+        await ops.replace(schedule_of(row, state, workflow.slug), str(row.id))
         if was_enabled != row.enabled:
             handle = ops.handle(str(row.id))
             await (handle.unpause(note="trigger enabled") if row.enabled
