@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         StepError,
         StepRecord,
     )
+    from schema.run_labels import run_details, run_summary
     from schema.search_attributes import SA_ENVIRONMENT, SA_SLUG, SA_TRIGGER, SA_VERSION
 
 from schema.workflow_names import WORKFLOW_NAME
@@ -107,7 +108,7 @@ async def run_child(runner: Runner, step: WorkflowStep, mapped: dict[str, Any],
                 SearchAttributePair(SA_ENVIRONMENT, scope.environment),
                 SearchAttributePair(SA_TRIGGER, CHILD_TRIGGER),
                 SearchAttributePair(SA_VERSION, child.version)]),
-            static_summary=f"{step.id} → {child.slug} v{child.version}")
+            static_summary=run_summary(run_input), static_details=run_details(run_input))
         spent = result.actual_cost
     except ChildWorkflowError as exc:
         if isinstance(exc.cause, CancelledError):
