@@ -28,6 +28,7 @@ from api.routes import (
     webhooks,
     workflows,
 )
+from api.security_headers import SecurityHeaders
 from api.start_dispatcher import StartDispatcher
 from api.state import AppState
 from api.ui import routes as ui
@@ -74,6 +75,7 @@ def create_app(settings: Settings, database_url: str | None = None) -> FastAPI:
     errors.install(app)
     openapi.install(app)
     app.add_middleware(RequestLimits, limits=settings.limits)
+    app.add_middleware(SecurityHeaders)  # outside RequestLimits: its refusals get them too
     # Run routes go first: `/api/workflows/runs/{id}` must not be read as a slug.
     app.include_router(runs.router)
     app.include_router(run_actions.router)
