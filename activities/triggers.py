@@ -172,7 +172,7 @@ class TriggerActivities:
                     task_queue=activity.info().task_queue,
                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                    static_summary=f"event from run {record.run_id}",
+                    static_summary=f"event trigger '{trigger.name}' from run {record.run_id}",
                 )
             except WorkflowAlreadyStartedError:
                 continue  # a retried mirror write: this firing already happened
