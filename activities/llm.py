@@ -149,7 +149,8 @@ class LlmActivities:
             completion = await _heartbeating(provider.complete(current, model), beat)
             latency_ms = (time.monotonic() - started) * 1000
             cost, price_warnings = price(provider_name, model, completion.tokens_in,
-                                         completion.tokens_out, completion.cached_tokens)
+                                         completion.tokens_out, completion.cached_tokens,
+                                         completion.cache_write_tokens)
             usage.add(completion, cost, latency_ms)
             for warning in price_warnings:
                 usage.warn(warning)

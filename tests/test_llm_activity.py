@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from genai_prices import Usage, calc_price
 from pydantic import SecretStr
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
@@ -141,6 +142,27 @@ async def test_anthropic_success_counts_tokens_and_cost(
     assert result.cost > 0
     assert fake.count(ANTHROPIC_PATH) == 1
     assert fake.requests[0].body["max_tokens"] > 0
+
+
+async def test_anthropic_cache_writes_and_reads_are_priced_at_their_own_rates(
+    llm: LlmActivities, fake: FakeLlmServer
+) -> None:
+    # 10,000 prompt tokens: 6,000 written to the cache, 3,000 read from it, 1,000 plain.
+    fake.enqueue(ok("Bonjour", tokens_in=10_000, tokens_out=100, cached=3_000,
+                    cache_written=6_000))
+    result = await run(llm, req("claude-haiku-4-5", "anthropic"))
+    assert (result.tokens_in, result.cached_tokens) == (10_000, 3_000)
+    def priced(**usage: int) -> float:
+        return float(calc_price(Usage(**usage), "claude-haiku-4-5",
+                                provider_id="anthropic").total_price)
+
+    assert result.cost == pytest.approx(priced(
+        input_tokens=10_000, output_tokens=100, cache_read_tokens=3_000,
+        cache_write_tokens=6_000))
+    # Cache writes cost more than plain input (1.25x for Anthropic): priced as input they
+    # were under-counted.
+    assert result.cost is not None
+    assert result.cost > priced(input_tokens=10_000, output_tokens=100, cache_read_tokens=3_000)
 
 
 @pytest.mark.parametrize(("model", "provider"), [

@@ -69,7 +69,7 @@ class AnthropicProvider:
             raise errors.bad_response(self.name, "no content or usage in the message") from exc
         # Anthropic counts cache reads/writes apart from input_tokens; ours includes them.
         return Completion(text=text, tokens_in=tokens_in, tokens_out=tokens_out,
-                          cached_tokens=cached)
+                          cached_tokens=cached, cache_write_tokens=written)
 
 
 @register("anthropic")

@@ -10,12 +10,14 @@ from schema.activities import LlmRequest
 
 @dataclass(frozen=True)
 class Completion:
-    """A provider's raw answer; ``tokens_in`` includes ``cached_tokens``."""
+    """A provider's raw answer; ``tokens_in`` includes ``cached_tokens`` (cache reads) and
+    ``cache_write_tokens`` (prompt written to the provider's cache, priced apart)."""
 
     text: str
     tokens_in: int = 0
     tokens_out: int = 0
     cached_tokens: int = 0
+    cache_write_tokens: int = 0
 
 
 class Provider(Protocol):

@@ -50,6 +50,7 @@ class Reply:
     tokens_in: int | None = None
     tokens_out: int | None = None
     cached: int = 0
+    cache_written: int = 0
     model: str | None = None
     message: str = ""
     headers: dict[str, str] = field(default_factory=dict)
@@ -66,10 +67,13 @@ class RecordedRequest:
 
 
 def ok(content: str | None = None, *, tokens_in: int | None = None,
-       tokens_out: int | None = None, cached: int = 0, model: str | None = None) -> Reply:
-    """A successful answer; ``content=None`` generates one from the request."""
+       tokens_out: int | None = None, cached: int = 0, cache_written: int = 0,
+       model: str | None = None) -> Reply:
+    """A successful answer; ``content=None`` generates one from the request. ``cached`` and
+    ``cache_written`` (Anthropic only) are the part of ``tokens_in`` read from or written to
+    the prompt cache."""
     return Reply(content=content, tokens_in=tokens_in, tokens_out=tokens_out, cached=cached,
-                 model=model)
+                 cache_written=cache_written, model=model)
 
 
 def status(code: int, message: str = "scripted error") -> Reply:
@@ -154,8 +158,9 @@ def _render_ok(path: str, body: dict[str, Any], reply: Reply) -> dict[str, Any]:
         "id": "msg_fake", "type": "message", "role": "assistant", "model": model,
         "content": [{"type": "text", "text": content}], "stop_reason": "end_turn",
         "stop_sequence": None,
-        "usage": {"input_tokens": tokens_in - reply.cached, "output_tokens": tokens_out,
-                  "cache_read_input_tokens": reply.cached, "cache_creation_input_tokens": 0},
+        "usage": {"input_tokens": tokens_in - reply.cached - reply.cache_written,
+                  "output_tokens": tokens_out, "cache_read_input_tokens": reply.cached,
+                  "cache_creation_input_tokens": reply.cache_written},
     }
 
 
