@@ -61,10 +61,36 @@ class ToolSettings(BaseModel):
     web_search_api_key: SecretStr | None = None
 
 
+class TemporalTlsSettings(BaseModel):
+    """TLS, and mutual TLS, to the Temporal frontend (SECURITY.md; the SDK's ``TLSConfig``).
+
+    Off by default (the dev server speaks plaintext on localhost). Any file set turns it on."""
+
+    enabled: bool = False
+    """Speak TLS to Temporal, trusting the system's CAs unless ``server_ca_cert`` is set."""
+    server_ca_cert: Path | None = None
+    """PEM file of the CA that signed the frontend's certificate."""
+    client_cert: Path | None = None
+    """PEM file of this process's client certificate (mTLS; with ``client_key``)."""
+    client_key: Path | None = None
+    """PEM file of the client certificate's private key."""
+    server_name: str | None = None
+    """The name the frontend's certificate is checked against, when not the address's host."""
+
+    @model_validator(mode="after")
+    def _checks(self) -> TemporalTlsSettings:
+        if (self.client_cert is None) != (self.client_key is None):
+            raise ValueError("temporal.tls.client_cert and temporal.tls.client_key go together")
+        if self.server_ca_cert or self.client_cert or self.server_name:
+            self.enabled = True
+        return self
+
+
 class TemporalSettings(BaseModel):
     """Where the Temporal server is and which queue the worker serves."""
 
     address: str = "localhost:7233"
+    tls: TemporalTlsSettings = Field(default_factory=TemporalTlsSettings)
     namespace: str | None = None
     task_queue: str = "promptpilot"
     ui_url: str = "http://localhost:8233"

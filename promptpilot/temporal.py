@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import PydanticPayloadConverter
@@ -32,6 +33,7 @@ from temporalio.converter import (
     DefaultFailureConverterWithEncodedAttributes,
     PayloadConverter,
 )
+from temporalio.service import TLSConfig
 
 from payloads.codec import EncryptionCodec, KeyRing, KeyRingError, read_key_file
 from payloads.size_guard import guarded
@@ -133,8 +135,23 @@ async def connect(settings: Settings, namespace: str, *, own: bool = False) -> C
     shared = None if own else _WORKER_CLIENTS.get((address, namespace))
     if shared is not None:
         return shared
-    return await Client.connect(address, namespace=namespace,
+    return await Client.connect(address, namespace=namespace, tls=tls_config(settings),
                                 data_converter=data_converter(settings))
+
+
+def tls_config(settings: Settings) -> TLSConfig | bool:
+    """The SDK's TLS settings from ``temporal.tls`` (False: plaintext, the dev server's way).
+
+    Files are read at each connect, so a renewed certificate is picked up by the next client."""
+    tls = settings.temporal.tls
+    if not tls.enabled:
+        return False
+
+    def read(path: Path | None) -> bytes | None:
+        return path.read_bytes() if path is not None else None
+
+    return TLSConfig(server_root_ca_cert=read(tls.server_ca_cert), domain=tls.server_name,
+                     client_cert=read(tls.client_cert), client_private_key=read(tls.client_key))
 
 
 def share_worker_client(address: str, client: Client) -> None:
