@@ -47,6 +47,11 @@ async def test_validate_refuses_what_is_not_a_definition(tmp_path: Path) -> None
         {"id": "a", "type": "transform", "expression": "{x: `1`}"}]})
     too_big = _write(tmp_path, "c.json", {"id": "big", "name": "x", "steps": [
         {"id": f"s{i}", "type": "transform", "expression": "{x: `1`}"} for i in range(6)]})
+    reserved = _write(tmp_path, "d.json", {"id": "runs", "name": "x", "steps": [
+        {"id": "a", "type": "transform", "expression": "{x: `1`}"}]})
+    metadata = _write(tmp_path, "e.json", {"id": "fetch", "name": "x", "steps": [
+        {"id": "a", "type": "tool", "toolName": "http_request",
+         "args": {"url": "http://169.254.169.254/latest"}}]})
     env = {**cli_env(url=NOWHERE), "PROMPTPILOT_LIMITS__MAX_STEPS": "5"}
 
     result = await promptpilot("validate", str(tmp_path), env=env)
@@ -57,6 +62,9 @@ async def test_validate_refuses_what_is_not_a_definition(tmp_path: Path) -> None
     assert f"{slugs}: refused\n  /slug: " in result.stdout
     assert f"{too_big}: refused\n  /steps: " in result.stdout
     assert "PROMPTPILOT_LIMITS__MAX_STEPS" in result.stdout
+    assert f"{reserved}: refused\n  /id: 'runs' is a reserved slug" in result.stdout
+    assert f"{metadata}: refused\n  /steps/0/args/url: refusing to reach '169.254.169.254'" \
+        in result.stdout
     assert missing.code == 2
     assert missing.stderr.startswith("error: ")
     assert "no such file" in missing.stderr

@@ -10,9 +10,8 @@ from typing import Annotated, Any, get_args
 from fastapi import APIRouter, Body, Query, Response
 
 from activities.providers.errors import key_hint
-from activities.providers.registry import known_providers, providers_missing_credentials
-from activities.tools import known_tools
-from activities.tools.addresses import literal_refusal
+from activities.providers.registry import providers_missing_credentials
+from api.definition_checks import save_checks
 from api.deps import CurrentKey, IdempotencyKey, StateDep
 from api.errors import ApiError, not_found
 from api.launcher import StartRequest, start_run, wait_for
@@ -20,9 +19,7 @@ from api.presenters import run_public, shown_definition, workflow_public
 from api.rerun import plan_from_run_request
 from api.state import AppState
 from api.workflow_lookup import as_uuid, load_workflow
-from definition.limits import check_definition_size
-from definition.validation import DefinitionInvalid, parse_definition
-from payloads.size_guard import template_limits
+from definition.validation import DefinitionInvalid
 from schema.api import (
     ExecuteWorkflowRequest,
     RunEnvelope,
@@ -64,12 +61,7 @@ def _credential_warnings(state: AppState, definition: WorkflowDefinition) -> lis
 
 
 def _parse(state: AppState, raw: dict[str, Any]) -> WorkflowDefinition:
-    check_definition_size(raw, state.settings.limits)
-    return parse_definition(raw, known_providers(state.settings), tools=known_tools(),
-                            multi_model=state.settings.workflow.multi_model,
-                            limits=template_limits(state.settings.limits),
-                            url_refusal=None if state.settings.tools.http_allow_private
-                            else literal_refusal)
+    return save_checks(state.settings, raw)  # the same checks as `promptpilot validate`
 
 
 async def check_references(state: AppState, environment: str,

@@ -14,9 +14,6 @@ from promptpilot.cli.client import OK, REFUSED, USAGE, Api, CliError, connect, o
 from promptpilot.settings import Settings
 from schema.definition import WorkflowDefinition
 
-# The API refuses these as slugs (api.routes.workflows.RESERVED_SLUGS): `/api/workflows/runs`.
-RESERVED_SLUGS = {"runs"}
-
 
 @dataclass
 class DefinitionFile:
@@ -67,26 +64,25 @@ def read_definition(path: Path) -> DefinitionFile:
 
 
 def offline_problems(settings: Settings, raw: Any) -> list[str]:
-    """The API's save checks without a server: the size limits, then `parse_definition` with
-    this installation's provider and tool catalog. Stored prompts and child workflows a
-    definition names are looked up only by the server."""
-    from activities.providers.registry import known_providers
-    from activities.tools import known_tools
-    from definition.limits import LimitExceeded, check_definition_size
-    from definition.validation import DefinitionInvalid, parse_definition
-    from payloads.size_guard import template_limits
+    """The API's save checks without a server (``api.definition_checks.save_checks`` with this
+    installation's settings, and the slug rules of the create route). Stored prompts and
+    child workflows a definition names are looked up only by the server."""
+    from api.definition_checks import save_checks
+    from api.routes.workflows import RESERVED_SLUGS
+    from api.workflow_lookup import as_uuid
+    from definition.limits import LimitExceeded
+    from definition.validation import DefinitionInvalid
 
     try:
-        check_definition_size(raw, settings.limits)
-        definition = parse_definition(raw, known_providers(settings), tools=known_tools(),
-                                      multi_model=settings.workflow.multi_model,
-                                      limits=template_limits(settings.limits))
+        definition = save_checks(settings, raw)
     except LimitExceeded as exc:
         return [f"{exc.problem.pointer or '/'}: {exc.problem.message}"]
     except DefinitionInvalid as exc:
         return [f"{p.pointer or '/'}: {p.message}" for p in exc.problems]
-    if definition.id in RESERVED_SLUGS:
-        return [f"/id: '{definition.id}' is a reserved slug"]
+    if definition.id in RESERVED_SLUGS or as_uuid(definition.id) is not None:
+        what = "a UUID" if definition.id not in RESERVED_SLUGS else "a reserved slug"
+        where = "/slug" if "id" not in raw else "/id"
+        return [f"{where}: '{definition.id}' is {what}; a workflow's slug may not be one"]
     return []
 
 
