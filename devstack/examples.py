@@ -1,4 +1,4 @@
-"""The example workflows `promptpilot dev` loads (seed 000's feed-discovery)."""
+"""The example workflows `promptpilot dev` loads (feed-discovery)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Bodies of the HTTP API: requests and the seed-000 response shapes."""
+"""Bodies of the HTTP API: requests and response shapes."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from schema.run import StepWork
 
 
 class RunRequest(RequestBody):
-    """Body of `POST /api/workflows/{slug}/run` (seed 000)."""
+    """Body of `POST /api/workflows/{slug}/run`: input, and a rerun's source and step."""
 
     input: dict[str, Any] = Field(default_factory=dict)
     from_step_id: str | None = None
@@ -63,7 +63,7 @@ class StepPublic(StepWork):
 
 
 class RunPublic(CamelModel):
-    """A run in seed 000's shape, plus lineage and totals."""
+    """A run: its status, input and output, lineage and totals."""
 
     id: str
     workflow_id: str
@@ -89,7 +89,7 @@ class RunPublic(CamelModel):
 
 
 class RunEnvelope(CamelModel):
-    """`{"success": true, "run": {...}}` as in seed 000."""
+    """`{"success": true, "run": {...}}`."""
 
     success: bool = True
     run: RunPublic

@@ -15,7 +15,7 @@ VariableType = Literal["string", "number", "integer", "boolean", "object", "arra
 
 
 class RetryConfig(CamelModel):
-    """Per-step retry policy, seed 003's names; becomes a Temporal RetryPolicy."""
+    """Per-step retry policy; becomes a Temporal RetryPolicy."""
 
     max_attempts: int = Field(default=3, ge=1, le=100)
     initial_interval_seconds: float = Field(default=1.0, gt=0, le=3600)
@@ -43,7 +43,7 @@ DEFAULT_TRANSFORM_RETRY = RetryConfig(max_attempts=3)
 
 
 class Variable(CamelModel):
-    """A typed workflow input (seed 003 WorkflowVariable)."""
+    """A typed workflow input: name, type, required, default, sample value."""
 
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     type: VariableType = "string"
@@ -69,7 +69,7 @@ class _StepBase(CamelModel):
 
 
 class ModelChoice(CamelModel):
-    """One model of a multi-model llm step (seed 003 section 5)."""
+    """One model of a multi-model llm step."""
 
     provider: str | None = None
     model: str = Field(min_length=1)
@@ -82,9 +82,9 @@ DEFAULT_REPAIR_ATTEMPTS = 1
 
 
 class LlmStep(_StepBase):
-    """Calls a model with rendered prompts (seed 000 "LLM Step").
+    """Calls a model with rendered prompts.
 
-    Either ``model`` (the single-model form) or ``models`` with ``mode`` (seed 003: parallel
+    Either ``model`` (the single-model form) or ``models`` with ``mode`` (parallel
     fans out to every model, fallback tries them in order), never both.
     """
 
@@ -125,7 +125,7 @@ class LlmStep(_StepBase):
 
 
 class ToolStep(_StepBase):
-    """Runs a registered tool with mapped arguments (seed 000 "Tool Step")."""
+    """Runs a registered tool with mapped arguments."""
 
     type: Literal["tool"]
     tool_name: str = Field(min_length=1)

@@ -1,4 +1,4 @@
-"""Bodies of the preview API (seed 003 section 4): requests and `WorkflowPreviewResult`."""
+"""Bodies of the preview API: requests and `WorkflowPreviewResult`."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ class TokenEstimates(CamelModel):
 
 
 class WorkflowPreviewResult(CamelModel):
-    """Seed 003's preview result: status, per-step timing, warnings, tokens, final output."""
+    """A preview's result: status, per-step timing, warnings, tokens, final output."""
 
     preview_id: str
     workflow_id: str

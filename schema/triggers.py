@@ -1,4 +1,4 @@
-"""Triggers (seed 003 section 2): API bodies, per-type config and the triggered-start payload."""
+"""Triggers: API bodies, per-type config and the triggered-start payload."""
 
 from __future__ import annotations
 
@@ -122,7 +122,7 @@ class RunSummary(CamelModel):
 
 
 class TriggerMetrics(CamelModel):
-    """Execution metrics (seed 003 roadmap): counts by status and the last runs."""
+    """Execution metrics: counts by status and the last runs."""
 
     total: int = 0
     by_status: dict[str, int] = Field(default_factory=dict)

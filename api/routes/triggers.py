@@ -1,4 +1,4 @@
-"""Triggers under /api/triggers (seed 003 section 2): CRUD and `execute`."""
+"""Triggers under /api/triggers: CRUD and `execute`."""
 
 from __future__ import annotations
 
@@ -174,7 +174,7 @@ async def execute_trigger(
     state: StateDep, caller: Annotated[tuple[TriggerRow, str], Depends(_caller)],
     idempotency_key: IdempotencyKey = None, body: ExecuteRequest | None = None,
 ) -> TriggeredRun:
-    """Start a run now (seed 003): an environment key, or an api trigger's own key."""
+    """Start a run now: with an environment key, or an api trigger's own key."""
     row, label = caller
     if not row.enabled:
         raise ApiError(409, "trigger_disabled", "the trigger is disabled")

@@ -22,7 +22,7 @@ async def get_usage(
     until: Annotated[IsoDateTime | None, Query(description="runs created before")] = None,
     group_by: Annotated[UsageGroupBy, Query(alias="groupBy")] = "model",
 ) -> UsageEnvelope:
-    """Cost and tokens of the key's environment, from the mirror (seed 000 cost tracking)."""
+    """Cost and tokens of the key's environment, from the mirror (cost tracking)."""
     for name, value in (("since", since), ("until", until)):
         if value is not None and value.tzinfo is None:
             raise ApiError(422, "validation_error",

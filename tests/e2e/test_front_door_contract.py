@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from typing import Any
 
 import httpx
 
+from devstack.examples import example_definitions
 from tests.conftest import PROD_KEY, Service, unique_slug
 from tests.triggers_support import echo
 
@@ -161,3 +163,10 @@ async def test_docs_and_redoc_load_only_assets_the_app_serves(service: Service) 
             asset = await service.http.get(url, headers={"Authorization": ""})
             assert asset.status_code == 200, (page, url, asset.status_code)
             assert asset.content, url
+
+
+async def test_the_api_document_and_the_example_speak_of_the_product(service: Service) -> None:
+    document = (await service.http.get("/openapi.json")).text
+    assert re.findall(r".{40}\bseed\b.{40}", document, re.IGNORECASE) == []
+    example = json.dumps(example_definitions())
+    assert re.findall(r".{40}\bseed\b.{40}", example, re.IGNORECASE) == []
