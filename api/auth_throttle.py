@@ -21,7 +21,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 
-from promptpilot.settings import AuthThrottleSettings
+from promptpilot.security_settings import AuthThrottleSettings
 
 
 class _Windows:

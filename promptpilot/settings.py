@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from promptpilot.security_settings import AuthThrottleSettings, TemporalTlsSettings, with_password
 from schema.limits import LimitsSettings
 
 
@@ -61,31 +62,6 @@ class ToolSettings(BaseModel):
     web_search_api_key: SecretStr | None = None
 
 
-class TemporalTlsSettings(BaseModel):
-    """TLS, and mutual TLS, to the Temporal frontend (SECURITY.md; the SDK's ``TLSConfig``).
-
-    Off by default (the dev server speaks plaintext on localhost). Any file set turns it on."""
-
-    enabled: bool = False
-    """Speak TLS to Temporal, trusting the system's CAs unless ``server_ca_cert`` is set."""
-    server_ca_cert: Path | None = None
-    """PEM file of the CA that signed the frontend's certificate."""
-    client_cert: Path | None = None
-    """PEM file of this process's client certificate (mTLS; with ``client_key``)."""
-    client_key: Path | None = None
-    """PEM file of the client certificate's private key."""
-    server_name: str | None = None
-    """The name the frontend's certificate is checked against, when not the address's host."""
-
-    @model_validator(mode="after")
-    def _checks(self) -> TemporalTlsSettings:
-        if (self.client_cert is None) != (self.client_key is None):
-            raise ValueError("temporal.tls.client_cert and temporal.tls.client_key go together")
-        if self.server_ca_cert or self.client_cert or self.server_name:
-            self.enabled = True
-        return self
-
-
 class TemporalSettings(BaseModel):
     """Where the Temporal server is and which queue the worker serves."""
 
@@ -116,20 +92,15 @@ class DatabaseSettings(BaseModel):
 
     url: str | None = None
     pool_size: int = 10
+    password_file: Path | None = None
+    """A file holding the database password (a compose or Kubernetes secret), put into the
+    URL at start, so the URL in the environment carries none."""
 
-
-class AuthThrottleSettings(BaseModel):
-    """Failed-authentication throttling (``api.auth_throttle``; SECURITY.md)."""
-
-    client_failures: int = Field(default=20, ge=1)
-    """Failures one client address may have in the window before it gets 429."""
-    prefix_failures: int = Field(default=100, ge=1)
-    """Failures with one key prefix (from any addresses) before the failing clients get 429."""
-    window_seconds: float = Field(default=60.0, gt=0, le=86_400)
-    """How long a failure counts."""
-    max_tracked: int = Field(default=10_000, ge=100)
-    """Clients, prefixes and pairs remembered at most each (oldest forgotten first): memory
-    stays bounded under a flood of fresh addresses."""
+    @model_validator(mode="after")
+    def _password(self) -> DatabaseSettings:
+        if self.password_file is not None and self.url:
+            self.url = with_password(self.url, self.password_file.read_text().strip())
+        return self
 
 
 class ApiSettings(BaseModel):
@@ -261,6 +232,8 @@ class Settings(BaseSettings):
     def _checks(self) -> Settings:
         if self.database_url and not self.database.url:
             self.database.url = self.database_url
+            if self.database.password_file is not None:
+                self.database = DatabaseSettings.model_validate(self.database.model_dump())
         key = self.api.dev_api_key
         if key is not None and self.environment != "dev" and key.get_secret_value() in {
             "changethis", "dev", "pp_dev_key"

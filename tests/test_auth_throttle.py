@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from api.auth_throttle import AuthThrottle, retry_after_header
-from promptpilot.settings import AuthThrottleSettings
+from promptpilot.security_settings import AuthThrottleSettings
 
 
 class Clock:

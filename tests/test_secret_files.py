@@ -1,5 +1,5 @@
-"""temporal.tls reaches the SDK: files become its TLSConfig, and a client that was told to
-speak TLS does not fall back to plaintext."""
+"""Secrets and TLS from files: temporal.tls reaches the SDK (its TLSConfig; a client told to
+speak TLS never falls back to plaintext), the database password comes from its secret file."""
 
 from __future__ import annotations
 
@@ -11,12 +11,8 @@ from pydantic import ValidationError
 from temporalio.service import TLSConfig
 
 from devstack.stack import TemporalDevServer
-from promptpilot.settings import (
-    PayloadSettings,
-    Settings,
-    TemporalSettings,
-    TemporalTlsSettings,
-)
+from promptpilot.security_settings import TemporalTlsSettings
+from promptpilot.settings import DatabaseSettings, PayloadSettings, Settings, TemporalSettings
 from promptpilot.temporal import connect, tls_config
 
 
@@ -44,3 +40,15 @@ async def test_a_tls_client_refuses_a_plaintext_frontend(temporal: TemporalDevSe
                                                   tls=TemporalTlsSettings(enabled=True)))
     with pytest.raises(RuntimeError):
         await asyncio.wait_for(connect(settings, "default", own=True), timeout=30)
+
+
+def test_the_database_password_comes_from_its_secret_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = tmp_path / "postgres_password"
+    secret.write_text("s3cr:t/@pw\n")
+    monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://promptpilot@postgres:5432/pp")
+    monkeypatch.setenv("PROMPTPILOT_DATABASE__PASSWORD_FILE", str(secret))
+    assert Settings(_env_file=None).database.url == (
+        "postgresql+asyncpg://promptpilot:s3cr%3At%2F%40pw@postgres:5432/pp")
+    given = DatabaseSettings(url="postgresql://u:old@db/x", password_file=secret)
+    assert given.url == "postgresql://u:s3cr%3At%2F%40pw@db/x"
