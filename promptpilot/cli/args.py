@@ -32,6 +32,8 @@ def _start_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--input", default=None, help="the run input as JSON (default {}, or "
                      "with --from-step the source run's input)")
     run.add_argument("--from-step", default=None, help="rerun from this step id")
+    run.add_argument("--detach", action="store_true", help="print the run id and return "
+                     "at once instead of following the run")
     add_connection_options(run)
 
 
@@ -40,8 +42,9 @@ def _approve_arguments(approve: argparse.ArgumentParser) -> None:
     approve.add_argument("step", help="the id of the approval step that waits")
     approve.add_argument("--reject", action="store_true", help="reject instead of approve")
     approve.add_argument("--comment", default=None, help="recorded with the decision")
-    approve.add_argument("--wait", type=float, default=5.0,
-                         help="seconds to wait for the run to go on (default 5)")
+    approve.add_argument("--wait", type=float, default=5.0, help="seconds to wait for the "
+                         "step to wait (a run just started may not have reached it) and then "
+                         "for the run to go on (default 5)")
     add_connection_options(approve)
 
 
@@ -84,6 +87,7 @@ def _run_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                          "(pending, running, completed, failed, cancelled, stalled)")
     listing.add_argument("--limit", type=_positive, default=20, help="at most this many "
                          "(default 20, at most 200)")
+    listing.add_argument("-q", "--quiet", action="store_true", help="print only run ids")
     add_connection_options(listing)
     cancel = runs_sub.add_parser("cancel", help="cancel a run that is not finished")
     cancel.add_argument("run", help="the run id")

@@ -29,12 +29,20 @@ async def list_keys(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _match(keys: list[dict[str, Any]], given: str) -> dict[str, Any]:
-    """The one key whose id is ``given``, or whose prefix ``given`` starts (or a whole key)."""
-    by_id = [k for k in keys if k["id"] == given]
-    if by_id:
-        return by_id[0]
+    """The one key ``given`` names: by id; else among live keys by prefix as `keys list`
+    shows it, by a whole generated key (its prefix, as the server cuts it), or by the start of a
+    prefix. Several keys at the first rule that matches any: refused, listing them."""
+    from store.keys import prefix_of
+
     live = [k for k in keys if not k.get("revokedAt")]
-    found = [k for k in live if given.startswith(k["prefix"]) or k["prefix"].startswith(given)]
+    rules = [
+        [k for k in keys if k["id"] == given],
+        [k for k in live if k["prefix"] == given],
+        # A whole generated key (~50 characters; a prefix is at most 12) names its prefix.
+        [k for k in live if len(given) > 16 and k["prefix"] == prefix_of(given)],
+        [k for k in live if k["prefix"].startswith(given)],
+    ]
+    found = next((rule for rule in rules if rule), [])
     if not found:
         raise CliError(REFUSED, f"no live key with id or prefix '{given}' "
                        "(`promptpilot keys list` shows them)")

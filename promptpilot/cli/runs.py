@@ -62,6 +62,9 @@ async def start(settings: Settings, args: argparse.Namespace) -> int:
         _, started = await api.call("POST", f"/api/workflows/{segment(args.slug)}/run",
                                     params={"wait": 0}, json=body)
         run = started["run"]
+        if args.detach:
+            out(run["id"])
+            return OK
         out(f"run {run['id']} started")
         run = await _follow(api, run)
     out(f"run {run['status']}; actualCost={run.get('actualCost')}")
@@ -91,6 +94,10 @@ async def list_runs(settings: Settings, args: argparse.Namespace) -> int:
     async with connect(settings, args) as api:
         _, body = await api.call("GET", "/api/workflows/runs", params=params)
     runs = body.get("runs") or []
+    if args.quiet:
+        for run in runs:
+            out(run["id"])
+        return OK
     rows = [(r["id"], r.get("workflowSlug") or r.get("workflowId", ""), r["status"],
              _started(r), _cost(r)) for r in runs]
     header = ("RUN", "WORKFLOW", "STATUS", "STARTED (UTC)", "COST")
@@ -113,14 +120,39 @@ async def cancel(settings: Settings, args: argparse.Namespace) -> int:
     return OK
 
 
+async def _decide(api: Api, args: argparse.Namespace, path: str,
+                  body: dict[str, Any]) -> dict[str, Any]:
+    """Send the decision; while the run has not reached the step yet (it is pending, or the
+    step has not started waiting), ask again until ``--wait`` runs out."""
+    deadline = asyncio.get_running_loop().time() + args.wait
+    while True:
+        try:
+            _, answer = await api.call("POST", path, json=body, params={"wait": args.wait},
+                                       timeout=args.wait + 30)
+            return answer
+        except CliError as exc:
+            if exc.code != REFUSED or asyncio.get_running_loop().time() >= deadline or \
+                    not await _not_there_yet(api, args.run, args.step):
+                raise
+        await asyncio.sleep(0.2)
+
+
+async def _not_there_yet(api: Api, run_id: str, step_id: str) -> bool:
+    """Whether the run is still going and its step has not been reached (nor decided)."""
+    _, body = await api.call("GET", f"/api/workflows/runs/{segment(run_id)}")
+    run = body["run"]
+    steps = [s for s in run.get("steps") or [] if s["stepId"] == step_id]
+    return run["status"] in ("pending", "running") and all(
+        s["status"] in ("pending", "running") for s in steps)
+
+
 async def approve(settings: Settings, args: argparse.Namespace) -> int:
     """`promptpilot approve RUN STEP [--reject] [--comment TEXT]`: decide a waiting step."""
     decision = "reject" if args.reject else "approve"
     body: dict[str, Any] = {} if args.comment is None else {"comment": args.comment}
     path = f"/api/workflows/runs/{segment(args.run)}/steps/{segment(args.step)}/{decision}"
     async with connect(settings, args) as api:
-        _, answer = await api.call("POST", path, json=body, params={"wait": args.wait},
-                                   timeout=args.wait + 30)
+        answer = await _decide(api, args, path, body)
     run = answer["run"]
     out(f"step {args.step} {decision.rstrip('e')}ed; run {run['id']} is {run['status']}")
     for step in run.get("steps") or []:

@@ -151,12 +151,14 @@ async def keys_create(settings: Settings, args: argparse.Namespace) -> int:
     async with _database(settings) as url:
         engine = make_engine(url, pool_size=1)
         try:
-            key = await ApiKeys(engine).create(args.environment or settings.environment,
-                                               args.name)
+            keys = ApiKeys(engine)
+            key = await keys.create(args.environment or settings.environment, args.name)
+            row = await keys.verify(key)
         finally:
             await engine.dispose()
     out(key)
-    out("(shown once: only its SHA-256 digest is stored)")
+    out("(shown once: only its SHA-256 digest is stored"
+        + (f"; key id {row.id}, prefix {row.prefix}" if row else "") + ")")
     return 0
 
 

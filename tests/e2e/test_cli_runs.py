@@ -63,11 +63,11 @@ async def test_run_says_how_to_approve_and_approve_completes_the_run(service: Se
 async def test_cancel_a_waiting_run_and_decide_no_more(service: Service) -> None:
     slug = unique_slug("cli-cancel")
     await service.create_workflow(gated(slug))
-    started = await service.http.post(f"/api/workflows/{slug}/run", params={"wait": 0},
-                                      json={"input": {}})
-    run_id = started.json()["run"]["id"]
-    await _waiting(service, run_id)
     env = cli_env(url=service.url, key=DEV_KEY)
+    detached = await promptpilot("run", slug, "--detach", env=env)
+    assert detached.code == 0, detached.text
+    run_id = detached.stdout.strip()
+    await _waiting(service, run_id)
 
     cancelled = await promptpilot("runs", "cancel", run_id, env=env)
     late = await promptpilot("approve", run_id, "review", "--reject", env=env)
@@ -86,6 +86,25 @@ async def test_cancel_a_waiting_run_and_decide_no_more(service: Service) -> None
         [run_id, slug, "cancelled"]]
 
 
+async def test_approve_right_after_a_detached_start(service: Service) -> None:
+    """A script starts a run and approves at once: the decision waits for the step to wait."""
+    slug = unique_slug("cli-script")
+    await service.create_workflow(gated(slug))
+    env = cli_env(url=service.url, key=DEV_KEY)
+
+    detached = await promptpilot("runs", "start", slug, "--detach", env=env)
+    run_id = detached.stdout.strip()
+    approved = await promptpilot("runs", "approve", run_id, "review", env=env)
+    quiet = await promptpilot("runs", "list", "--workflow", slug, "-q", env=env)
+    typo = await promptpilot("approve", run_id, "reveiw", "--wait", "0", env=env)
+
+    assert approved.code == 0, approved.text
+    assert approved.stdout.startswith(f"step review approved; run {run_id} is completed\n")
+    assert quiet.stdout == f"{run_id}\n"
+    assert typo.code == 1, typo.text
+    assert typo.stderr.startswith("error: ")
+
+
 async def _keys(service: Service, key: str) -> list[dict[str, Any]]:
     response = await service.http.get("/api/keys", headers={"Authorization": f"Bearer {key}"})
     assert response.status_code == 200, response.text
@@ -102,7 +121,8 @@ async def test_keys_revoke_makes_the_key_fail_with_401(service: Service,
 
     listed = await promptpilot("keys", "list", env=env)
     works = await promptpilot("runs", "list", "--limit", "1", "--key", doomed, env=env)
-    revoked = await promptpilot("keys", "revoke", row["id"], env=env)
+    # The whole key names its key too (by the prefix the server keeps of it).
+    revoked = await promptpilot("keys", "revoke", doomed, env=env)
     refused = await service.http.get("/api/workflows",
                                      headers={"Authorization": f"Bearer {doomed}"})
     cli_refused = await promptpilot("runs", "list", "--key", doomed, env=env)
