@@ -85,7 +85,7 @@ async def test_definition_editor_shows_problems_by_pointer_and_saves_versions(
     slug = unique_slug("uiedit")
     await sign_in(page, service.url, "/ui/workflows")
     await page.get_by_role("link", name="New workflow").click()
-    broken = {"id": slug, "name": "edited in the inspector", "steps": [
+    broken: dict[str, Any] = {"id": slug, "name": "edited in the inspector", "steps": [
         {"id": "a", "type": "transform", "expression": "{text: 'one'}"},
         {"id": "b", "type": "transfrom", "expression": "{text: 'two'}"}]}
     await _save(page, broken)

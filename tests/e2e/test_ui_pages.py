@@ -6,7 +6,9 @@ import re
 
 import httpx
 
+from promptpilot.settings import Settings
 from tests.conftest import DEV_KEY, Service, unique_slug
+from tests.payload_support import serving
 from tests.triggers_support import echo
 
 
@@ -99,3 +101,41 @@ async def _every_page_renders(browser: httpx.AsyncClient, slug: str, run_id: str
     for path in ("/ui/runs/not-a-uuid", "/ui/workflows/nope-nope", "/ui/workflows/nope/preview",
                  f"/ui/workflows/{slug}?version=99"):
         assert (await browser.get(path)).status_code == 404, path
+
+
+async def _login_form(browser: httpx.AsyncClient) -> str:
+    return _hidden((await browser.get("/ui/login")).text, "csrf")
+
+
+async def test_failed_sign_ins_are_throttled_with_retry_after(service: Service) -> None:
+    limit = service.settings.api.auth_throttle.client_failures
+    async with httpx.AsyncClient(base_url=service.url, timeout=30) as browser:
+        token = await _login_form(browser)
+        answers = [(await browser.post("/ui/login", data={
+            "api_key": f"pp_dev_wrong{i}", "csrf": token})).status_code for i in range(limit)]
+        assert answers == [401] * (limit - 1) + [429]
+        throttled = await browser.post("/ui/login", data={"api_key": "pp_x", "csrf": token})
+        assert throttled.status_code == 429
+        assert int(throttled.headers["retry-after"]) >= 1
+        assert "Too many failed sign-ins" in throttled.text
+        assert "pp_session" not in browser.cookies
+
+
+async def test_session_cookie_is_secure_when_the_public_url_is_https(
+        settings: Settings) -> None:
+    own = settings.model_copy(deep=True)
+    own.api.public_url = "https://inspector.example"
+    async with serving(own) as http, httpx.AsyncClient(base_url=str(http.base_url),
+                                                       timeout=30) as browser:
+        form = await browser.get("/ui/login")
+        login_cookie = form.headers.get("set-cookie") or ""
+        assert "Secure" in login_cookie
+        token = _hidden(form.text, "csrf")
+        # httpx, like a browser, keeps a Secure cookie from going over plain http: hand it on.
+        browser.cookies.set("pp_login", token)
+        signed = await browser.post("/ui/login", data={"api_key": DEV_KEY, "csrf": token})
+        assert signed.status_code == 303, signed.text
+        cookies = signed.headers.get_list("set-cookie")
+        session = next(c for c in cookies if c.startswith("pp_session="))
+        assert "Secure" in session
+        assert "HttpOnly" in session
