@@ -10,6 +10,7 @@ from pydantic import Field
 from schema.base import CamelModel
 from schema.definition import Step
 from schema.run import ChildDefinition, RunLimits, StepError
+from schema.usage import ModelSpend
 
 APPROVAL_UPDATE = "decide"
 
@@ -60,6 +61,9 @@ class MapItemResult(CamelModel):
     cost: float | None = 0.0
     tokens_in: int = 0
     tokens_out: int = 0
+    spend: dict[str, ModelSpend] = Field(default_factory=dict)
+    """The item's model calls by ``provider/model`` (nested maps included, child runs not:
+    those are runs of their own)."""
 
 
 class MapBatchResult(CamelModel):

@@ -14,6 +14,7 @@ with workflow.unsafe.imports_passed_through():
     from schema.control import MapBatchInput, MapBatchResult, MapItem, MapItemResult
     from schema.errors import ErrorType
     from schema.run import StepError
+    from schema.usage import spend_by_model, step_spend
 
 from definition.context import new_context
 from schema.workflow_names import MAP_BATCH_WORKFLOW
@@ -65,4 +66,5 @@ def _result(item: MapItem, runner: StepRunner, output: object,
         index=item.index, status="failed" if failed else "completed", output=output,
         error=failed.error if failed else None,
         failed_step_id=runner.current if failed else None, cost=runner.cost,
-        tokens_in=tokens_in, tokens_out=tokens_out)
+        tokens_in=tokens_in, tokens_out=tokens_out,
+        spend=spend_by_model(step_spend(r) for r in runner.steps.values()))

@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from schema.definition import MapStep
     from schema.errors import ErrorType
     from schema.run import SeedStep, StepError, StepRecord
+    from schema.usage import spend_by_model
 
 from definition.context import MappingError, resolve_path
 from schema.workflow_names import MAP_BATCH_WORKFLOW
@@ -135,6 +136,8 @@ async def run_map(runner: Runner, step: MapStep, mapped: dict[str, Any],
             "failed": len(failed), "reused": len(reused), "batches": len(batches),
             "batchSize": size, "concurrency": step.concurrency, "batchesInFlight": in_flight,
             "failedIndexes": [f.index for f in failed],
+            "spendByModel": {key: spend.model_dump(mode="json") for key, spend
+                             in spend_by_model(r.spend.items() for r in results).items()},
             "errors": [{"index": f.index, "stepId": f.failed_step_id,
                         **(f.error.model_dump(mode="json") if f.error else {})}
                        for f in failed[:MAX_LISTED_ERRORS]],

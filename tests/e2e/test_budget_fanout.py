@@ -6,6 +6,7 @@ that fits three calls makes three calls, not ten, whatever the concurrency.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -131,3 +132,36 @@ async def test_child_runs_in_parallel_spend_within_what_their_parent_has_left(
     assert sorted(s["status"] for s in children.values()) == ["completed", "failed"]
     failed = next(s for s in children.values() if s["status"] == "failed")
     assert failed["error"]["type"] == "budget_exceeded"
+
+
+async def test_usage_counts_map_items_and_child_runs(
+        service: Service, llm: FakeLlmServer) -> None:
+    since = datetime.now(UTC)
+    child = unique_slug("usage-child")
+    await service.create_workflow({
+        "id": child, "name": "one call",
+        "variables": [{"name": "topic", "type": "array", "required": True}],
+        "steps": [_llm_step("c1", {"topic": "input.topic"})]})
+    parent = unique_slug("usage-map")
+    await service.create_workflow({
+        "id": parent, "name": "a map of calls, then a child",
+        "variables": [{"name": "topics", "type": "array", "required": True}],
+        "steps": [{"id": "each", "type": "map", "items": "input.topics", "concurrency": 4,
+                   "batchSize": 2, "steps": [_llm_step("write", {"topic": "input.item"})]},
+                  {"id": "sub", "type": "workflow", "workflowSlug": child,
+                   "inputMapping": {"topic": "input.topics"}}]})
+    llm.enqueue(*(ok("a line", tokens_in=100, tokens_out=10) for _ in range(6)))
+
+    run = (await service.run(parent, {"topics": ["a", "b", "c", "d", "e"]})).json()["run"]
+
+    assert run["status"] == "completed", run.get("error")
+    assert llm.count(OPENAI_PATH) == 6
+    report = (await service.http.get("/api/usage", params={
+        "since": since.isoformat(), "groupBy": "model"})).json()["usage"]
+    # The five map items (not mirrored as rows) and the child run's call: six calls, all of
+    # the run's spend. The map items were missing before.
+    assert report["totals"]["calls"] == 6
+    assert report["totals"]["tokensIn"] == 600
+    assert report["totals"]["costUsd"] == pytest.approx(run["actualCost"])
+    [line] = [g for g in report["groups"] if g["key"] == "openai/gpt-4o-mini"]
+    assert line["calls"] == 6
