@@ -18,7 +18,8 @@ from api.state import AppState
 from store.database import CLIPPED
 from store.keys import ApiKeys
 from store.runs import Store
-from tests.conftest import DEV_KEY, Service, unique_slug
+from tests.conftest import Service, unique_slug
+from tests.ui_login import sign_in
 
 RUN_COLUMNS = ("id, environment, workflow_id, workflow_version, status, trigger, input_json, "
                "output_json, error, overrides, tokens_in, tokens_out, created_at")
@@ -79,7 +80,7 @@ async def test_runs_that_no_writer_makes_still_list_and_show(service: Service,
     assert step["toolTrace"] == [{"not": "a list"}]
     assert step["warnings"] == ["1", '{"a": 2}']
     async with httpx.AsyncClient(base_url=service.url) as browser:
-        await browser.post("/ui/login", data={"api_key": DEV_KEY, "next": "/ui"})
+        await sign_in(browser)
         for path in ("/ui/runs", f"/ui/runs?workflow={slug}", "/ui/workflows",
                      *(f"/ui/runs/{i}" for i in ids)):
             page = await browser.get(path)
@@ -120,7 +121,7 @@ async def test_triggers_and_versions_that_no_writer_makes_still_list(
         response = await service.http.get(path)
         assert response.status_code == 200, (path, response.text)
     async with httpx.AsyncClient(base_url=service.url) as browser:
-        await browser.post("/ui/login", data={"api_key": DEV_KEY, "next": "/ui"})
+        await sign_in(browser)
         for path in ("/ui/triggers", "/ui/workflows", f"/ui/workflows/{slug}",
                      f"/ui/workflows/{slug}?version=1", f"/ui/workflows/{slug}/diff?from=1",
                      f"/ui/workflows/{slug}/preview"):

@@ -6,8 +6,9 @@ from __future__ import annotations
 import httpx
 
 from schema.bounds import INT32_MAX, MAX_SCHEDULE_SECONDS
-from tests.conftest import DEV_KEY, Service, unique_slug
+from tests.conftest import Service, unique_slug
 from tests.definitions import feed_discovery
+from tests.ui_login import sign_in
 
 
 def trigger(slug: str, **fields: object) -> dict[str, object]:
@@ -60,7 +61,7 @@ async def test_inspector_version_parameters_past_int32_are_a_422(service: Servic
     slug = unique_slug("ui")
     await service.create_workflow(feed_discovery(slug))
     async with httpx.AsyncClient(base_url=service.url) as browser:
-        await browser.post("/ui/login", data={"api_key": DEV_KEY, "next": "/ui"})
+        await sign_in(browser)
         for query in ("?version=3000000000", "/diff?from=3000000000", "/diff?to=3000000000"):
             response = await browser.get(f"/ui/workflows/{slug}{query}")
             assert response.status_code == 422, (query, response.text)

@@ -17,7 +17,7 @@ from temporalio.client import WorkflowExecutionStatus
 
 from promptpilot.temporal import connect
 from schema.run import RunRecord
-from tests.conftest import DEV_KEY, Service, unique_slug
+from tests.conftest import Service, unique_slug
 from tests.reconcile_support import (
     BAD_DEPLOY_MESSAGE,
     DEPLOY,
@@ -29,6 +29,7 @@ from tests.reconcile_support import (
     waiting,
 )
 from tests.triggers_support import echo, runs_of, wait_runs
+from tests.ui_login import sign_in
 
 
 async def test_a_run_terminated_in_temporal_is_failed_with_who_and_why(service: Service) -> None:
@@ -84,7 +85,7 @@ async def test_a_stalled_run_shows_stalled_with_the_failure_and_can_be_cancelled
         stalled = await service.http.get("/api/workflows/runs", params={"status": "stalled"})
         assert run_id in {r["id"] for r in stalled.json()["runs"]}
         async with httpx.AsyncClient(base_url=service.url) as browser:
-            await browser.post("/ui/login", data={"api_key": DEV_KEY, "next": "/ui"})
+            await sign_in(browser)
             page = (await browser.get(f"/ui/runs/{run_id}")).text
         assert "Run stalled:" in page
         assert BAD_DEPLOY_MESSAGE in page
