@@ -9,7 +9,16 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Identity,
+    Index,
+    LargeBinary,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -312,3 +321,31 @@ class UiSessionRow(SQLModel, table=True):
     """The synchronizer token every form and script call of this session carries back."""
     created_at: datetime = _stamp()
     expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class ProviderGrantRow(SQLModel, table=True):
+    """One model call let through a provider's declared limits (migration 0010): the rate
+    windows count these rows, calls in flight are those not yet released."""
+
+    __tablename__ = "provider_grants"
+    __table_args__ = (Index("ix_provider_grants_provider_granted", "provider", "granted_at"),)
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(),
+                                                          primary_key=True))
+    provider: str = Field(max_length=100)
+    granted_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    tokens: int
+    released_at: datetime | None = _ts()
+
+
+class ProviderStateRow(SQLModel, table=True):
+    """A provider's shared state: paused after a 429 (every run waits out its Retry-After),
+    and its circuit breaker (failures in a row; short-circuited until ``open_until``)."""
+
+    __tablename__ = "provider_state"
+
+    provider: str = Field(primary_key=True, max_length=100)
+    paused_until: datetime | None = _ts()
+    failures: int = 0
+    open_until: datetime | None = _ts()
+    updated_at: datetime = _stamp()
