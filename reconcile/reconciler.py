@@ -162,7 +162,12 @@ class RunReconciler:
         ``not_found`` (no workflow), ``finished`` (Temporal had closed it: the row is
         corrected), ``cancelled`` (it stopped within the grace period) or ``terminated``
         (stalled, or still going after the grace period: recorded ``cancelled`` with why).
+        A run whose start is still queued is cancelled before it starts, without Temporal.
         """
+        if await self._repairs.cancel_queued(run_id, StepError(
+                type=ErrorType.CANCELLED, message=f"{CANCEL_REASON_PREFIX}{who} before it "
+                                                  f"started")):
+            return "cancelled"
         view = await temporal_view(self._client, run_id)
         if view is None:
             await self.reconcile(run_id)

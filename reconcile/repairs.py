@@ -15,7 +15,8 @@ from datetime import datetime
 from typing import Any
 
 from reconcile.outcomes import TemporalView
-from schema.run import TERMINAL_RUN_STATUSES
+from schema.run import TERMINAL_RUN_STATUSES, StepError
+from store.run_starts import RunStarts
 from store.runs import RUN_EVENTS_CHANNEL, Store
 from store.sql import raw_connection
 from store.tables import utcnow
@@ -64,6 +65,7 @@ class RunRepairs:
 
     def __init__(self, store: Store) -> None:
         self._store = store
+        self._starts = RunStarts(store.engine)
 
     async def runs(self, environment: str, run_ids: Iterable[str]) -> dict[str, MirrorRun]:
         """The mirror rows of these run ids (ids that are not runs are left out)."""
@@ -84,6 +86,10 @@ class RunRepairs:
             f"status = $2 AND created_at < $3 AND NOT (id = ANY($5::uuid[])){queue} "
             "ORDER BY created_at LIMIT $4", environment, status, created_before or utcnow(),
             limit, [uuid.UUID(i) for i in excluding])
+
+    async def cancel_queued(self, run_id: str, error: StepError) -> bool:
+        """Cancel a run whose start is queued and unclaimed (never started): True if so."""
+        return await self._starts.cancel(run_id, error.model_dump(mode="json"))
 
     async def start_queued(self, run_id: str) -> bool:
         """The run's start waits for a dispatcher (store/run_starts.py): not an orphan."""

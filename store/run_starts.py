@@ -40,15 +40,19 @@ UPDATE run_starts SET claimed_until = NULL, last_error = $3,
 WHERE run_id = $1
 """
 
-# A start Temporal refuses for good: the run fails with the reason, its start is dropped.
-_FAIL = """
-WITH dropped AS (DELETE FROM run_starts WHERE run_id = $1 RETURNING run_id),
+# A start that will not be made (refused for good, or cancelled): the start leaves the queue
+# and the pending run ends with $4 and the reason; $5: only if no dispatcher holds it.
+_DROP = """
+WITH dropped AS (
+    DELETE FROM run_starts WHERE run_id = $1
+        AND (NOT $5 OR claimed_until IS NULL OR claimed_until < now())
+    RETURNING run_id),
 written AS (
-    UPDATE workflow_runs SET status = 'failed', error = $2::jsonb, finished_at = now()
+    UPDATE workflow_runs SET status = $4, error = $2::jsonb, finished_at = now()
     WHERE id IN (SELECT run_id FROM dropped) AND status = 'pending'
     RETURNING id)
 SELECT pg_notify($3, json_build_object('kind', 'run', 'runId', $1::text,
-                                       'status', 'failed', 'actualCost', NULL)::text)
+                                       'status', $4::text, 'actualCost', NULL)::text)
 FROM written
 """
 
@@ -98,7 +102,16 @@ class RunStarts:
     async def fail(self, run_id: str, error: dict[str, Any]) -> None:
         """Temporal refused the start for good: the run is ``failed`` with ``error``."""
         async with raw_connection(self.engine) as driver:
-            await driver.fetch(_FAIL, uuid.UUID(run_id), json.dumps(error), RUN_EVENTS_CHANNEL)
+            await driver.fetch(_DROP, uuid.UUID(run_id), json.dumps(error), RUN_EVENTS_CHANNEL,
+                               "failed", False)
+
+    async def cancel(self, run_id: str, error: dict[str, Any]) -> bool:
+        """Cancel a run before its start is made: True when it was queued, unclaimed, and is
+        now ``cancelled``. A claimed start may be in Temporal already: False."""
+        async with raw_connection(self.engine) as driver:
+            written = await driver.fetch(_DROP, uuid.UUID(run_id), json.dumps(error),
+                                         RUN_EVENTS_CHANNEL, "cancelled", True)
+        return bool(written)
 
     async def queued(self, run_ids: Sequence[str]) -> set[str]:
         """Which of these runs still wait for their start (a dispatcher holds them)."""

@@ -114,3 +114,21 @@ async def test_a_start_temporal_already_has_is_not_made_twice(
     executions = [e async for e in client.list_workflows(f'WorkflowId = "{run_id}"')]
     assert len(executions) == 1
     assert (await api_run(service, run_id))["status"] == "completed"
+
+
+async def test_a_run_cancelled_before_its_start_is_made_never_starts(
+    service: Service, engine: AsyncEngine,
+) -> None:
+    run_id = await _queued_run(service, engine, "{}", due_in=timedelta(hours=1))
+
+    cancelled = await service.http.post(f"/api/workflows/runs/{run_id}/cancel")
+
+    assert cancelled.status_code == 200, cancelled.text
+    run = cancelled.json()["run"]
+    assert run["status"] == "cancelled"
+    assert run["error"]["type"] == "cancelled"
+    assert "before it started" in run["error"]["message"]
+    assert await RunStarts(engine).queued([run_id]) == set()
+    again = await service.http.post(f"/api/workflows/runs/{run_id}/cancel")
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "run_finished", again.text
