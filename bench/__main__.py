@@ -27,6 +27,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=None, help="interleaved ratio rounds")
     parser.add_argument("--api-requests", type=int, default=None)
     parser.add_argument("--no-dbos", action="store_true", help="skip P1")
+    parser.add_argument("--api-only", action="store_true",
+                        help="only the API start figures (beside Temporal's own start)")
     parser.add_argument("--api-in-process", action="store_true",
                         help="serve the API in the bench's process and event loop (the worker's)"
                         " instead of as its own `promptpilot api` process")

@@ -22,6 +22,8 @@ class Report:
     history: dict[str, float] = field(default_factory=dict)
     mirror_lag: tuple[float, float, int] | None = None
     api: tuple[float, float, int] | None = None
+    temporal_start: tuple[float, float, int] | None = None
+    dispatch: tuple[float, float, int] | None = None
     total_seconds: float = 0.0
 
     def ratio(self, a: str, b: str) -> float:
@@ -70,6 +72,15 @@ class Report:
         if self.api:
             out.append(f"| API start p50 / p99 ({self.api[2]} x POST run?wait=0) | "
                        f"{self.api[0]:.1f} / {self.api[1]:.1f} ms | p99 <= 20 ms |")
+        if self.temporal_start:
+            t = self.temporal_start
+            out.append(f"| Temporal StartWorkflowExecution p50 / p99 ({t[2]} x, the "
+                       f"dispatcher's call, same run) | {t[0]:.1f} / {t[1]:.1f} ms | - |")
+        if self.dispatch:
+            d = self.dispatch
+            out.append(f"| API accepted → Temporal started the workflow p50 / p99 ({d[2]} "
+                       f"runs: the dispatcher's lag, off the request) | {d[0]:.1f} / "
+                       f"{d[1]:.1f} ms | - |")
         if self.mirror_lag:
             out.append(f"| mirror lag p50 / p99 (step finished → its row's NOTIFY received; "
                        f"{self.mirror_lag[2]} steps, 64 x 5-step) | "

@@ -10,6 +10,7 @@ import tempfile
 import time
 import uuid
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from bench.api_process import api_process, measure_starts
 from bench.handwritten import HandWrittenWorkflow
 from bench.measure import CpuMeter, drive, percentile
 from bench.report import Report
+from bench.start_path import dispatch_lags, temporal_starts
 from bench.steps import definition
 from bench.variants import Runner
 
@@ -150,6 +152,9 @@ class Suite:
     async def run_all(self) -> None:
         """Every figure, in an order that keeps the noisy ones apart."""
         quick = self.args.quick
+        if self.args.api_only:
+            await self._api_latency()
+            return
         for name, run in self.runners.items():
             await drive(run, 5, 16, 8)  # warm-up: imports, pools, sticky caches
             for steps in STEPS:
@@ -243,6 +248,7 @@ class Suite:
         count = self.args.api_requests or (300 if self.args.quick else 1000)
         warmup = 20  # the first few warm the pools
         meter = CpuMeter(self.meter_pids)
+        since = datetime.now(UTC)
         meter.start()
         if self.args.api_in_process:
             latencies = await self._api_starts_in_process(count, warmup)
@@ -253,6 +259,14 @@ class Suite:
         self.report.cpu["API start"] = {k: v / (count + warmup) for k, v in used.items()}
         self.report.api = (percentile(latencies, 50) * 1000, percentile(latencies, 99) * 1000,
                            len(latencies))
+        lags = await dispatch_lags(self.settings, self.engine, self.definitions[1][0], since,
+                                  count + warmup)
+        self.report.dispatch = (percentile(lags, 50) * 1000, percentile(lags, 99) * 1000,
+                                len(lags))
+        # Temporal's own start, in the same run: the figure the API start is set beside.
+        own = await temporal_starts(self.settings, self.definitions[1], count, warmup)
+        self.report.temporal_start = (percentile(own, 50) * 1000, percentile(own, 99) * 1000,
+                                      len(own))
 
     async def _api_starts_in_process(self, count: int, warmup: int) -> list[float]:
         latencies: list[float] = []
