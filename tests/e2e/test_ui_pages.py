@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
+import uuid
 
 import httpx
 
 from promptpilot.settings import Settings
+from schema.run import RunRecord
 from tests.conftest import DEV_KEY, Service, unique_slug
 from tests.payload_support import serving
 from tests.triggers_support import echo
+from tests.ui_login import sign_in
 
 
 async def test_login_page_redirects_cookie_session_and_csrf(service: Service) -> None:
@@ -139,3 +142,24 @@ async def test_session_cookie_is_secure_when_the_public_url_is_https(
         session = next(c for c in cookies if c.startswith("pp_session="))
         assert "Secure" in session
         assert "HttpOnly" in session
+
+
+async def test_pending_runs_show_in_the_run_list_and_their_page_is_live(
+        service: Service) -> None:
+    # A run accepted while Temporal is unreachable: recorded `pending`, not started yet.
+    row = await service.create_workflow(echo(unique_slug("uipend")))
+    run_id = str(uuid.uuid4())
+    await service.store.create_run(RunRecord(run_id=run_id, environment="dev",
+                                             workflow_id=row["id"], workflow_version=1,
+                                             status="pending"))
+    async with httpx.AsyncClient(base_url=service.url, timeout=30) as browser:
+        await sign_in(browser)
+        for query in ("", "?status=pending"):
+            listed = await browser.get(f"/ui/runs{query}")
+            assert listed.status_code == 200
+            line = re.search(rf'<tr data-run-id="{run_id}">.*?</tr>', listed.text, re.S)
+            assert line is not None, query
+            assert 'class="badge status-pending"' in line.group(0)
+        page = await browser.get(f"/ui/runs/{run_id}")
+        assert 'data-status="pending"' in page.text
+        assert 'data-live="1"' in page.text
