@@ -21,6 +21,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
+from activities.expected_failures import log_failed_run
 from activities.mirror import MirrorActivities
 from definition.inputs import validate_input
 from definition.validation import DefinitionInvalid
@@ -135,6 +136,7 @@ class TriggerActivities:
                                                               f"{message}"),
                 trigger=request.start.trigger, trigger_id=str(trigger.id),
                 source_run_id=request.start.source_run_id, started_at=now, finished_at=now)
+            log_failed_run(record)
             try:
                 await self._store.upsert_run(record)
             except (DBAPIError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError,
@@ -148,6 +150,7 @@ class TriggerActivities:
         """The mirror's run upsert, then event triggers when the run has ended."""
         await self._mirror.mirror_run(record)
         if record.status in TERMINAL_RUN_STATUSES:
+            log_failed_run(record)
             await self._fire_events(record)
 
     async def _fire_events(self, record: RunRecord) -> None:

@@ -21,6 +21,7 @@ from temporalio.worker import (
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.budget import llm_worst_case
+from activities.expected_failures import ExpectedFailures
 from activities.llm import LlmActivities
 from activities.mirror import MirrorActivities
 from activities.tools import ToolActivities
@@ -102,5 +103,7 @@ def build_worker(client: Client, task_queue: str, parts: WorkerParts, *,
         activities=parts.activities(),
         max_concurrent_activities=200,
         max_concurrent_local_activities=200,
+        # Expected failures (a refused target, a budget) log one line, not a traceback.
+        interceptors=[ExpectedFailures()],
     )
 

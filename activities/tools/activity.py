@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.expected_failures import is_expected
 from activities.tools.registry import ToolContext, ToolSpec, get_tool, known_tools
 from promptpilot.settings import Settings
 from schema.activities import ToolRequest, ToolResult, ToolTrace
@@ -54,8 +55,10 @@ class ToolActivities:
             failure = _as_application_error(err)
             trace = ToolTrace(tool_name=spec.name, args=shown_args, error=failure.message,
                               duration_ms=_ms_since(started))
-            activity.logger.warning("tool %s failed after %.1f ms (%s): %s", spec.name,
-                                    trace.duration_ms, failure.type, failure.message)
+            # An expected failure's one line is its run's (activities.expected_failures).
+            say = activity.logger.debug if is_expected(failure) else activity.logger.warning
+            say("tool %s failed after %.1f ms (%s): %s", spec.name, trace.duration_ms,
+                failure.type, failure.message)
             raise ApplicationError(
                 failure.message, *failure.details, {"trace": trace.model_dump(mode="json")},
                 type=failure.type, non_retryable=failure.non_retryable,
