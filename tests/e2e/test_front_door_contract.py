@@ -170,3 +170,27 @@ async def test_the_api_document_and_the_example_speak_of_the_product(service: Se
     assert re.findall(r".{40}\bseed\b.{40}", document, re.IGNORECASE) == []
     example = json.dumps(example_definitions())
     assert re.findall(r".{40}\bseed\b.{40}", example, re.IGNORECASE) == []
+
+
+async def test_the_readme_cancel_example_cancels_a_waiting_run(service: Service) -> None:
+    # The README's requests, in order.
+    http = service.http
+    created = await http.post("/api/workflows", json={
+        "id": unique_slug("sign-off"), "name": "Sign-off",
+        "steps": [{"id": "approve", "type": "approval", "message": "Ship it?"},
+                  {"id": "ship", "type": "transform"}]})
+    assert created.status_code == 201, created.text
+    slug = created.json()["workflow"]["slug"]
+    waiting = await http.post(f"/api/workflows/{slug}/run", params={"wait": 1}, json={})
+    assert waiting.status_code == 202, waiting.text
+    run_id = waiting.json()["run"]["id"]
+    assert [s["status"] for s in waiting.json()["run"]["steps"]] == ["waiting"]
+    cancelled = await http.post(f"/api/workflows/runs/{run_id}/cancel")
+    assert cancelled.status_code in (200, 202), cancelled.text
+    for _ in range(100):
+        run = (await http.get(f"/api/workflows/runs/{run_id}")).json()["run"]
+        if run["status"] == "cancelled":
+            break
+        await asyncio.sleep(0.05)
+    assert run["status"] == "cancelled", run
+    assert [s["status"] for s in run["steps"] if s["stepId"] == "ship"] in ([], ["skipped"])
