@@ -58,9 +58,13 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     envelope = _add_model(schemas, ErrorEnvelope, "serialization")
     definition = _add_model(schemas, WorkflowDefinition, "validation")
+    # A definition names itself by `id` or by `slug` (the same value): either one will do.
+    created = schemas["WorkflowDefinition"]
+    created["required"] = [name for name in created.get("required", []) if name != "id"]
+    created["anyOf"] = [{"required": ["id"]}, {"required": ["slug"]}]
     # `PUT /{slug}` takes the slug as the definition's id when the body has none.
     update = copy.deepcopy(schemas["WorkflowDefinition"])
-    update["required"] = [name for name in update.get("required", []) if name != "id"]
+    update.pop("anyOf")
     update["title"] = "WorkflowDefinitionUpdate"
     schemas["WorkflowDefinitionUpdate"] = update
     preview = schemas.get("DefinitionPreviewRequest", {}).get("properties", {})

@@ -61,6 +61,10 @@ async def test_a_definition_may_name_itself_by_slug(service: Service) -> None:
     assert problem["pointer"] == "/slug"
     for named in (f"'{slug}'", "'other-one'", "/slug", "/id"):
         assert named in problem["message"]
+    document = (await service.http.get("/openapi.json")).json()
+    schema = document["components"]["schemas"]["WorkflowDefinition"]
+    assert schema["anyOf"] == [{"required": ["id"]}, {"required": ["slug"]}]
+    assert "id" not in schema["required"]
 
 
 async def test_a_fetched_definition_posts_back_unchanged_into_another_environment(
