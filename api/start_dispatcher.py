@@ -101,6 +101,10 @@ class StartDispatcher:
         return await self._start(claimed)
 
     async def __aenter__(self) -> StartDispatcher:
+        try:
+            await self._starts.open_pool()
+        except (OSError, asyncpg.PostgresError) as exc:  # Postgres away: the engine's pool
+            log.warning("start dispatcher: no connections of its own: %r", exc)
         self._task = asyncio.create_task(self.run_forever(), name="start-dispatcher")
         return self
 
@@ -110,6 +114,7 @@ class StartDispatcher:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         await self._close_listener()
+        await self._starts.aclose()
 
     async def run_forever(self) -> None:
         """Start due runs until cancelled; a failed pass is logged and tried again."""
@@ -123,8 +128,10 @@ class StartDispatcher:
                                                        settings.batch_size,
                                                        settings.lease_seconds)
                 await asyncio.gather(*(self._start(c) for c in claimed))
-            except (OSError, asyncpg.PostgresError, RPCError, RuntimeError) as exc:
-                log.warning("start dispatch failed: %r", exc)  # Postgres away: poll again
+            except Exception as exc:  # Postgres away, say: the loop must go on, and polls
+                log.log(logging.DEBUG if self._failing else logging.WARNING,
+                        "start dispatch failed: %r", exc)
+                self._failing = True
             if len(claimed) == settings.batch_size:
                 continue  # more may be due
             with contextlib.suppress(TimeoutError):

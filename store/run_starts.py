@@ -7,9 +7,10 @@ so the API can answer before Temporal is asked; dispatchers claim due rows with
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,42 +74,64 @@ class RunStarts:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._pool: asyncpg.Pool | None = None
+
+    async def open_pool(self, size: int = 2) -> None:
+        """Connections of its own (a dispatcher's): no pre-ping round trip per statement and
+        no competition with the requests for the engine's pool."""
+        self._pool = await asyncpg.create_pool(**_connect_options(self.engine), min_size=1,
+                                               max_size=size)
+
+    async def aclose(self) -> None:
+        """Close the own connections, if any."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    @contextlib.asynccontextmanager
+    async def _driver(self) -> AsyncIterator[Any]:
+        if self._pool is None:
+            async with raw_connection(self.engine) as driver:
+                yield driver
+        else:
+            async with self._pool.acquire() as driver:
+                yield driver
 
     async def claim_due(self, environments: Sequence[str] | None, limit: int,
                         lease_seconds: float) -> list[ClaimedStart]:
         """Up to ``limit`` due starts of these environments (None: all), leased to the
         caller."""
         wanted = None if environments is None else list(environments)
-        async with raw_connection(self.engine) as driver:
+        async with self._driver() as driver:
             records = await driver.fetch(_CLAIM_DUE, limit, lease_seconds, wanted)
         return [_claimed(r) for r in records]
 
     async def claim(self, run_id: str, lease_seconds: float) -> ClaimedStart | None:
         """This run's start if it is still queued and nobody holds it (due or not)."""
-        async with raw_connection(self.engine) as driver:
+        async with self._driver() as driver:
             records = await driver.fetch(_CLAIM_ONE, 1, lease_seconds, uuid.UUID(run_id))
         return _claimed(records[0]) if records else None
 
     async def done(self, run_id: str) -> None:
         """Temporal has the workflow: the start leaves the queue."""
-        async with raw_connection(self.engine) as driver:
+        async with self._driver() as driver:
             await driver.execute("DELETE FROM run_starts WHERE run_id = $1", uuid.UUID(run_id))
 
     async def retry_later(self, run_id: str, delay_seconds: float, error: str) -> None:
         """Release the claim; the start is due again after ``delay_seconds``."""
-        async with raw_connection(self.engine) as driver:
+        async with self._driver() as driver:
             await driver.execute(_RETRY, uuid.UUID(run_id), delay_seconds, error[:2000])
 
     async def fail(self, run_id: str, error: dict[str, Any]) -> None:
         """Temporal refused the start for good: the run is ``failed`` with ``error``."""
-        async with raw_connection(self.engine) as driver:
+        async with self._driver() as driver:
             await driver.fetch(_DROP, uuid.UUID(run_id), json.dumps(error), RUN_EVENTS_CHANNEL,
                                "failed", False)
 
     async def cancel(self, run_id: str, error: dict[str, Any]) -> bool:
         """Cancel a run before its start is made: True when it was queued, unclaimed, and is
         now ``cancelled``. A claimed start may be in Temporal already: False."""
-        async with raw_connection(self.engine) as driver:
+        async with self._driver() as driver:
             written = await driver.fetch(_DROP, uuid.UUID(run_id), json.dumps(error),
                                          RUN_EVENTS_CHANNEL, "cancelled", True)
         return bool(written)
@@ -117,7 +140,7 @@ class RunStarts:
         """Which of these runs still wait for their start (a dispatcher holds them)."""
         if not run_ids:
             return set()
-        async with raw_connection(self.engine) as driver:
+        async with self._driver() as driver:
             records = await driver.fetch(
                 "SELECT run_id FROM run_starts WHERE run_id = ANY($1::uuid[])",
                 [uuid.UUID(i) for i in run_ids])
@@ -126,18 +149,23 @@ class RunStarts:
     async def listen(self, wake: Callable[[], None]) -> asyncpg.Connection:
         """A connection of its own that calls ``wake`` on every queued start; the caller
         closes it."""
-        _, options = self.engine.dialect.create_connect_args(self.engine.url)
-        for name in ("prepared_statement_cache_size", "prepared_statement_name_func",
-                     "async_creator_fn"):  # SQLAlchemy's dialect options, not asyncpg's
-            options.pop(name, None)
-        connection = await asyncpg.connect(**options)
+        connection = await asyncpg.connect(**_connect_options(self.engine))
         await connection.add_listener(RUN_STARTS_CHANNEL, lambda *_: wake())
         return connection
 
     async def count(self) -> int:
         """Starts waiting in the queue (all environments)."""
-        async with raw_connection(self.engine) as driver:
+        async with self._driver() as driver:
             return int(await driver.fetchval("SELECT count(*) FROM run_starts"))
+
+
+def _connect_options(engine: AsyncEngine) -> dict[str, Any]:
+    """asyncpg's connect arguments for the engine's database."""
+    _, options = engine.dialect.create_connect_args(engine.url)
+    for name in ("prepared_statement_cache_size", "prepared_statement_name_func",
+                 "async_creator_fn"):  # SQLAlchemy's dialect options, not asyncpg's
+        options.pop(name, None)
+    return dict(options)
 
 
 def _claimed(record: Any) -> ClaimedStart:
