@@ -29,6 +29,8 @@ CSRF_HEADER = "X-PromptPilot-CSRF"
 CSRF_FORM_FIELD = "csrf"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LOGIN_FORM_SECONDS = 3600
+LEGACY_COOKIES = ("pp_key", "pp_csrf")
+"""Cookies of the inspector before sessions (`pp_key` held the key itself): cleared at sign-in."""
 
 
 def cookie_key(request: Request) -> str | None:
@@ -45,7 +47,9 @@ def csrf_ok(request: Request) -> bool:
 
 def tokens_match(expected: str | None, presented: str | None) -> bool:
     """True when both are set and equal (compared in constant time)."""
-    return bool(expected and presented) and hmac.compare_digest(expected or "", presented or "")
+    # As bytes: compare_digest refuses a str with non-ASCII characters (a forged form's).
+    return bool(expected and presented) and hmac.compare_digest(
+        (expected or "").encode(), (presented or "").encode())
 
 
 def sessions(state: AppState) -> Sessions:
@@ -99,7 +103,8 @@ async def start_session(state: AppState, request: Request, response: Response,
     lifetime = state.settings.api.ui_session_seconds
     session_id, _ = await sessions(state).start(key.id, lifetime)
     set_cookie(state, request, response, SESSION_COOKIE, session_id, int(lifetime))
-    response.delete_cookie(LOGIN_COOKIE, path="/", httponly=True, samesite="lax")
+    for name in (LOGIN_COOKIE, *(c for c in LEGACY_COOKIES if c in request.cookies)):
+        response.delete_cookie(name, path="/", httponly=True, samesite="lax")
 
 
 async def end_session(state: AppState, request: Request, response: Response) -> None:

@@ -33,6 +33,8 @@ async def test_login_page_redirects_cookie_session_and_csrf(service: Service) ->
         forged_login = await browser.post("/ui/login", data={"api_key": DEV_KEY, "next": "/ui",
                                                             "csrf": "guess"})
         assert forged_login.status_code == 403
+        non_ascii = await browser.post("/ui/login", data={"api_key": DEV_KEY, "csrf": "ü" * 43})
+        assert non_ascii.status_code == 403
         assert "pp_session" not in forged_login.cookies
         wrong = await browser.post("/ui/login", data={"api_key": "pp_wrong", "next": "/ui",
                                                       "csrf": form_token})
