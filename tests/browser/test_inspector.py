@@ -168,7 +168,8 @@ async def test_run_page_fits_a_390px_window(
     await sign_in(page, service.url, f"/ui/runs/{run['id']}")
     await page.locator("#step-s1 > details > summary").click()
     await expect(page.locator("#step-s1 .rerun-form")).to_be_visible()
-    for path in (f"/ui/runs/{run['id']}", "/ui/runs", f"/ui/workflows/{slug}"):
+    for path in (f"/ui/runs/{run['id']}", "/ui/runs", f"/ui/workflows/{slug}",
+                 f"/ui/workflows/{slug}/edit", "/ui/workflows/new", "/ui/triggers"):
         if path != f"/ui/runs/{run['id']}":
             await page.goto(f"{service.url}{path}")
         overflow = await page.evaluate(
