@@ -92,6 +92,12 @@ async def test_definition_editor_shows_problems_by_pointer_and_saves_versions(
     problems = page.locator("#definition-problems")
     await expect(problems).to_contain_text("/steps/1")
     await expect(page.get_by_label("Definition (JSON)")).to_have_attribute("aria-invalid", "true")
+    # The pointer selects its place in the text: the misspelt type.
+    await problems.locator("li[data-pointer^='/steps/1'] button").first.click()
+    selected = await page.get_by_label("Definition (JSON)").evaluate(
+        "area => area.value.slice(area.selectionStart, area.selectionEnd)")
+    assert "transfrom" in selected
+    assert "one" not in selected
     assert (await service.http.get(f"/api/workflows/{slug}")).status_code == 404  # not stored
 
     broken["steps"][1]["type"] = "transform"

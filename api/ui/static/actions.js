@@ -22,12 +22,57 @@
     });
   });
 
-  // The server's problems, each at its JSON pointer.
-  function showProblems(box, message, problems) {
-    const list = el("ul", {}, (problems || []).map((p) =>
-      el("li", { "data-pointer": p.pointer || "" }, el("code", {}, p.pointer || "/"), ": ", p.message || "")));
+  // The server's problems, each at its JSON pointer; with an editor, a pointer is a button
+  // that selects that place in the text (or the nearest enclosing value that exists).
+  function showProblems(box, message, problems, area) {
+    const list = el("ul", {}, (problems || []).map((p) => {
+      const pointer = p.pointer || "/";
+      const where = area ? el("button", { type: "button", class: "pointer" }, el("code", {}, pointer))
+                         : el("code", {}, pointer);
+      if (area) {
+        where.addEventListener("click", () => {
+          const span = locate(area.value, p.pointer || "");
+          area.focus();
+          if (span) area.setSelectionRange(span[0], span[1]);
+        });
+      }
+      return el("li", { "data-pointer": p.pointer || "" }, where, ": ", p.message || "");
+    }));
     box.replaceChildren(el("p", {}, message), list);
     box.hidden = false;
+  }
+
+  // [start, end] of the value at a JSON pointer in JSON text, or of its nearest ancestor.
+  function locate(text, pointer) {
+    const want = pointer.split("/").slice(1).map((t) => t.replace(/~1/g, "/").replace(/~0/g, "~"));
+    const found = new Map();
+    let i = 0;
+    const ws = () => { while (i < text.length && /\s/.test(text[i])) i++; };
+    const string = () => {
+      const start = i++;
+      while (i < text.length && text[i] !== '"') i += text[i] === "\\" ? 2 : 1;
+      return JSON.parse(text.slice(start, ++i));
+    };
+    const members = (close, each) => {
+      i++; ws();
+      if (text[i] === close) { i++; return; }
+      for (;;) { each(); ws(); if (text[i++] !== ",") return; }
+    };
+    const value = (path) => {
+      ws();
+      const start = i;
+      if (text[i] === "{") members("}", () => { ws(); const k = string(); ws(); i++; value([...path, k]); });
+      else if (text[i] === "[") { let n = 0; members("]", () => value([...path, String(n++)])); }
+      else if (text[i] === '"') string();
+      else while (i < text.length && !/[\s,\]}]/.test(text[i])) i++;
+      found.set(JSON.stringify(path), [start, i]);
+    };
+    try { value([]); } catch (e) { return null; }
+    for (let n = want.length; n >= 0; n--) {
+      const span = found.get(JSON.stringify(want.slice(0, n)));
+      if (span) return span;
+    }
+    return null;
   }
 
   // Definition editor: create (POST) or a new version (PUT), checked by the server.
@@ -49,7 +94,7 @@
         window.location.assign(`/ui/workflows/${encodeURIComponent(data.workflow.slug)}`);
       } catch (e) {
         area.setAttribute("aria-invalid", "true");
-        showProblems(box, `Not saved: ${e.message}`, e.problems); busy(button, false);
+        showProblems(box, `Not saved: ${e.message}`, e.problems, area); busy(button, false);
       }
     });
   }
