@@ -150,8 +150,9 @@ class TriggerActivities:
         """The mirror's run upsert, then event triggers when the run has ended."""
         await self._mirror.mirror_run(record)
         if record.status in TERMINAL_RUN_STATUSES:
-            log_failed_run(record)
             await self._fire_events(record)
+            # After the events: a write retried because an event start failed logs once.
+            log_failed_run(record)
 
     async def _fire_events(self, record: RunRecord) -> None:
         if self._client is None:
