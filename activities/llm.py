@@ -18,16 +18,23 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.attempt_log import failed_entry, now, prior_attempts, with_log
-from activities.budget import check_budget, spent_before
+from activities.budget import (
+    ASSUMED_MAX_OUTPUT_TOKENS,
+    check_budget,
+    estimated_prompt_tokens,
+    spent_before,
+)
 from activities.pricing import price
 from activities.providers import errors, registry
 from activities.providers.completion import Completion, Provider
+from activities.providers.limits import ProviderLimiter
 from activities.providers.validation import validated_output
 from activities.repair import repair_request
 from promptpilot.settings import Settings
 from schema.activities import AttemptEntry, LlmRequest, LlmResult, RepairEntry
 from schema.errors import ErrorType
 from schema.step_output import output_problem
+from store.provider_gate import ProviderGate
 
 HEARTBEAT_SECONDS = 2.0
 T = TypeVar("T")
@@ -58,6 +65,8 @@ class _Usage:
     known_cost: float = 0.0
     unpriced: bool = False
     latency_ms: float = 0.0
+    queued_ms: float = 0.0
+    """Time spent waiting for the provider's limits before calling."""
     warnings: list[str] = field(default_factory=list)
 
     def add(self, completion: Completion, cost: float | None, latency_ms: float) -> None:
@@ -86,8 +95,9 @@ class _Usage:
 class LlmActivities:
     """LLM activities; SDK clients are built on first use, one per provider, then reused."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, gate: ProviderGate | None = None) -> None:
         self.settings = settings
+        self.limits = ProviderLimiter(gate, settings.llm)
         self._providers: dict[str, Provider] = {}
         registry.load_builtin()
 
@@ -122,7 +132,8 @@ class LlmActivities:
             error = ApplicationError(f"{type(exc).__name__}: {exc}", type=ErrorType.INTERNAL)
         else:
             log.append(AttemptEntry(number=info.attempt, status="completed", model=label,
-                                    started_at=started, finished_at=now()))
+                                    started_at=started, finished_at=now(),
+                                    queued_ms=round(usage.queued_ms) or None))
             result.attempt_log = log
             return result
         log.append(failed_entry(error, info.attempt, label, started, usage.known_cost))
@@ -145,9 +156,17 @@ class LlmActivities:
             # Before every provider call, repairs included: never spend past the budget.
             usage.warn(check_budget(provider_name, model, current, before + usage.known_cost))
             provider = self.provider(provider_name)
-            started = time.monotonic()
-            completion = await _heartbeating(provider.complete(current, model), beat)
+            tokens = (estimated_prompt_tokens(current)
+                      + (current.max_tokens or ASSUMED_MAX_OUTPUT_TOKENS))
+            async with self.limits.call(provider_name, tokens,
+                                        lambda: activity.heartbeat(beat)) as queued:
+                started = time.monotonic()
+                completion = await _heartbeating(provider.complete(current, model), beat)
             latency_ms = (time.monotonic() - started) * 1000
+            if queued.reason:
+                usage.queued_ms += queued.seconds * 1000
+                usage.warn(f"waited {queued.seconds:.1f} s for {provider_name}'s limits "
+                           f"({queued.reason})")
             cost, price_warnings = price(provider_name, model, completion.tokens_in,
                                          completion.tokens_out, completion.cached_tokens,
                                          completion.cache_write_tokens)

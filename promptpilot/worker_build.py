@@ -27,6 +27,7 @@ from activities.mirror import MirrorActivities
 from activities.tools import ToolActivities
 from activities.transform import TransformActivities
 from activities.triggers import TriggerActivities
+from store.provider_gate import ProviderGate
 from store.runs import Store
 from workflows.interpreter import InterpreterWorkflow
 from workflows.map_batch import MapBatchWorkflow
@@ -39,7 +40,8 @@ class WorkerParts:
     """The activity objects a worker owns, so they can be closed with it."""
 
     def __init__(self, settings: Any, store: Store, client: Client | None = None) -> None:
-        self.llm = LlmActivities(settings)
+        # Provider limits, 429 pauses and breakers are shared through Postgres.
+        self.llm = LlmActivities(settings, ProviderGate(store.engine))
         self.tools = ToolActivities(settings)
         self.mirror = MirrorActivities(store)
         self.transforms = TransformActivities(store.upsert_steps)

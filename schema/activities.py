@@ -23,6 +23,8 @@ class AttemptEntry(CamelModel):
     retry_delay_seconds: float | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    queued_ms: float | None = None
+    """How long the attempt waited for its provider's limits (README: Provider limits)."""
     cost_usd: float | None = None
     """What a failed attempt spent before it failed (its calls were billed all the same): a
     retry counts it against the call's budget, and the run's ledger settles it."""

@@ -19,6 +19,7 @@ class ErrorType(StrEnum):
     PROVIDER_AUTH = "provider_auth"
     PROVIDER_NOT_FOUND = "provider_not_found"
     PROVIDER_BAD_RESPONSE = "provider_bad_response"
+    PROVIDER_SHORT_CIRCUITED = "provider_short_circuited"
     MISSING_CREDENTIALS = "missing_credentials"
     UNKNOWN_PROVIDER = "unknown_provider"
     OUTPUT_SCHEMA = "output_schema_violation"

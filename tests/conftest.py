@@ -112,13 +112,14 @@ def store(engine: AsyncEngine) -> Store:
 def settings(temporal: TemporalDevServer, postgres: EmbeddedPostgres,
              llm_server: FakeLlmServer) -> Settings:
     """Settings for one test: a fresh task queue, the fake LLM server, offline search."""
+    task_queue = f"test-{uuid.uuid4().hex[:12]}"
     return Settings(
         environment="dev",
         database=DatabaseSettings(url=postgres.url, pool_size=5),
         # The strict sandbox in tests: a non-deterministic call on any path a test takes
         # fails it (the production worker runs without it; see worker.workflow_runner).
         temporal=TemporalSettings(address=temporal.address,
-                                  task_queue=f"test-{uuid.uuid4().hex[:12]}",
+                                  task_queue=task_queue,
                                   deployment_name=_deployment_name(),
                                   workflow_sandbox=True),
         api=ApiSettings(port=free_port(), run_wait_seconds=20),
@@ -127,6 +128,8 @@ def settings(temporal: TemporalDevServer, postgres: EmbeddedPostgres,
                                   base_url=llm_server.openai_base_url),
             anthropic=AnthropicSettings(api_key=SecretStr("sk-ant-test"),
                                         base_url=llm_server.anthropic_base_url),
+            # Each test's provider pauses and breakers are its own (one shared database).
+            limit_scope=task_queue,
         ),
         tools=ToolSettings(web_search_backend="offline"),
         payloads=PayloadSettings(encryption_keys=dict(PAYLOAD_KEYS)),

@@ -64,6 +64,8 @@ class RecordedRequest:
     path: str
     body: dict[str, Any]
     headers: dict[str, str]
+    at: float = field(default_factory=time.monotonic)
+    """When the request arrived (monotonic seconds), for rate assertions."""
 
 
 def ok(content: str | None = None, *, tokens_in: int | None = None,
@@ -187,7 +189,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path not in (OPENAI_PATH, ANTHROPIC_PATH):
             self._send(404, json.dumps({"error": {"message": "no such route"}}).encode())
             return
-        reply = fake.next_reply()
+        reply = fake.next_reply(self.path)
         if reply.kind == "hang":
             time.sleep(reply.seconds)
         if reply.kind == "malformed":
@@ -225,6 +227,7 @@ class FakeLlmServer:
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
         self._script: deque[Reply] = deque()
+        self._by_path: dict[str, deque[Reply]] = {}
         self._lock = threading.Lock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -275,9 +278,18 @@ class FakeLlmServer:
         with self._lock:
             self._script.extend(replies)
 
-    def next_reply(self) -> Reply:
-        """The next scripted reply, or a generated ``ok()``."""
+    def enqueue_at(self, path: str, *replies: Reply) -> None:
+        """Scripted replies for requests to ``path`` only (e.g. one provider), before any
+        ``enqueue``d for all paths."""
         with self._lock:
+            self._by_path.setdefault(path, deque()).extend(replies)
+
+    def next_reply(self, path: str = "") -> Reply:
+        """The next scripted reply for ``path``, else the next for any path, else ``ok()``."""
+        with self._lock:
+            own = self._by_path.get(path)
+            if own:
+                return own.popleft()
             return self._script.popleft() if self._script else ok()
 
     def record(self, request: RecordedRequest) -> None:
@@ -294,4 +306,5 @@ class FakeLlmServer:
         """Forget the script and the recorded requests."""
         with self._lock:
             self._script.clear()
+            self._by_path.clear()
             self.requests.clear()
