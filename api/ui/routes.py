@@ -1,8 +1,9 @@
 """Inspector pages: sign-in, workflows (definition, versions, diff, preview) and triggers.
 
 Pages read the store directly with the signed-in key's environment; the actions on them
-(run, rerun, preview, pause, trigger now, live events) are the JSON API, called by ui.js with
-the session cookie and the CSRF header (see api.ui.session).
+(run, rerun, preview, approve and reject, save a definition, new trigger, pause, trigger now,
+live events) are the JSON API's own routes, called by ui.js and actions.js with the session
+cookie and the CSRF header (api.ui.session; api.ui.auth lets the API take the session).
 """
 
 from __future__ import annotations
