@@ -13,6 +13,7 @@ from api.errors import ApiError, not_found
 from api.presenters import as_object
 from api.schedules import Schedules, build_schedule, config_problems, next_fire_times
 from api.state import AppState
+from api.workflow_lookup import find_workflow
 from definition.expressions import compile_expression
 from definition.inputs import validate_input
 from definition.validation import DefinitionInvalid, problems_from_pydantic
@@ -75,7 +76,7 @@ async def checked_config(state: AppState, environment: str, kind: str,
             if problem := compile_expression(expr):
                 problems.append(Problem(pointer=f"/config/{where}", field=where.split("/")[-1],
                                         message=f"invalid JMESPath expression: {problem}"))
-        source = await state.store.get_workflow(environment, event.source_workflow_slug)
+        source = await find_workflow(state, environment, event.source_workflow_slug)
         if source is None:
             problems.append(Problem(pointer=pointer("config", "sourceWorkflowSlug"),
                                     field="sourceWorkflowSlug", message=f"workflow "
@@ -83,7 +84,8 @@ async def checked_config(state: AppState, environment: str, kind: str,
         if problems:
             raise _invalid(problems)
         assert source is not None
-        return {**event.model_dump(mode="json"), "sourceWorkflowId": str(source.id)}
+        return {**event.model_dump(mode="json"), "sourceWorkflowSlug": source.slug,
+                "sourceWorkflowId": str(source.id)}
     return raw
 
 

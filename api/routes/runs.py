@@ -13,6 +13,7 @@ from api.errors import not_found
 from api.presenters import run_public
 from api.routes.workflows import STATUS_FILTER, _decode_cursor, encode_cursor
 from api.state import AppState
+from api.workflow_lookup import find_workflow
 from schema.api import RunEnvelope, RunListEnvelope
 from schema.bounds import IsoDateTime
 from schema.run import TERMINAL_RUN_STATUSES
@@ -27,7 +28,8 @@ async def list_all_runs(
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
     status: Annotated[str | None, Query(pattern=STATUS_FILTER)] = None,
     trigger: str | None = None,
-    workflow: Annotated[str | None, Query(description="only runs of this slug")] = None,
+    workflow: Annotated[str | None, Query(description="only runs of this slug (or UUID)")]
+    = None,
     since: IsoDateTime | None = None,
     until: IsoDateTime | None = None,
     cursor: str | None = None,
@@ -36,9 +38,10 @@ async def list_all_runs(
     slugs = {row.id: row.slug for row in await state.store.list_workflows(key.environment)}
     workflow_id = None
     if workflow is not None:
-        workflow_id = next((i for i, slug in slugs.items() if slug == workflow), None)
-        if workflow_id is None:
+        found = await find_workflow(state, key.environment, workflow)
+        if found is None:
             raise not_found(f"workflow '{workflow}'")
+        workflow_id = found.id
     rows = await state.store.list_runs(
         key.environment, workflow_id=workflow_id, status=status, trigger=trigger, since=since,
         until=until, before=_decode_cursor(cursor) if cursor else None, limit=limit)

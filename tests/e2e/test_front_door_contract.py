@@ -114,6 +114,13 @@ async def test_every_workflow_route_takes_the_workflow_uuid(service: Service) ->
         "workflowSlug": ident, "name": "by uuid", "type": "manual", "input": {"topic": "t"}})
     assert trigger.status_code == 201, trigger.text
     assert trigger.json()["trigger"]["workflowSlug"] == slug
+    listed = (await http.get("/api/workflows/runs", params={"workflow": ident})).json()["runs"]
+    assert [r["workflowSlug"] for r in listed] == [slug]
+    event = await http.post("/api/triggers", json={
+        "workflowSlug": slug, "name": "after itself", "type": "event",
+        "config": {"sourceWorkflowSlug": ident, "onStatus": ["failed"]}})
+    assert event.status_code == 201, event.text
+    assert event.json()["trigger"]["config"]["sourceWorkflowSlug"] == slug
     # A UUID-shaped slug would be ambiguous, so none is taken.
     refused = await http.post("/api/workflows", json=echo(ident))
     assert refused.status_code == 422, refused.text
