@@ -91,7 +91,7 @@ def step_public(row: StepRow) -> StepPublic:
 
 def run_public(row: RunRow, steps: Sequence[StepRow] | None = None,
                slug: str | None = None) -> RunPublic:
-    """A run row (and optionally its steps) in seed 000's shape."""
+    """A run row (and optionally its steps) as the API shows it."""
     return RunPublic(
         id=str(row.id), workflow_id=str(row.workflow_id), workflow_slug=slug,
         workflow_version=row.workflow_version, status=row.status, trigger=row.trigger,

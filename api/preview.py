@@ -46,7 +46,7 @@ def relocate(exc: DefinitionInvalid, prefix: str) -> DefinitionInvalid:
 
 
 def clone(value: Any, where: str, warnings: list[str]) -> Any:
-    """A deep, JSON-safe copy; the raw value when it cannot be copied (seed 003)."""
+    """A deep, JSON-safe copy; the raw value when it cannot be copied."""
     try:
         return json.loads(json.dumps(value))
     except (TypeError, ValueError, RecursionError):

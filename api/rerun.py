@@ -204,7 +204,7 @@ async def plan_rerun(state: AppState, environment: str, workflow: WorkflowRow,
 
 async def plan_from_run_request(state: AppState, environment: str, workflow: WorkflowRow,
                                 current: WorkflowVersionRow, body: RunRequest) -> StartRequest:
-    """Seed 000's `POST /{slug}/run` with `fromStepId`: a rerun from the latest run by default."""
+    """`POST /{slug}/run` with `fromStepId`: a rerun from the latest run by default."""
     if body.from_step_id is None:
         raise _invalid("fromStepId is required with sourceRunId", "fromStepId")
     # An omitted input means "the source run's input"; an explicit {} is taken as given.

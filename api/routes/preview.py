@@ -1,4 +1,4 @@
-"""Preview routes (seed 003 section 4): dry-run a stored or an unsaved definition."""
+"""Preview routes: dry-run a stored or an unsaved definition."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The stored-prompt library under /api/prompts: versioned, env-scoped (seed 003 PROMPT)."""
+"""The stored-prompt library under /api/prompts: versioned, env-scoped."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Runs across workflows: `GET /api/workflows/runs` and the detail `/runs/{runId}` (seed 000)."""
+"""Runs across workflows: `GET /api/workflows/runs` and the detail `/runs/{runId}`."""
 
 from __future__ import annotations
 
