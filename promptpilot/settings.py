@@ -227,10 +227,10 @@ class PayloadSettings(BaseModel):
 
 
 class WorkflowFeatures(BaseModel):
-    """Feature flags of the workflow engine (seed 003), e.g. PROMPTPILOT_WORKFLOW__MULTI_MODEL."""
+    """Feature flags of the workflow engine, e.g. PROMPTPILOT_WORKFLOW__MULTI_MODEL."""
 
     multi_model: bool = False
-    """`models` + `mode` on llm steps (seed 003 `workflow.multiModel`); off: 422 at save."""
+    """`models` + `mode` on llm steps (`workflow.multiModel`); off: 422 at save."""
 
 
 class Settings(BaseSettings):
