@@ -40,6 +40,8 @@ class StartRequest:
     max_cost_usd: float | None = None
     idempotency_key: str | None = None
     trigger_id: str | None = None
+    priority: int | None = None
+    fairness_key: str | None = None
     # A rerun's definition may be patched by `stepOverrides` (recorded in `overrides`).
     definition: WorkflowDefinition | None = None
     overrides: dict[str, Any] | None = None
@@ -81,6 +83,7 @@ async def start_run(state: AppState, request: StartRequest) -> str:
         children=children,
         max_cost_usd=request.max_cost_usd or definition.max_cost_usd,
         limits=run_limits(state.settings),
+        priority=request.priority, fairness_key=request.fairness_key,
     )
     # Raises (PydanticSerializationError) for what no payload could carry: nothing written.
     start = workflow_input.model_dump_json()

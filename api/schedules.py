@@ -28,6 +28,7 @@ from temporalio.client import (
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from schema.problems import Problem, pointer
+from schema.run_priority import scheduled_priority
 from schema.search_attributes import SA_ENVIRONMENT, SA_TRIGGER
 from schema.triggers import OverlapPolicy, ScheduleConfig, TriggeredStart
 from schema.workflow_names import TRIGGERED_START_WORKFLOW
@@ -126,6 +127,7 @@ def build_schedule(trigger_id: str, environment: str, config: ScheduleConfig, *,
             SearchAttributePair(SA_TRIGGER, "scheduled"),
         ]),
         static_summary=summary or f"trigger {trigger_id}",
+        priority=scheduled_priority(trigger_id),
     )
     spec = ScheduleSpec(
         cron_expressions=list(config.cron_expressions),

@@ -30,6 +30,7 @@ from promptpilot.settings import DispatchSettings
 from schema.errors import ErrorType
 from schema.run import RunWorkflowInput, StepError
 from schema.run_labels import run_details, run_summary
+from schema.run_priority import run_priority
 from schema.search_attributes import SA_ENVIRONMENT, SA_SLUG, SA_TRIGGER, SA_VERSION
 from schema.workflow_names import WORKFLOW_NAME
 from store.run_starts import ClaimedStart, RunStarts
@@ -60,6 +61,7 @@ async def start_workflow(client: Client, run_input: RunWorkflowInput, task_queue
         ]),
         # What the Temporal UI's workflow list shows: workflow, version, trigger.
         static_summary=run_summary(run_input), static_details=run_details(run_input),
+        priority=run_priority(run_input),
         # With a worker in this process (promptpilot dev) its first workflow task comes
         # back with the start response; otherwise the server ignores the request.
         request_eager_start=True,

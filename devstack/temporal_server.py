@@ -159,6 +159,10 @@ class TemporalDevServer(LocalService):
         # `TemporalReportedProblems IS NOT NULL` (the server's default waits for 5 failures,
         # about a minute): the reconciler shows it `stalled` (promptpilot/reconciler.py).
         cmd += ["--dynamic-config-value", f"{REPORTED_PROBLEMS_AFTER}=2"]
+        # Task priority and fairness keys (schema/run_priority.py): runs people start go before
+        # a schedule's backlog, and one workflow's flood does not starve another's.
+        for flag in ("matching.useNewMatcher", "matching.enableFairness"):
+            cmd += ["--dynamic-config-value", f"{flag}=true"]
         cmd += ["--log-level", self.log_level, *self.extra_args]
         return cmd
 

@@ -94,6 +94,10 @@ class TemporalSettings(BaseModel):
     tls: TemporalTlsSettings = Field(default_factory=TemporalTlsSettings)
     namespace: str | None = None
     task_queue: str = "promptpilot"
+    max_concurrent_activities: int = Field(default=200, ge=1)
+    """Activity slots per worker: bounds the model and tool calls one worker makes at once."""
+    max_concurrent_workflow_tasks: int | None = Field(default=None, ge=2)
+    """Workflow task slots per worker; None: the SDK's default."""
     ui_url: str = "http://localhost:8233"
     # Environments this process's worker serves, one Worker per namespace; empty means only
     # the settings' own environment (a production worker serves exactly one).

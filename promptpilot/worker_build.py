@@ -40,6 +40,7 @@ class WorkerParts:
     """The activity objects a worker owns, so they can be closed with it."""
 
     def __init__(self, settings: Any, store: Store, client: Client | None = None) -> None:
+        self.settings = settings
         # Provider limits, 429 pauses and breakers are shared through Postgres.
         self.llm = LlmActivities(settings, ProviderGate(store.engine))
         self.tools = ToolActivities(settings)
@@ -103,7 +104,8 @@ def build_worker(client: Client, task_queue: str, parts: WorkerParts, *,
         workflows=[InterpreterWorkflow, TriggeredStartWorkflow, MapBatchWorkflow],
         workflow_runner=workflow_runner(sandboxed=sandboxed),
         activities=parts.activities(),
-        max_concurrent_activities=200,
+        max_concurrent_activities=parts.settings.temporal.max_concurrent_activities,
+        max_concurrent_workflow_tasks=parts.settings.temporal.max_concurrent_workflow_tasks,
         max_concurrent_local_activities=200,
         # Expected failures (a refused target, a budget) log one line, not a traceback.
         interceptors=[ExpectedFailures()],

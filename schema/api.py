@@ -21,6 +21,10 @@ class RunRequest(RequestBody):
     step_overrides: dict[str, dict[str, Any]] | None = None
     pin_version: bool = False
     max_cost_usd: float | None = Field(default=None, gt=0)
+    priority: int | None = Field(default=None, ge=1, le=5)
+    """Temporal task priority: 1 runs first, 5 last; default 3 (scheduled runs: 4)."""
+    fairness_key: str | None = Field(default=None, min_length=1, max_length=64)
+    """Runs of different keys take turns within a priority; default: the workflow's slug."""
 
 
 class ExecuteWorkflowRequest(RequestBody):

@@ -83,6 +83,10 @@ class RunWorkflowInput(CamelModel):
     parent_run_id: str | None = None
     parent_step_id: str | None = None
     limits: RunLimits = Field(default_factory=RunLimits)
+    priority: int | None = Field(default=None, ge=1, le=5)
+    """Temporal task priority, 1 (first) to 5; None: 3, or what a parent run has."""
+    fairness_key: str | None = Field(default=None, max_length=64)
+    """Runs are dispatched fairly across these keys; None: the workflow's slug."""
 
 
 class StepWork(CamelModel):

@@ -145,6 +145,7 @@ async def run_workflow(
     else:
         request = StartRequest(environment=key.environment, workflow=row, version=version,
                                input=body.input, max_cost_usd=body.max_cost_usd)
+    request.priority, request.fairness_key = body.priority, body.fairness_key
     request.idempotency_key = idempotency_key
     run_id = await start_run(state, request)
     seconds = state.settings.api.run_wait_seconds if wait is None else wait
