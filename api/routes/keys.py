@@ -23,14 +23,14 @@ router = APIRouter(prefix="/api/keys", tags=["keys"])
 
 
 class KeyPublic(CamelModel):
-    """A key as its owners see it: never the key, only what tells it apart."""
+    """A key as its owners see it: never the key, only what tells it apart. (The row's
+    `last_used_at` is not shown: nothing writes it, as a write per request would cost.)"""
 
     id: str
     name: str
     environment: str
     prefix: str
     created_at: datetime
-    last_used_at: datetime | None = None
     revoked_at: datetime | None = None
 
 
@@ -50,8 +50,7 @@ class KeyListEnvelope(CamelModel):
 
 def _public(row: ApiKeyRow) -> KeyPublic:
     return KeyPublic(id=str(row.id), name=row.name, environment=row.environment,
-                     prefix=row.prefix, created_at=row.created_at,
-                     last_used_at=row.last_used_at, revoked_at=row.revoked_at)
+                     prefix=row.prefix, created_at=row.created_at, revoked_at=row.revoked_at)
 
 
 @router.get("", response_model=KeyListEnvelope)

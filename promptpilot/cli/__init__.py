@@ -62,8 +62,14 @@ def main(argv: list[str] | None = None) -> None:
         # Per-request and start-up chatter; warnings still show.
         logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = Settings()
-    with asyncio.Runner(loop_factory=server.loop_factory(args.command)) as runner:
-        code = runner.run(_guarded(_command(args), settings, args))
+    try:
+        with asyncio.Runner(loop_factory=server.loop_factory(args.command)) as runner:
+            code = runner.run(_guarded(_command(args), settings, args))
+    except KeyboardInterrupt:
+        # Ctrl-C while following a run stops the command, not the run.
+        sys.stderr.write("interrupted" + (" (the run goes on: `promptpilot runs cancel RUN` "
+                                          "stops it)" if args.command == "run" else "") + "\n")
+        code = 130
     sys.stdout.flush()
     sys.stderr.flush()
     # The SDK's native runtime can abort at interpreter exit; leave without running it.

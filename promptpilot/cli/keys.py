@@ -18,9 +18,9 @@ async def list_keys(settings: Settings, args: argparse.Namespace) -> int:
     async with connect(settings, args) as api:
         _, body = await api.call("GET", "/api/keys")
     keys = body.get("keys") or []
-    header = ("ID", "PREFIX", "NAME", "CREATED (UTC)", "LAST USED", "REVOKED")
+    header = ("ID", "PREFIX", "NAME", "CREATED (UTC)", "REVOKED (UTC)")
     rows = [(k["id"], k["prefix"], k["name"], _stamp(k.get("createdAt")),
-             _stamp(k.get("lastUsedAt")), _stamp(k.get("revokedAt"))) for k in keys]
+             _stamp(k.get("revokedAt"))) for k in keys]
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         out("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True))
