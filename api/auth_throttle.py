@@ -13,6 +13,11 @@ Two sliding windows of ``window_seconds``:
   that themselves failed with it in the window. So failures spread over many addresses slow
   every one of them, while the key's holder, who has not failed, is never locked out by
   someone else's failures.
+
+A key that has verified in this process (``RecentKeys``, by digest) skips the throttle and goes
+straight to verification: clients behind one address (NAT, a proxy) are not locked out of a key
+they have been using by someone else's failures there. Knowing which digests are recent gives a
+guesser nothing: it has to present the key itself.
 """
 
 from __future__ import annotations
@@ -51,9 +56,6 @@ class _Windows:
         times = self._times.get(name)
         return times is not None and len(times) > 0 and times[-1] + window > now
 
-    def forget(self, name: str) -> None:
-        self._times.pop(name, None)
-
 
 class AuthThrottle:
     """Counts failed sign-ins and says how long a caller must wait."""
@@ -65,6 +67,7 @@ class AuthThrottle:
         self._clients = _Windows(settings.client_failures, settings.max_tracked)
         self._prefixes = _Windows(settings.prefix_failures, settings.max_tracked)
         self._pairs = _Windows(1, settings.max_tracked)
+        self.recent_keys = RecentKeys(settings.max_tracked)
 
     def retry_after(self, client: str, prefix: str | None) -> float | None:
         """Seconds ``client`` must wait before presenting a key with ``prefix``; None: go on."""
@@ -85,10 +88,32 @@ class AuthThrottle:
             self._pairs.add(_pair(client, prefix), now)
 
     def succeeded(self, client: str, prefix: str | None) -> None:
-        """A valid key from ``client``: its own failures are forgiven (not the prefix's)."""
-        self._clients.forget(client)
-        if prefix is not None:
-            self._pairs.forget(_pair(client, prefix))
+        """A valid key from ``client``. Nothing is forgiven: a guesser holding one valid key of
+        its own could otherwise wipe its count between guesses; failures leave the window on
+        their own, and the key itself skips the throttle from now on (``recent_keys``)."""
+        del client, prefix
+
+
+class RecentKeys:
+    """Digests of keys that verified lately, newest kept (a bounded LRU set)."""
+
+    def __init__(self, max_keys: int) -> None:
+        self._max = max_keys
+        self._digests: OrderedDict[str, None] = OrderedDict()
+
+    def __contains__(self, digest: object) -> bool:
+        return digest in self._digests
+
+    def add(self, digest: str) -> None:
+        """Remember a digest that just verified."""
+        self._digests.pop(digest, None)
+        self._digests[digest] = None
+        while len(self._digests) > self._max:
+            self._digests.popitem(last=False)
+
+    def discard(self, digest: str) -> None:
+        """Forget a digest that no longer verifies (a revoked key)."""
+        self._digests.pop(digest, None)
 
 
 def _pair(client: str, prefix: str) -> str:

@@ -11,7 +11,7 @@ from api.auth_throttle import retry_after_header
 from api.errors import ApiError
 from api.state import AppState
 from api.ui import session
-from store.keys import prefix_of
+from store.keys import digest, prefix_of
 from store.tables import ApiKeyRow
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer pp_...`")
@@ -42,14 +42,22 @@ async def current_key(
     if not token:
         raise ApiError(401, "unauthorized", "missing API key: send 'Authorization: Bearer <key>'")
     # Asked before the key is looked up: a throttled client learns nothing about its guess,
-    # and its guesses cost no database round trip (api.auth_throttle says who is throttled).
+    # and its guesses cost no database round trip; a key that verified lately goes through
+    # (api.auth_throttle says who is throttled and why).
     throttle, client, prefix = state.auth_throttle, client_address(request), prefix_of(token)
-    throttled(throttle.retry_after(client, prefix))
+    key_digest = digest(token)
+    known = key_digest in throttle.recent_keys
+    if not known:
+        throttled(throttle.retry_after(client, prefix))
     row = await state.keys.verify(token)
     if row is None:
-        throttle.failed(client, prefix)
+        # A key that verified here before and is refused now was revoked: its holder is not
+        # guessing, so it is not counted (and stays a 401, however often it is sent).
+        if not known:
+            throttle.failed(client, prefix)
         raise ApiError(401, "unauthorized", "invalid or revoked API key")
     throttle.succeeded(client, prefix)
+    throttle.recent_keys.add(key_digest)
     return row
 
 

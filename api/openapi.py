@@ -27,6 +27,8 @@ _ERRORS: dict[str, str] = {
     "413": "Over a size limit: request_too_large, definition_too_large, input_too_large",
     "422": "Invalid: every problem with a JSON pointer (validation_error, json_too_deep, "
            "too_many_steps...)",
+    "429": "Too many failed keys from this address (too_many_failed_attempts): wait the "
+           "Retry-After seconds",
     "503": "Temporal is unavailable",
 }
 _PREVIEW_TIMEOUT = "The preview did not finish within its timeoutSeconds"

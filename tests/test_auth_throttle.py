@@ -44,14 +44,13 @@ def test_a_hammered_prefix_slows_every_address_that_failed_with_it_but_not_its_h
     assert throttle.retry_after("192.0.2.7", "pp_abc") is None  # the holder has not failed
 
 
-def test_success_forgives_the_clients_own_failures() -> None:
+def test_a_success_does_not_wipe_the_count_of_a_guesser_holding_its_own_key() -> None:
     clock = Clock()
     throttle = _throttle(clock)
-    for _ in range(2):
-        throttle.failed("10.0.0.1", None)
-    throttle.succeeded("10.0.0.1", "pp_abc")
-    throttle.failed("10.0.0.1", None)
-    assert throttle.retry_after("10.0.0.1", None) is None
+    for _ in range(3):
+        throttle.failed("10.0.0.1", "pp_other")
+        throttle.succeeded("10.0.0.1", "pp_mine")
+    assert throttle.retry_after("10.0.0.1", "pp_other") is not None
 
 
 def test_memory_stays_bounded_under_fresh_addresses() -> None:
@@ -65,3 +64,13 @@ def test_memory_stays_bounded_under_fresh_addresses() -> None:
 
 def test_retry_after_header_is_whole_seconds_rounded_up() -> None:
     assert [retry_after_header(s) for s in (0.001, 1.0, 1.2, 59.9)] == ["1", "1", "2", "60"]
+
+
+def test_recent_keys_are_a_bounded_set() -> None:
+    throttle = _throttle(Clock(), max_tracked=100)
+    for n in range(150):
+        throttle.recent_keys.add(f"digest-{n}")
+    assert "digest-149" in throttle.recent_keys
+    assert "digest-0" not in throttle.recent_keys
+    throttle.recent_keys.discard("digest-149")
+    assert "digest-149" not in throttle.recent_keys
