@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from devstack.process import free_port
 from devstack.stack import TemporalDevServer
 from promptpilot.services import running_api, running_worker
 from promptpilot.settings import Settings
@@ -124,5 +125,42 @@ async def test_runs_started_while_temporal_is_stopped_complete_once_it_is_back(
               f"{sum(executions[i] for i in run_ids)}, duplicates: "
               f"{sum(executions[i] - 1 for i in run_ids)}, all completed "
               f"{recovered:.1f} s after the server was back")
+    finally:
+        await asyncio.to_thread(temporal.stop)
+
+
+@pytest.mark.timeout(120)
+async def test_an_api_started_before_temporal_accepts_runs_that_start_once_it_is_up(
+    settings: Settings, tmp_path: Path, store: Store,  # store: the migrated database
+) -> None:
+    # Nothing in Temporal yet: the API comes up, accepts, and its dispatcher keeps trying to
+    # connect (each try bounded by dispatch.start_timeout_seconds) until the server is there.
+    temporal = TemporalDevServer(tmp_path / "temporal", namespaces=["dev"], ui=False,
+                                 search_attributes=SEARCH_ATTRIBUTES, port=free_port())
+    own = settings.model_copy(deep=True)
+    own.temporal.address = temporal.address
+    own.dispatch.start_timeout_seconds = 1
+    own.dispatch.backoff_max_seconds = 1
+    url = own.database.url
+    assert url
+    try:
+        async with (running_api(own, url) as api,
+                    httpx.AsyncClient(base_url=api.url, timeout=30,
+                                      headers={"Authorization": f"Bearer {DEV_KEY}"}) as http):
+            slug = unique_slug("cold")
+            assert (await http.post("/api/workflows", json=echo(slug))).status_code == 201
+            seconds, accepted = await _run(http, slug, "cold")
+            assert accepted.status_code == 202, accepted.text
+            assert seconds < ANSWERED_WITHIN
+            run_id = accepted.json()["run"]["id"]
+            await asyncio.sleep(2)  # a few failed connects
+            assert (await http.get(f"/api/workflows/runs/{run_id}")).json()["run"][
+                "status"] == "pending"
+
+            await temporal.start()
+            async with running_worker(own, url):
+                runs = await _until_finished(http, [run_id], within=30)
+
+        assert runs[run_id]["status"] == "completed", runs
     finally:
         await asyncio.to_thread(temporal.stop)
