@@ -97,6 +97,9 @@ class ToolRequest(CamelModel):
     step_id: str
     tool_name: str
     args: dict[str, Any] = Field(default_factory=dict)
+    call_key: str | None = None
+    """The same on every attempt of this call, different for every step of every run (and
+    every map item): what an ``Idempotency-Key`` is derived from."""
 
 
 class ToolTrace(CamelModel):

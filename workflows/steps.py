@@ -43,7 +43,8 @@ async def run_tool(runner: Runner, step: ToolStep, mapped: dict[str, Any],
     tool: ToolResult = await workflow.execute_activity(
         opts.activity,
         ToolRequest(run_id=runner.scope.run_id, step_id=step.id, tool_name=step.tool_name,
-                    args={**step.args, **mapped}),
+                    args={**step.args, **mapped},
+                    call_key=f"{runner.scope.id_prefix}/{step.id}"),
         result_type=ToolResult, start_to_close_timeout=opts.start_to_close,
         retry_policy=opts.retry_policy, summary=opts.summary)
     return StepOutcome(output=tool.output, attempts=tool.attempt,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -50,7 +51,9 @@ class ToolActivities:
         shown_args = _redacted(request.args)
         started = time.perf_counter()
         try:
-            output = await spec.fn(args, self._context)
+            context = replace(self._context, call_key=request.call_key
+                              or f"{request.run_id}/{request.step_id}")
+            output = await spec.fn(args, context)
         except Exception as err:
             failure = _as_application_error(err)
             trace = ToolTrace(tool_name=spec.name, args=shown_args, error=failure.message,

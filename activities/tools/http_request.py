@@ -12,7 +12,8 @@ Decisions:
 - 2xx and 3xx are results. Other 4xx fail the step for good (TOOL_FAILED, non-retryable): the
   same request would get the same answer, and a failed step names the status instead of handing
   an error page to the next prompt. 429, 5xx, timeouts and connection errors are retried,
-  honouring Retry-After.
+  honouring Retry-After; for a POST, PUT, PATCH or DELETE only a 429 (not applied) is, unless
+  ``retryWrites`` says so: then every attempt carries the same ``Idempotency-Key``.
 - Bodies are read up to ``tools.http_max_response_bytes``; a longer body is cut, returned as
   text and flagged ``truncated``. JSON content types are parsed when the body is whole.
 """
@@ -20,6 +21,7 @@ Decisions:
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any, Literal
 
 import httpx
@@ -37,6 +39,8 @@ ParamValue = str | int | float | bool | list[str | int | float | bool]
 KEPT_HEADERS = ("content-type", "content-length", "location", "retry-after", "etag",
                 "last-modified")
 DEFAULT_PORTS = {"http": 80, "https": 443}
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_KEY_NAMESPACE = uuid.UUID("6f1c2d1e-5b7a-4c1e-9d38-2f8e4a9b7c10")
 CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key",
                                 "api-key"})
 
@@ -50,6 +54,10 @@ class HttpRequestArgs(CamelModel):
     params: dict[str, ParamValue] = Field(default_factory=dict, description="Query parameters.")
     body: Any = Field(default=None, alias="json", description="JSON request body.")
     timeout_seconds: float | None = Field(default=None, gt=0, le=600)
+    retry_writes: bool = Field(default=False, description=(
+        "Retry a POST, PUT, PATCH or DELETE after a 5xx, a timeout or a broken connection "
+        "(it may have been applied), sending an Idempotency-Key derived from the run and "
+        "step, the same on every attempt. Off: such a failure fails the step for good."))
 
     @field_validator("method", mode="before")
     @classmethod
@@ -76,10 +84,18 @@ async def http_request(args: HttpRequestArgs, ctx: ToolContext) -> dict[str, Any
     """Send the request to a vetted address (each redirect hop too) and read a capped body."""
     url, method, body = httpx.URL(args.url), str(args.method), args.body
     headers, params = httpx.Headers(args.headers), args.params or None
+    writes = method in WRITE_METHODS
+    if writes and args.retry_writes and "idempotency-key" not in headers:
+        headers["Idempotency-Key"] = idempotency_key(ctx.call_key)
     hops = ctx.settings.tools.http_max_redirects
     for hop in range(hops + 1):
-        response, raw, truncated, label = await _send(ctx, args, method, url, headers, params,
-                                                      body, via=hop > 0)
+        try:
+            response, raw, truncated, label = await _send(ctx, args, method, url, headers,
+                                                          params, body, via=hop > 0)
+        except ApplicationError as err:
+            if writes and not args.retry_writes:
+                raise _unretried_write(err, method) from err
+            raise
         location = response.headers.get("location")
         if not response.is_redirect or not location or hop == hops:
             break
@@ -88,7 +104,10 @@ async def http_request(args: HttpRequestArgs, ctx: ToolContext) -> dict[str, Any
         params = None  # the location carries its own query
     text = raw.decode(_charset(response), errors="replace")
     if response.status_code >= 400:
-        raise status_error(response, label, text)
+        error = status_error(response, label, text)
+        if writes and not args.retry_writes and response.status_code != 429:
+            error = _unretried_write(error, method)
+        raise error
     return {
         "status": response.status_code,
         "headers": {name: response.headers[name] for name in KEPT_HEADERS
@@ -96,6 +115,23 @@ async def http_request(args: HttpRequestArgs, ctx: ToolContext) -> dict[str, Any
         "body": _body(response, raw, text, truncated),
         "truncated": truncated,
     }
+
+
+def idempotency_key(call_key: str) -> str:
+    """The Idempotency-Key of one call: derived from the run and step, so every attempt
+    sends the same one and the target can tell a retry from a new request."""
+    return str(uuid.uuid5(_KEY_NAMESPACE, call_key))
+
+
+def _unretried_write(err: ApplicationError, method: str) -> ApplicationError:
+    """A write that may have been applied is not sent again unless the step says so (one
+    that never reached the server, a refused connection, is)."""
+    if err.non_retryable or isinstance(err.__cause__, httpx.ConnectError):
+        return err
+    return ApplicationError(
+        f"{err.message}; not retried: the {method} may have been applied (set retryWrites "
+        "to retry it with an Idempotency-Key)", *err.details, type=err.type,
+        non_retryable=True)
 
 
 async def _send(ctx: ToolContext, args: HttpRequestArgs, method: str, url: httpx.URL,

@@ -25,6 +25,8 @@ class ToolContext:
 
     settings: Settings
     http: httpx.AsyncClient
+    call_key: str = ""
+    """Stable across the attempts of one call (see ``ToolRequest.call_key``)."""
 
 
 ToolFn = Callable[[ArgsT, ToolContext], Awaitable[Any]]
