@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from datetime import timedelta
 
+import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
@@ -19,6 +20,7 @@ from store.run_starts import RunStarts
 from tests.conftest import Service, unique_slug
 from tests.reconcile_support import api_run, wait_api
 from tests.triggers_support import echo
+from tests.ui_login import sign_in
 
 
 async def _queued_run(service: Service, engine: AsyncEngine, start_input: str,
@@ -57,6 +59,14 @@ async def test_a_pending_run_whose_start_is_queued_is_not_failed_as_an_orphan(
     assert checked is None
     assert read["status"] == "pending"
     assert read["error"] is None
+    async with httpx.AsyncClient(base_url=service.url) as browser:  # the inspector shows it
+        await sign_in(browser)
+        listed = await browser.get("/ui/runs", params={"status": "pending"})
+        shown = await browser.get(f"/ui/runs/{run_id}")
+    assert listed.status_code == 200
+    assert run_id in listed.text
+    assert shown.status_code == 200
+    assert "pending" in shown.text
 
     # Once no dispatcher holds it (the queue row gone, no workflow), it is an orphan again.
     async with engine.begin() as db:
