@@ -136,9 +136,8 @@ async def test_versions_detail_and_diff(service: Service) -> None:
     changes = {(c["op"], c["path"]): c for c in diff["changes"]}
     assert changes[("replace", "/steps/1/promptUser")]["new"] == "Changed {{prev}}"
     assert changes[("replace", "/steps/1/promptUser")]["stepId"] == "s2"
-    # Stored versions hold every field (defaults included), so a new value replaces null.
-    assert (changes[("replace", "/steps/2/temperature")]["old"],
-            changes[("replace", "/steps/2/temperature")]["new"]) == (None, 0.2)
+    # Stored versions leave unset optional fields out (never null): a new value is added.
+    assert changes[("add", "/steps/2/temperature")]["new"] == 0.2
     assert changes[("remove", "/steps/2/inputMapping/prev")]["old"] == "outputs.s2"
     assert changes[("add", "/steps/3")]["new"]["id"] == "s4"
     assert ("replace", "/name") in changes
