@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.cli_support import cli_env, promptpilot
-from tests.conftest import DEV_KEY, Service, unique_slug
+from tests.conftest import DEV_KEY, PROD_KEY, Service, unique_slug
 
 
 def _transform(slug: str, expression: str = "{x: `1`}") -> dict[str, Any]:
@@ -99,6 +99,12 @@ async def test_export_then_apply_is_unchanged(service: Service, tmp_path: Path) 
     assert applied.code == 0, applied.text
     assert f"{exported}: unchanged {slug} (version 1)" in applied.stdout
     assert await _versions(service, slug) == 1
+    # Into another environment: created there, then unchanged.
+    prod = cli_env(url=service.url, key=PROD_KEY)
+    created = await promptpilot("workflows", "apply", "-f", str(exported), env=prod)
+    again = await promptpilot("workflows", "apply", "-f", str(exported), env=prod)
+    assert f"{exported}: created {slug} (version 1)" in created.stdout, created.text
+    assert f"{exported}: unchanged {slug} (version 1)" in again.stdout, again.text
 
 
 async def test_errors_are_readable_lines_with_exit_codes(service: Service) -> None:
@@ -109,7 +115,16 @@ async def test_errors_are_readable_lines_with_exit_codes(service: Service) -> No
     nowhere = await promptpilot("workflows", "export", "x",
                                 env=cli_env(url="http://127.0.0.1:9", key=DEV_KEY))
 
+    run_missing = await promptpilot("run", "no-such-workflow",
+                                    env=cli_env(url=service.url, key=DEV_KEY))
+    bad_input = await promptpilot("run", "no-such-workflow", "--input", "{nope",
+                                  env=cli_env(url=service.url, key=DEV_KEY))
+
     assert (missing.code, missing.stderr) == (1, "error: workflow 'no-such-workflow' not found\n")
+    assert (run_missing.code, run_missing.stderr) == (
+        1, "error: workflow 'no-such-workflow' not found\n")
+    assert bad_input.code == 2
+    assert bad_input.stderr.startswith("error: --input is not JSON")
     assert (bad_key.code, bad_key.stderr) == (2, "error: invalid or revoked API key\n")
     assert nowhere.code == 2
     assert nowhere.stderr.startswith("error: cannot reach the API at http://127.0.0.1:9")

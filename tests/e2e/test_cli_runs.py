@@ -150,6 +150,9 @@ async def test_keys_are_scoped_to_the_environment(service: Service, engine: Asyn
     unknown = await promptpilot("keys", "revoke", "pp_nothing_like_it",
                                 env=cli_env(url=service.url, key=DEV_KEY))
 
+    listed = await service.http.get("/api/keys")
+    assert all(set(k) == {"id", "name", "environment", "prefix", "createdAt", "revokedAt"}
+               for k in listed.json()["keys"]), "a key's digest or more is shown"
     assert all(k["environment"] == "prod" for k in await _keys(service, PROD_KEY))
     assert other.status_code == 404
     assert other.json()["error"]["code"] == "not_found"
