@@ -28,6 +28,7 @@ COMMANDS: dict[tuple[str, str | None], Command] = {
     ("keys", "revoke"): keys.revoke,
     ("workflows", "apply"): workflows.apply,
     ("workflows", "export"): workflows.export,
+    ("workflows", "list"): workflows.list_workflows,
     ("workflows", "validate"): workflows.validate,
     ("validate", None): workflows.validate,
     ("run", None): runs.start,

@@ -54,7 +54,8 @@ def _validate_arguments(validate: argparse.ArgumentParser) -> None:
 
 
 def _workflow_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    workflows = sub.add_parser("workflows", help="definitions in git: apply, export, validate")
+    workflows = sub.add_parser("workflows", help="definitions in git: apply, export, list, "
+                               "validate")
     workflows_sub = workflows.add_subparsers(dest="workflows_command", required=True)
     apply = workflows_sub.add_parser("apply", help="create or update workflows from JSON files "
                                      "(an unchanged definition makes no new version)")
@@ -62,6 +63,8 @@ def _workflow_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
                        metavar="FILE_OR_DIR", help="a definition file, or a folder of *.json "
                        "files (not its subfolders); repeatable")
     add_connection_options(apply)
+    add_connection_options(workflows_sub.add_parser(
+        "list", help="the environment's workflows: slug, current version, updated, name"))
     export = workflows_sub.add_parser("export", help="print a workflow's definition as JSON "
                                       "that `apply` takes back unchanged")
     export.add_argument("slug")

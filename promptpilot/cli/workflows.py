@@ -210,3 +210,17 @@ async def export(settings: Settings, args: argparse.Namespace) -> int:
     else:
         out(text)
     return OK
+
+
+async def list_workflows(settings: Settings, args: argparse.Namespace) -> int:
+    """`promptpilot workflows list`: the environment's workflows and their current versions."""
+    async with connect(settings, args) as api:
+        _, body = await api.call("GET", "/api/workflows")
+    header = ("SLUG", "VERSION", "UPDATED (UTC)", "NAME")
+    rows = [(w["slug"], str(w["currentVersion"]), str(w["updatedAt"])[:19].replace("T", " "),
+             w["name"]) for w in body.get("workflows") or []]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        out("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+            .rstrip())
+    return OK

@@ -49,6 +49,10 @@ async def test_apply_a_folder_twice_changes_nothing_the_second_time(
     assert f"{tmp_path / 'b-child.json'}: updated {child} to version 2" in third.stdout
     assert f"unchanged {parent} (version 1)" in third.stdout
     assert (await _versions(service, parent), await _versions(service, child)) == (1, 2)
+    listed = await promptpilot("workflows", "list", env=env)
+    assert listed.code == 0, listed.text
+    assert [line.split()[:2] for line in listed.stdout.splitlines()
+            if line.startswith(child)] == [[child, "2"]]
 
 
 async def test_apply_a_broken_file_exits_1_with_the_pointer(service: Service,
