@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -21,8 +22,10 @@ from temporalio.exceptions import ApplicationError
 from activities.attempt_log import LOST
 from activities.pricing import price
 from activities.providers import registry
+from promptpilot.llm_settings import BudgetSettings
 from schema.activities import LLM_WORST_CASE_ACTIVITY, AttemptEntry, CostEstimate, LlmRequest
 from schema.errors import ErrorType
+from store.daily_spend import DailyLimit, DailyRefused, DailySpend
 
 CHARS_PER_TOKEN = 3
 ASSUMED_MAX_OUTPUT_TOKENS = 4096
@@ -88,3 +91,54 @@ def check_budget(provider: str, model: str, request: LlmRequest, spent: float) -
          "model": model},
         type=ErrorType.BUDGET_EXCEEDED, non_retryable=True,
     )
+
+
+class DailyBudgets:
+    """The daily spend limits of a call's environment and workflow, held in Postgres across
+    every run and worker: each call holds its worst case first and settles at its cost."""
+
+    def __init__(self, spend: DailySpend | None, settings: BudgetSettings) -> None:
+        self.spend, self.settings = spend, settings
+
+    def limits(self, request: LlmRequest) -> list[DailyLimit]:
+        """The daily limits that apply to ``request``."""
+        settings, found = self.settings, list[DailyLimit]()
+        if request.environment is None:
+            return found
+        if settings.environment_daily_usd is not None:
+            found.append(DailyLimit(f"env:{request.environment}", settings.environment_daily_usd))
+        if request.workflow_slug is not None:
+            limit = settings.workflow_daily_usd.get(request.workflow_slug,
+                                                    settings.default_workflow_daily_usd)
+            if limit is not None:
+                found.append(DailyLimit(
+                    f"workflow:{request.environment}/{request.workflow_slug}", limit))
+        return found
+
+    @asynccontextmanager
+    async def held(self, provider: str, model: str, request: LlmRequest
+                   ) -> AsyncIterator[list[float | None]]:
+        """Hold the call's worst case for today; the body puts the call's cost in the list
+        it is given (left empty, the call counts at its worst case: it may have been billed)."""
+        limits = self.limits(request) if self.spend is not None else []
+        worst = worst_case_cost(provider, model, request) if limits else None
+        cost: list[float | None] = []
+        if self.spend is None or worst is None:
+            yield cost
+            return
+        try:
+            hold = await self.spend.hold(limits, worst)
+        except DailyRefused as refused:
+            raise ApplicationError(
+                f"budget exceeded: the daily limit of {refused.limit.scope} is "
+                f"${refused.limit.limit_usd:.4f}; ${refused.spent:.6f} is spent today and "
+                f"${refused.held:.6f} held by calls in flight, and a call to {provider}/{model} "
+                f"could cost up to ${worst:.6f}; the call was not made",
+                {"scope": refused.limit.scope, "dailyLimitUsd": refused.limit.limit_usd,
+                 "spentTodayUsd": refused.spent, "estimateUsd": worst},
+                type=ErrorType.BUDGET_EXCEEDED, non_retryable=True) from None
+        try:
+            yield cost
+        finally:
+            spent = cost[0] if cost and cost[0] is not None else worst
+            await self.spend.settle(hold, spent)

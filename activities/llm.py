@@ -20,6 +20,7 @@ from temporalio.exceptions import ApplicationError
 from activities.attempt_log import failed_entry, now, prior_attempts, with_log
 from activities.budget import (
     ASSUMED_MAX_OUTPUT_TOKENS,
+    DailyBudgets,
     check_budget,
     estimated_prompt_tokens,
     spent_before,
@@ -34,6 +35,7 @@ from promptpilot.settings import Settings
 from schema.activities import AttemptEntry, LlmRequest, LlmResult, RepairEntry
 from schema.errors import ErrorType
 from schema.step_output import output_problem
+from store.daily_spend import DailySpend
 from store.provider_gate import ProviderGate
 
 HEARTBEAT_SECONDS = 2.0
@@ -95,9 +97,11 @@ class _Usage:
 class LlmActivities:
     """LLM activities; SDK clients are built on first use, one per provider, then reused."""
 
-    def __init__(self, settings: Settings, gate: ProviderGate | None = None) -> None:
+    def __init__(self, settings: Settings, gate: ProviderGate | None = None,
+                 daily: DailySpend | None = None) -> None:
         self.settings = settings
         self.limits = ProviderLimiter(gate, settings.llm)
+        self.daily = DailyBudgets(daily, settings.budgets)
         self._providers: dict[str, Provider] = {}
         registry.load_builtin()
 
@@ -158,18 +162,27 @@ class LlmActivities:
             provider = self.provider(provider_name)
             tokens = (estimated_prompt_tokens(current)
                       + (current.max_tokens or ASSUMED_MAX_OUTPUT_TOKENS))
-            async with self.limits.call(provider_name, tokens,
-                                        lambda: activity.heartbeat(beat)) as queued:
+            async with (
+                self.daily.held(provider_name, model, current) as billed,
+                self.limits.call(provider_name, tokens, lambda: activity.heartbeat(beat))
+                as queued,
+            ):
                 started = time.monotonic()
-                completion = await _heartbeating(provider.complete(current, model), beat)
-            latency_ms = (time.monotonic() - started) * 1000
+                try:
+                    completion = await _heartbeating(provider.complete(current, model), beat)
+                except ApplicationError as exc:
+                    if exc.type != ErrorType.PROVIDER_TIMEOUT:
+                        billed.append(0.0)  # the provider answered an error: not billed
+                    raise
+                latency_ms = (time.monotonic() - started) * 1000
+                cost, price_warnings = price(provider_name, model, completion.tokens_in,
+                                             completion.tokens_out, completion.cached_tokens,
+                                             completion.cache_write_tokens)
+                billed.append(cost)
             if queued.reason:
                 usage.queued_ms += queued.seconds * 1000
                 usage.warn(f"waited {queued.seconds:.1f} s for {provider_name}'s limits "
                            f"({queued.reason})")
-            cost, price_warnings = price(provider_name, model, completion.tokens_in,
-                                         completion.tokens_out, completion.cached_tokens,
-                                         completion.cache_write_tokens)
             usage.add(completion, cost, latency_ms)
             for warning in price_warnings:
                 usage.warn(warning)

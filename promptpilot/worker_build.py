@@ -27,6 +27,7 @@ from activities.mirror import MirrorActivities
 from activities.tools import ToolActivities
 from activities.transform import TransformActivities
 from activities.triggers import TriggerActivities
+from store.daily_spend import DailySpend
 from store.provider_gate import ProviderGate
 from store.runs import Store
 from workflows.interpreter import InterpreterWorkflow
@@ -42,7 +43,7 @@ class WorkerParts:
     def __init__(self, settings: Any, store: Store, client: Client | None = None) -> None:
         self.settings = settings
         # Provider limits, 429 pauses and breakers are shared through Postgres.
-        self.llm = LlmActivities(settings, ProviderGate(store.engine))
+        self.llm = LlmActivities(settings, ProviderGate(store.engine), DailySpend(store.engine))
         self.tools = ToolActivities(settings)
         self.mirror = MirrorActivities(store)
         self.transforms = TransformActivities(store.upsert_steps)

@@ -59,6 +59,9 @@ class LlmRequest(CamelModel):
     budget_usd: float | None = None
     """The most this call (with its repairs) may spend; refused before calling when it could
     cost more. None: no budget."""
+    environment: str | None = None
+    workflow_slug: str | None = None
+    """Whose daily spend limits the call counts against (README: Cost and budgets)."""
 
 
 LLM_WORST_CASE_ACTIVITY = "llm_worst_case"

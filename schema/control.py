@@ -40,6 +40,8 @@ class MapBatchInput(CamelModel):
     environment: str
     step_id: str
     steps: list[Step]
+    workflow_slug: str | None = None
+    """The run's workflow: its daily spend limit counts the items' calls too."""
     shared: dict[str, Any] = Field(default_factory=dict)
     items: list[MapItem]
     concurrency: int = 10

@@ -6,7 +6,7 @@ Imported by the store and migrations only: workflow code never imports this modu
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -349,3 +349,15 @@ class ProviderStateRow(SQLModel, table=True):
     failures: int = 0
     open_until: datetime | None = _ts()
     updated_at: datetime = _stamp()
+
+
+class DailySpendRow(SQLModel, table=True):
+    """Spend of one day (UTC) in one scope (``env:<environment>`` or ``workflow:<env>/<slug>``),
+    and what calls in flight hold against its daily limit (migration 0011)."""
+
+    __tablename__ = "daily_spend"
+
+    scope: str = Field(primary_key=True, max_length=200)
+    day: date = Field(primary_key=True)
+    spent_usd: float = 0.0
+    held_usd: float = 0.0

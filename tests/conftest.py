@@ -21,13 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from devstack.process import free_port
 from devstack.stack import EmbeddedPostgres, TemporalDevServer
+from promptpilot.llm_settings import AnthropicSettings, LlmSettings, OpenAISettings
 from promptpilot.services import running_api, running_worker
 from promptpilot.settings import (
-    AnthropicSettings,
     ApiSettings,
     DatabaseSettings,
-    LlmSettings,
-    OpenAISettings,
     PayloadSettings,
     Settings,
     TemporalSettings,

@@ -23,13 +23,13 @@ from activities.providers.registry import (
     providers_missing_credentials,
     resolve_model,
 )
-from promptpilot.settings import (
+from promptpilot.llm_settings import (
     AnthropicSettings,
     CompatibleProvider,
     LlmSettings,
     OpenAISettings,
-    Settings,
 )
+from promptpilot.settings import Settings
 from schema.activities import LlmRequest, LlmResult
 from schema.errors import ErrorType
 from tests.fakes import (

@@ -15,7 +15,8 @@ from temporalio.testing import ActivityEnvironment
 from activities.budget import estimated_prompt_tokens, worst_case_cost
 from activities.llm import LlmActivities
 from activities.pricing import price
-from promptpilot.settings import AnthropicSettings, LlmSettings, OpenAISettings, Settings
+from promptpilot.llm_settings import AnthropicSettings, LlmSettings, OpenAISettings
+from promptpilot.settings import Settings
 from schema.activities import LlmRequest, LlmResult
 from schema.errors import ErrorType
 from tests.fakes import FakeLlmServer, ok, rate_limited, status

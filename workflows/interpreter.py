@@ -110,7 +110,8 @@ class InterpreterWorkflow:
             run_id=run.run_id, environment=run.environment, id_prefix=run.run_id,
             mirror=run.mirror, mirror_runs=run.mirror, ledger=ledger_for(run.max_cost_usd),
             children=run.children, seeds={s.step_id: s for s in run.seed_steps},
-            partial_seeds={s.step_id: s for s in run.partial_seeds}, limits=run.limits))
+            partial_seeds={s.step_id: s for s in run.partial_seeds}, limits=run.limits,
+            workflow_slug=run.workflow_slug))
         self._status = "running"
         started = workflow.now()
         failure: StepError | None = None

@@ -35,6 +35,7 @@ from definition.templates import TemplateError, render
 from workflows.ledger import BudgetLedger, BudgetRefused
 from workflows.options import step_options
 from workflows.outcome import StepOutcome
+from workflows.scope import RunScope
 
 _INTERNAL_DETAILS = frozenset({"attempt", "attemptLog", "usage", "repairs"})
 _UNRECORDED = frozenset({"attempt_lost", "step_timeout"})
@@ -207,11 +208,13 @@ async def _execute(step: LlmStep, request: LlmRequest, budget: float | None,
         repairs=[r.model_dump(mode="json") for r in result.repairs])
 
 
-async def run_llm_step(step: LlmStep, run_id: str, mapped: dict[str, Any],
-                       context: dict[str, Any], limits: RunLimits,
-                       ledger: BudgetLedger | None = None) -> StepOutcome:
+async def run_llm_step(step: LlmStep, scope: RunScope, mapped: dict[str, Any],
+                       context: dict[str, Any]) -> StepOutcome:
     """Call the step's model(s); raise ``LlmStepFailed`` when no model answered."""
-    requests = render_requests(step, run_id, mapped, context, limits)
+    ledger = scope.ledger
+    requests = [r.model_copy(update={"environment": scope.environment,
+                                     "workflow_slug": scope.workflow_slug})
+                for r in render_requests(step, scope.run_id, mapped, context, scope.limits)]
     max_attempts = (step.retry_config or DEFAULT_LLM_RETRY).max_attempts
     calls: list[_ModelCall] = []
     if step.models is not None and step.mode == "parallel":

@@ -45,6 +45,7 @@ class RunScope:
     seeds: dict[str, SeedStep] = field(default_factory=dict)
     partial_seeds: dict[str, SeedStep] = field(default_factory=dict)
     limits: RunLimits = field(default_factory=RunLimits)
+    workflow_slug: str | None = None
 
 
 class Runner(Protocol):

@@ -66,8 +66,7 @@ async def run_kind(runner: Runner, writer: StepMirror, step: Step, mapped: dict[
     exhaustive over the definition's step union)."""
     match step:
         case LlmStep():
-            return await run_llm_step(step, runner.scope.run_id, mapped, context,
-                                      runner.scope.limits, runner.scope.ledger)
+            return await run_llm_step(step, runner.scope, mapped, context)
         case ToolStep():
             return await run_tool(runner, step, mapped, context, record)
         case TransformStep():

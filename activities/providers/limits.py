@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from temporalio.exceptions import ApplicationError
 
-from promptpilot.settings import LlmSettings
+from promptpilot.llm_settings import LlmSettings
 from schema.errors import ErrorType
 from store.provider_gate import Admission, ProviderGate, Windows
 

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from promptpilot.settings import CompatibleProvider, Settings
+from promptpilot.llm_settings import CompatibleProvider
+from promptpilot.settings import Settings
 from promptpilot.temporal import connect
 from tests.conftest import Service, unique_slug
 from tests.e2e.test_replay import replayer

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from promptpilot.settings import ProviderLimits, Settings
+from promptpilot.llm_settings import ProviderLimits
+from promptpilot.settings import Settings
 from tests.conftest import Service, unique_slug
 from tests.definitions import chain
 from tests.fakes.llm_server import (
