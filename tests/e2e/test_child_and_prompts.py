@@ -113,7 +113,7 @@ async def test_stored_prompts_are_versioned_and_runs_record_the_version(
     assert "V1: summarise lakes" in str(llm.requests[-1].body["messages"])
     # The stored definition keeps the reference; the run's snapshot had the texts.
     stored = (await service.http.get(f"/api/workflows/{latest}")).json()["workflow"]
-    assert stored["definition"]["steps"][0]["promptUser"] is None
+    assert "promptUser" not in stored["definition"]["steps"][0]
     async with service.store.engine.connect() as db:
         env = (await db.execute(text("select environment from prompts where slug = :s"),
                                 {"s": prompt})).scalar_one()
