@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
 import asyncpg  # type: ignore[import-untyped]
+from sqlalchemy.exc import DBAPIError
 from temporalio.client import Client
 from temporalio.common import (
     SearchAttributePair,
@@ -40,6 +41,9 @@ ClientFor = Callable[[str], Awaitable[Client]]
 # Temporal (or the way to it) refuses this request for good: retrying cannot help.
 _FINAL = (RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.PERMISSION_DENIED,
           RPCStatusCode.UNIMPLEMENTED)
+# Worth another try later: the way to Temporal, or to the payload storage's Postgres.
+_TRANSIENT = (OSError, RuntimeError, TimeoutError, asyncpg.PostgresError,
+              asyncpg.InterfaceError, DBAPIError)
 
 
 async def start_workflow(client: Client, run_input: RunWorkflowInput, task_queue: str,
@@ -170,7 +174,7 @@ class StartDispatcher:
             else:
                 await self._retry(claimed, exc)
             return False
-        except (OSError, RuntimeError, TimeoutError) as exc:  # connecting to Temporal failed
+        except _TRANSIENT as exc:  # connecting to Temporal (or payload storage) failed
             await self._retry(claimed, exc)
             return False
         except Exception as exc:  # the input cannot be read or encoded: never startable
@@ -194,9 +198,12 @@ class StartDispatcher:
         await asyncio.shield(self._starts.retry_later(claimed.run_id, delay, str(exc)))
 
     async def _give_up(self, claimed: ClaimedStart, exc: BaseException) -> None:
-        log.warning("run %s cannot be started: %s", claimed.run_id, exc)
+        # Temporal's own refusal is safe to show; any other error's message may quote the
+        # run's input (a validation or encoding error), so only its type is told.
+        reason = str(exc) if isinstance(exc, RPCError) else type(exc).__name__
+        log.warning("run %s cannot be started: %s", claimed.run_id, reason)
         error = StepError(type=ErrorType.NOT_STARTED,
-                          message=f"the run could not be started: {exc}"[:2000])
+                          message=f"the run could not be started: {reason}"[:2000])
         await asyncio.shield(self._starts.fail(claimed.run_id, error.model_dump(mode="json")))
 
     async def _listen(self) -> None:
