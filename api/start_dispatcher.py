@@ -47,7 +47,7 @@ _TRANSIENT = (OSError, RuntimeError, TimeoutError, asyncpg.PostgresError,
 
 
 async def start_workflow(client: Client, run_input: RunWorkflowInput, task_queue: str,
-                         rpc_seconds: float) -> None:
+                         rpc_seconds: float, *, eager: bool = True) -> None:
     """Start the interpreter for one run; the workflow id is the run id.
 
     Raises ``WorkflowAlreadyStartedError`` when a workflow of that id exists or existed.
@@ -66,9 +66,9 @@ async def start_workflow(client: Client, run_input: RunWorkflowInput, task_queue
         # What the Temporal UI's workflow list shows: workflow, version, trigger.
         static_summary=run_summary(run_input), static_details=run_details(run_input),
         priority=run_priority(run_input),
-        # With a worker in this process (promptpilot dev) its first workflow task comes
-        # back with the start response; otherwise the server ignores the request.
-        request_eager_start=True,
+        # With a worker on this client (promptpilot dev) its first workflow task comes back
+        # with the start response; otherwise the server ignores the request.
+        request_eager_start=eager,
         # Without it a call to an unreachable server retries for about 30 s.
         rpc_timeout=timedelta(seconds=rpc_seconds),
     )
@@ -79,12 +79,13 @@ class StartDispatcher:
 
     def __init__(self, starts: RunStarts, client_for: ClientFor, task_queue: str,
                  settings: DispatchSettings, environments: Sequence[str] | None = None,
-                 ) -> None:
+                 *, eager: bool = True) -> None:
         self._starts = starts
         self._client_for = client_for
         self._task_queue = task_queue
         self._settings = settings
         self._environments = environments  # None: every environment (the API)
+        self._eager = eager
         self._woken = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._listener: asyncpg.Connection | None = None
@@ -165,7 +166,7 @@ class StartDispatcher:
             client = await asyncio.wait_for(self._client_for(claimed.environment),
                                             self._settings.start_timeout_seconds)
             await start_workflow(client, run_input, self._task_queue,
-                                 self._settings.start_timeout_seconds)
+                                 self._settings.start_timeout_seconds, eager=self._eager)
         except WorkflowAlreadyStartedError:
             pass  # another dispatcher (or an earlier attempt of ours) started it: done
         except RPCError as exc:

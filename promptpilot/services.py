@@ -103,9 +103,10 @@ async def running_worker(settings: Settings, url: str, *,
             async def client_for(environment: str) -> Client:
                 return clients[environment]
 
+            # Never eager: this worker's build may not be the one new runs should go to.
             await stack.enter_async_context(StartDispatcher(
                 RunStarts(engine), client_for, task_queue or settings.temporal.task_queue,
-                settings.dispatch, environments=list(clients)))
+                settings.dispatch, environments=list(clients), eager=False))
         yield workers[0][0]
     finally:
         await stack.aclose()
