@@ -10,7 +10,7 @@ import math
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from temporalio.client import (
     Client,
     Schedule,
@@ -56,12 +56,25 @@ def config_problems(config: ScheduleConfig) -> list[Problem]:
             problems.append(Problem(pointer=pointer("config", "cronExpressions", index),
                                     field="cronExpressions",
                                     message=f"'{expr}' is not a 5-field cron expression"))
+        elif _never_fires(expr):
+            problems.append(Problem(pointer=pointer("config", "cronExpressions", index),
+                                    field="cronExpressions", message=(
+                                        f"'{expr}' never fires (a day of month and a day of "
+                                        "week given together must both match)")))
     try:
         ZoneInfo(config.timezone)
     except (ZoneInfoNotFoundError, ValueError):
         problems.append(Problem(pointer=pointer("config", "timezone"), field="timezone",
                                 message=f"unknown IANA time zone '{config.timezone}'"))
     return problems
+
+
+def _never_fires(expr: str) -> bool:
+    try:
+        croniter(expr, datetime(2000, 1, 1), day_or=False).get_next(datetime)
+    except CroniterBadDateError:
+        return True
+    return False
 
 
 def _instants(local: datetime, zone: ZoneInfo) -> list[datetime]:
@@ -81,10 +94,14 @@ def _cron_times(expr: str, zone: ZoneInfo, after: datetime, count: int) -> list[
     # instants come up to an hour after their first: walk on until no later local time can
     # fire before the `count`-th time found.
     start = after.astimezone(zone).replace(tzinfo=None)
-    walker = croniter(expr, start)
+    # Temporal matches every field (day of month AND day of week), not cron's either-or.
+    walker = croniter(expr, start, day_or=False)
     times: list[datetime] = []
     while True:
-        local: datetime = walker.get_next(datetime)
+        try:
+            local: datetime = walker.get_next(datetime)
+        except CroniterBadDateError:  # a stored expression that never fires (again)
+            return times[:count]
         instants = _instants(local, zone)
         if len(times) >= count and instants and instants[0] > times[count - 1]:
             return times[:count]

@@ -62,3 +62,14 @@ def test_the_fall_back_hour_s_second_pass_comes_in_time_order() -> None:
     times = next_fire_times(config, datetime(2027, 11, 7, 4, tzinfo=UTC), 4)
     assert _iso(times) == ["2027-11-07T05:00", "2027-11-07T05:20", "2027-11-07T05:40",
                            "2027-11-07T06:00"]
+
+
+def test_day_of_month_and_day_of_week_must_both_match() -> None:
+    # Temporal reads `0 9 13 * 5` as Friday the 13th, not the 13th or any Friday.
+    config = ScheduleConfig(cron_expressions=["0 9 13 * 5"])
+    times = next_fire_times(config, datetime(2026, 12, 1, tzinfo=UTC), 2)
+    assert _iso(times) == ["2027-08-13T09:00", "2028-10-13T09:00"]
+    never = ScheduleConfig(cron_expressions=["0 0 30 2 *"])
+    [problem] = config_problems(never)
+    assert problem.pointer == "/config/cronExpressions/0"
+    assert "never fires" in problem.message

@@ -49,6 +49,12 @@ async def test_preview_matches_temporal_across_daylight_saving(service: Service)
          datetime(2027, 11, 6, 12, tzinfo=UTC), datetime(2027, 11, 8, 12, tzinfo=UTC)),
         ({"cronExpressions": ["30 2 * * *"], "timezone": "Europe/Berlin"},
          datetime(2027, 3, 26, tzinfo=UTC), datetime(2027, 3, 30, tzinfo=UTC)),
+        # Day of month and day of week both given: either one fires (as cron has it).
+        ({"cronExpressions": ["0 9 1 * 1", "45 1 * * 0"], "timezone": "America/New_York"},
+         datetime(2027, 10, 25, tzinfo=UTC), datetime(2027, 11, 20, tzinfo=UTC)),
+        ({"cronExpressions": ["0 1 * * *"], "timezone": "UTC",
+          "intervals": [{"everySeconds": 5400, "offsetSeconds": 60}]},
+         datetime(2027, 1, 1, tzinfo=UTC), datetime(2027, 1, 2, tzinfo=UTC)),
     ]
     for config, start, end in cases:
         trigger_id = await _scheduled(service, config)
