@@ -62,6 +62,8 @@ def _workflow_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     apply.add_argument("-f", "--file", dest="files", action="append", required=True,
                        metavar="FILE_OR_DIR", help="a definition file, or a folder of *.json "
                        "files (not its subfolders); repeatable")
+    apply.add_argument("--dry-run", action="store_true", help="write nothing: say what "
+                       "would be created or updated (changed definitions checked offline)")
     add_connection_options(apply)
     add_connection_options(workflows_sub.add_parser(
         "list", help="the environment's workflows: slug, current version, updated, name"))

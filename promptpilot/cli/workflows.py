@@ -134,18 +134,24 @@ def same_definition(local: Any, stored: Any) -> bool:
     return bool(mine == theirs)
 
 
-async def _apply_one(api: Api, found: DefinitionFile) -> str:
-    """Create or update one workflow; the line saying what changed. CliError when refused."""
+async def _apply_one(api: Api, found: DefinitionFile, dry_run: Settings | None) -> str:
+    """Create or update one workflow; the line saying what changed. CliError when refused.
+    With ``dry_run`` (the settings to check offline with) nothing is written."""
     slug = found.slug
     if slug is None:
         raise CliError(REFUSED, "refused", ["/id: a definition needs an `id` (its slug)"])
     status, body = await api.call("GET", f"/api/workflows/{segment(slug)}", ok=(200, 404))
-    if status == 404:
+    stored = body.get("workflow") if status == 200 else None
+    if stored is not None and same_definition(found.raw, stored.get("definition")):
+        return f"unchanged {slug} (version {stored['currentVersion']})"
+    if dry_run is not None:
+        if problems := offline_problems(dry_run, found.raw):
+            raise CliError(REFUSED, "refused", problems)
+        return (f"would create {slug}" if stored is None
+                else f"would update {slug} to version {stored['currentVersion'] + 1}")
+    if stored is None:
         _, body = await api.call("POST", "/api/workflows", json=found.raw)
         return f"created {slug} (version {body['workflow']['currentVersion']})"
-    stored = body["workflow"]
-    if same_definition(found.raw, stored.get("definition")):
-        return f"unchanged {slug} (version {stored['currentVersion']})"
     _, body = await api.call("PUT", f"/api/workflows/{segment(slug)}", json=found.raw)
     return f"updated {slug} to version {body['workflow']['currentVersion']}"
 
@@ -153,7 +159,8 @@ async def _apply_one(api: Api, found: DefinitionFile) -> str:
 async def apply(settings: Settings, args: argparse.Namespace) -> int:
     """`promptpilot workflows apply -f FILE_OR_DIR`: each file on its own; exit 1 if any was
     refused. A file refused while others went in is tried again after them, so a workflow
-    may name a child workflow defined in a file later in the listing."""
+    may name a child workflow defined in a file later in the listing. `--dry-run` writes
+    nothing: it says what would change, with changed definitions checked offline."""
     files = [read_definition(path) for path in definition_files(args.files)]
     results: dict[Path, str] = {}
     refused: dict[Path, CliError] = {}
@@ -166,7 +173,8 @@ async def apply(settings: Settings, args: argparse.Namespace) -> int:
             retry: list[DefinitionFile] = []
             for found in pending:
                 try:
-                    results[found.path] = await _apply_one(api, found)
+                    results[found.path] = await _apply_one(
+                        api, found, settings if args.dry_run else None)
                     refused.pop(found.path, None)
                 except CliError as exc:
                     if exc.code != REFUSED:

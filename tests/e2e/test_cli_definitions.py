@@ -37,6 +37,8 @@ async def test_apply_a_folder_twice_changes_nothing_the_second_time(
     first = await promptpilot("workflows", "apply", "-f", str(tmp_path), env=env)
     second = await promptpilot("workflows", "apply", "-f", str(tmp_path), env=env)
     (tmp_path / "b-child.json").write_text(json.dumps(_transform(child, "{x: `2`}")))
+    dry = await promptpilot("workflows", "apply", "--dry-run", "-f", str(tmp_path), env=env)
+    assert await _versions(service, child) == 1
     third = await promptpilot("workflows", "apply", "-f", str(tmp_path), env=env)
 
     assert first.code == 0, first.text
@@ -45,6 +47,8 @@ async def test_apply_a_folder_twice_changes_nothing_the_second_time(
     assert second.code == 0, second.text
     assert f"{tmp_path / 'a-parent.json'}: unchanged {parent} (version 1)" in second.stdout
     assert f"{tmp_path / 'b-child.json'}: unchanged {child} (version 1)" in second.stdout
+    assert dry.code == 0, dry.text
+    assert f"{tmp_path / 'b-child.json'}: would update {child} to version 2" in dry.stdout
     assert third.code == 0, third.text
     assert f"{tmp_path / 'b-child.json'}: updated {child} to version 2" in third.stdout
     assert f"unchanged {parent} (version 1)" in third.stdout
@@ -64,11 +68,17 @@ async def test_apply_a_broken_file_exits_1_with_the_pointer(service: Service,
     (tmp_path / "bad.json").write_text(json.dumps(broken))
     (tmp_path / "garbled.json").write_text("{\"id\": ")
 
+    dry = await promptpilot("workflows", "apply", "--dry-run", "-f", str(tmp_path),
+                            env=cli_env(url=service.url, key=DEV_KEY))
+    assert (await service.http.get(f"/api/workflows/{good}")).status_code == 404
     result = await promptpilot("workflows", "apply", "-f", str(tmp_path / "good.json"),
                                "-f", str(tmp_path / "bad.json"), "-f",
                                str(tmp_path / "garbled.json"),
                                "--url", service.url, "--key", DEV_KEY, env=cli_env())
 
+    assert dry.code == 1, dry.text
+    assert f"{tmp_path / 'good.json'}: would create {good}" in dry.stdout
+    assert f"{tmp_path / 'bad.json'}: refused\n  /steps/1/toolName: unknown tool" in dry.stdout
     assert result.code == 1, result.text
     lines = result.stdout.splitlines()
     assert f"{tmp_path / 'good.json'}: created {good} (version 1)" in lines
