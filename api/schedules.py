@@ -7,6 +7,7 @@ the definition is resolved by version policy when it fires, never copied into th
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -56,6 +57,12 @@ def config_problems(config: ScheduleConfig) -> list[Problem]:
             problems.append(Problem(pointer=pointer("config", "cronExpressions", index),
                                     field="cronExpressions",
                                     message=f"'{expr}' is not a 5-field cron expression"))
+        elif _UNPORTABLE.search(_NAMES.sub("", expr)):
+            problems.append(Problem(pointer=pointer("config", "cronExpressions", index),
+                                    field="cronExpressions", message=(
+                                        f"'{expr}' uses L, W, ? or #, which Temporal schedules "
+                                        "do not read: write the days out (e.g. 1-7 for the "
+                                        "first week)")))
         elif _never_fires(expr):
             problems.append(Problem(pointer=pointer("config", "cronExpressions", index),
                                     field="cronExpressions", message=(
@@ -67,6 +74,13 @@ def config_problems(config: ScheduleConfig) -> list[Problem]:
         problems.append(Problem(pointer=pointer("config", "timezone"), field="timezone",
                                 message=f"unknown IANA time zone '{config.timezone}'"))
     return problems
+
+
+# Month and weekday names (JUL, WED) hold L and W: taken out before looking for the
+# croniter extensions Temporal refuses (L, W, ?) or silently misreads (MON#2: every Monday).
+_NAMES = re.compile(r"\b(JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC|SUN|MON|TUE|WED|THU|"
+                    r"FRI|SAT)\b", re.IGNORECASE)
+_UNPORTABLE = re.compile(r"[LW?#]", re.IGNORECASE)
 
 
 def _never_fires(expr: str) -> bool:

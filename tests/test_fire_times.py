@@ -73,3 +73,13 @@ def test_day_of_month_and_day_of_week_must_both_match() -> None:
     [problem] = config_problems(never)
     assert problem.pointer == "/config/cronExpressions/0"
     assert "never fires" in problem.message
+
+
+def test_cron_extensions_temporal_does_not_read_are_refused() -> None:
+    # The dev server refuses L, W and ? ("DayOfMonth is not in range") and reads MON#2 as
+    # every Monday; names holding those letters (JUL, WED) are fine.
+    for expr in ("0 0 L * *", "0 0 ? * MON", "0 0 15W * *", "0 0 * * MON#2"):
+        [problem] = config_problems(ScheduleConfig(cron_expressions=[expr]))
+        assert problem.pointer == "/config/cronExpressions/0", expr
+        assert "L, W, ? or #" in problem.message
+    assert config_problems(ScheduleConfig(cron_expressions=["0 0 * JUL WED"])) == []

@@ -27,6 +27,7 @@ from api.trigger_views import (
 from api.webhook_signatures import new_secret
 from api.workflow_lookup import load_workflow
 from definition.limits import check_input_size
+from schema.problems import Problem
 from schema.triggers import (
     ExecuteRequest,
     TriggerCreate,
@@ -69,9 +70,17 @@ async def create_trigger(body: TriggerCreate, state: StateDep, key: CurrentKey) 
                 schedule_of(row, state, workflow.slug), str(row.id))
         except (RPCError, RuntimeError) as exc:
             await triggers(state).delete(row.id)  # nothing half-written
-            raise ApiError(503, "temporal_unavailable",
-                           f"could not create the schedule: {exc}") from exc
+            raise _schedule_refused(exc, "create") from exc
     return TriggerEnvelope(trigger=trigger_public(row, workflow.slug, **shown))
+
+
+def _schedule_refused(exc: Exception, doing: str) -> ApiError:
+    """Temporal refusing the schedule's spec is the config's fault (422); else a 503."""
+    if isinstance(exc, RPCError) and exc.status == RPCStatusCode.INVALID_ARGUMENT:
+        message = f"Temporal refused the schedule: {exc.message}"
+        return ApiError(422, "validation_error", message,
+                        [Problem(pointer="/config", field="config", message=message)])
+    return ApiError(503, "temporal_unavailable", f"could not {doing} the schedule: {exc}")
 
 
 @router.get("", response_model=TriggerListEnvelope)
@@ -123,11 +132,14 @@ async def update_trigger(trigger_id: uuid.UUID, body: TriggerUpdate, state: Stat
     await checked_version(state, row, workflow, row.type in _STATIC_INPUT)
     if row.type == "scheduled":
         ops = await schedules(state, key.environment)
-        await ops.replace(schedule_of(row, state, workflow.slug), str(row.id))
-        if was_enabled != row.enabled:
-            handle = ops.handle(str(row.id))
-            await (handle.unpause(note="trigger enabled") if row.enabled
-                   else handle.pause(note="trigger disabled"))
+        try:
+            await ops.replace(schedule_of(row, state, workflow.slug), str(row.id))
+            if was_enabled != row.enabled:
+                handle = ops.handle(str(row.id))
+                await (handle.unpause(note="trigger enabled") if row.enabled
+                       else handle.pause(note="trigger disabled"))
+        except (RPCError, RuntimeError) as exc:
+            raise _schedule_refused(exc, "update") from exc
     row = await triggers(state).save(row)
     return TriggerEnvelope(trigger=trigger_public(row, workflow.slug))
 
