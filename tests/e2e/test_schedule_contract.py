@@ -42,7 +42,7 @@ async def _scheduled(service: Service, config: dict[str, Any], *, enabled: bool 
 
 
 async def test_preview_matches_temporal_across_daylight_saving(service: Service) -> None:
-    cases = [
+    cases: list[tuple[dict[str, Any], datetime, datetime]] = [
         ({"cronExpressions": ["30 1 * * *"], "timezone": "America/New_York"},
          datetime(2027, 11, 5, tzinfo=UTC), datetime(2027, 11, 10, tzinfo=UTC)),
         ({"cronExpressions": ["*/20 1 * * *"], "timezone": "America/New_York"},
