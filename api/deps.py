@@ -32,13 +32,13 @@ async def current_key(
 ) -> ApiKeyRow:
     """The verified key; its environment scopes everything the request touches.
 
-    Bearer is the documented way. The inspector's session cookie is accepted too (EventSource
-    cannot set headers); a cookie-authenticated POST must carry the CSRF header (api.ui.session).
+    Bearer is the documented way. The inspector's session is accepted too (EventSource cannot
+    set headers): the cookie names a server-side session (api.ui.session), never a key, and an
+    unsafe method must carry the session's CSRF header.
     """
     token = credentials.credentials if credentials is not None else None
-    if not token and (token := session.cookie_key(request)) and not session.csrf_ok(request):
-        raise ApiError(403, "csrf_failed", f"a cookie-authenticated {request.method} needs the "
-                       f"'{session.CSRF_HEADER}' header from the inspector page")
+    if not token and session.SESSION_COOKIE in request.cookies:
+        return await _session_key(state, request)
     if not token:
         raise ApiError(401, "unauthorized", "missing API key: send 'Authorization: Bearer <key>'")
     # Asked before the key is looked up: a throttled client learns nothing about its guess,
@@ -59,6 +59,17 @@ async def current_key(
     throttle.succeeded(client, prefix)
     throttle.recent_keys.add(key_digest)
     return row
+
+
+async def _session_key(state: AppState, request: Request) -> ApiKeyRow:
+    found = await session.current_session(request, state)
+    if found is None:
+        raise ApiError(401, "unauthorized", "the inspector session has ended (signed out, "
+                       "expired, or its key was revoked): sign in again")
+    if not session.csrf_ok(request):
+        raise ApiError(403, "csrf_failed", f"a cookie-authenticated {request.method} needs the "
+                       f"'{session.CSRF_HEADER}' header from the inspector page")
+    return found.key
 
 
 def client_address(request: Request) -> str:

@@ -68,7 +68,8 @@ async def _environment(state: AppState, request: Request, path_key: str | None) 
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     key = token.strip() if scheme.lower() == "bearer" else ""
-    key = key or session.cookie_key(request) or ""
+    if not key and (found := await session.current_session(request, state)) is not None:
+        return found.key.environment  # the inspector's session (its key checked on lookup)
     from_path = not key and path_key is not None
     key = key or path_key or ""
     if not key:

@@ -15,12 +15,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from api.auth_throttle import retry_after_header
-from api.deps import StateDep, client_address, current_key
+from api.deps import StateDep, client_address
 from api.errors import ApiError
 from api.presenters import readable_definition
 from api.trigger_views import schedule_state, triggers
 from api.ui import editor_pages, run_pages
-from api.ui.auth import api_key
 from api.ui.headers import InspectorHeaders
 from api.ui.queries import last_runs
 from api.ui.session import (
@@ -231,9 +230,6 @@ def install(app: FastAPI) -> None:
         return login_redirect(exc)
 
     app.add_exception_handler(LoginRequired, _to_login)
-    # The API's routes take the inspector's session too (EventSource, the pages' script):
-    # see api.ui.auth.api_key, which hands Bearer keys on to api.deps.current_key.
-    app.dependency_overrides[current_key] = api_key
     app.add_middleware(InspectorHeaders)
     app.include_router(editor_pages.router)  # before /ui/workflows/{slug}: it has /new
     app.include_router(router)

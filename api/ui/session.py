@@ -33,11 +33,6 @@ LEGACY_COOKIES = ("pp_key", "pp_csrf")
 """Cookies of the inspector before sessions (`pp_key` held the key itself): cleared at sign-in."""
 
 
-def cookie_key(request: Request) -> str | None:
-    """No cookie holds an API key any more (kept for callers that still ask: always None)."""
-    return None
-
-
 def csrf_ok(request: Request) -> bool:
     """A safe method, or an unsafe one carrying the resolved session's token in the header."""
     found: Session | None = getattr(request.state, "ui_session", None)

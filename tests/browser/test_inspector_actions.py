@@ -185,7 +185,7 @@ async def test_waterfall_bars_follow_the_steps_in_time(
     service: Service, llm: FakeLlmServer, page: Page
 ) -> None:
     slug = unique_slug("uiwf")
-    llm.enqueue(hang(0.2), hang(1.5), hang(0.2))
+    llm.enqueue(hang(0.1), hang(2.5), hang(0.1))  # step 2 far the longest, under load too
     run = await completed_run(service, slug, steps=3)
     await sign_in(page, service.url, f"/ui/runs/{run['id']}")
     rows = page.locator("#waterfall > li")

@@ -15,6 +15,7 @@ from payloads.codec import ENCODING
 from payloads.codec_service import is_reference
 from promptpilot.temporal import connect
 from tests.conftest import DEV_KEY, PROD_KEY, Service, unique_slug
+from tests.ui_login import sign_in
 
 SENTINEL = "sentinel-7f3a9c-customer-record"
 BEARER = {"Authorization": f"Bearer {DEV_KEY}"}
@@ -139,3 +140,17 @@ async def test_cors_admits_the_temporal_ui_origin_only(service: Service) -> None
         refused = await http.post("/codec/decode", content=body(), headers={"Origin": ui})
         assert refused.status_code == 401  # the browser can read why
         assert refused.headers["access-control-allow-origin"] == ui
+
+
+async def test_the_inspectors_session_decodes_for_the_temporal_ui(service: Service) -> None:
+    # The production Temporal UI sends the inspector's cookie ("include credentials"): the
+    # session, never a key in the cookie, is what lets it decode.
+    _, result = await _history_payloads(service, "hello", "{said: text}")
+    async with httpx.AsyncClient(base_url=service.url,
+                                 cookies={"pp_session": "not-a-session"}) as forger:
+        forged = await forger.post("/codec/decode", content=body(result))
+        assert forged.status_code == 401
+    async with httpx.AsyncClient(base_url=service.url) as browser:
+        await sign_in(browser)
+        [shown] = parsed(await browser.post("/codec/decode", content=body(result)))
+    assert json.loads(shown.data)["output"] == {"said": "hello"}
