@@ -12,7 +12,16 @@ from schema.problems import Problem
 from schema.run import StepWork
 
 
-class RunRequest(RequestBody):
+class RunOrder(RequestBody):
+    """Where a run stands in its task queue (schema.run_priority)."""
+
+    priority: int | None = Field(default=None, ge=1, le=5)
+    """Temporal task priority: 1 runs first, 5 last; default 3 (scheduled runs: 4)."""
+    fairness_key: str | None = Field(default=None, min_length=1, max_length=64)
+    """Runs of different keys take turns within a priority; default: the workflow's slug."""
+
+
+class RunRequest(RunOrder):
     """Body of `POST /api/workflows/{slug}/run`: input, and a rerun's source and step."""
 
     input: dict[str, Any] = Field(default_factory=dict)
@@ -21,15 +30,11 @@ class RunRequest(RequestBody):
     step_overrides: dict[str, dict[str, Any]] | None = None
     pin_version: bool = False
     max_cost_usd: float | None = Field(default=None, gt=0)
-    priority: int | None = Field(default=None, ge=1, le=5)
-    """Temporal task priority: 1 runs first, 5 last; default 3 (scheduled runs: 4)."""
-    fairness_key: str | None = Field(default=None, min_length=1, max_length=64)
-    """Runs of different keys take turns within a priority; default: the workflow's slug."""
 
 
-class ExecuteWorkflowRequest(RequestBody):
+class ExecuteWorkflowRequest(RunOrder):
     """Body of `POST /api/workflows/{slug}/execute`: the run's input, checked against the
-    workflow's variables, and an optional budget."""
+    workflow's variables, an optional budget, priority and fairness key."""
 
     input: dict[str, Any] = Field(default_factory=dict)
     max_cost_usd: float | None = Field(default=None, gt=0)

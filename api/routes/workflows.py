@@ -170,7 +170,9 @@ async def execute_workflow(
     request = StartRequest(environment=key.environment, workflow=row, version=version,
                            input=body.input if body else {},
                            max_cost_usd=body.max_cost_usd if body else None,
-                           idempotency_key=idempotency_key)
+                           idempotency_key=idempotency_key,
+                           priority=body.priority if body else None,
+                           fairness_key=body.fairness_key if body else None)
     run_id = await start_run(state, request)
     found = await state.store.get_run_with_steps(key.environment, uuid.UUID(run_id))
     if found is None:

@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from promptpilot.services import running_api, running_worker
 from promptpilot.settings import Settings
-from tests.conftest import DEV_KEY, unique_slug
+from promptpilot.temporal import connect
+from tests.conftest import DEV_KEY, Service, unique_slug
 
 BACKLOG = 30
 
@@ -73,3 +74,25 @@ async def test_a_priority_1_run_goes_before_a_backlog_of_priority_5(
     print(f"[priority] backlog runs finished before the priority-1 run: "
           f"{before_person} of {BACKLOG}")
     assert before_person <= BACKLOG // 5
+
+
+async def test_run_and_execute_start_runs_with_their_priority_and_fairness_key(
+        service: Service) -> None:
+    slug = unique_slug("ordered")
+    await service.create_workflow({"id": slug, "name": "one transform",
+                                   "steps": [{"id": "a", "type": "transform"}]})
+    ran = await service.http.post(f"/api/workflows/{slug}/run", json={
+        "input": {}, "priority": 2, "fairnessKey": "tenant-a"})
+    executed = await service.http.post(f"/api/workflows/{slug}/execute", json={"priority": 5})
+    too_high = await service.http.post(f"/api/workflows/{slug}/run", json={"priority": 6})
+
+    assert too_high.status_code == 422
+    assert "/priority" in too_high.text
+    client = await connect(service.settings, "dev")
+    seen = []
+    for response in (ran, executed):
+        run_id = response.json()["run"]["id"]
+        described = await client.get_workflow_handle(run_id).describe()
+        priority = described.raw_description.workflow_execution_info.priority
+        seen.append((priority.priority_key, priority.fairness_key))
+    assert seen == [(2, "tenant-a"), (5, slug)]
