@@ -37,9 +37,10 @@ from schema.run import (
 )
 from schema.triggers import EventConfig, ResolveStart, TriggeredStart
 from schema.workflow_names import TRIGGERED_START_WORKFLOW
+from store.columns import utcnow
 from store.references import References
 from store.runs import Store
-from store.tables import TriggerRow, utcnow
+from store.trigger_tables import TriggerRow
 from store.triggers import TriggerStore, VersionUnavailable
 
 log = logging.getLogger("promptpilot.triggers")

@@ -11,8 +11,8 @@ from api.auth_throttle import retry_after_header
 from api.errors import ApiError
 from api.state import AppState
 from api.ui import session
+from store.access_tables import ApiKeyRow
 from store.keys import digest, prefix_of
-from store.tables import ApiKeyRow
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer pp_...`")
 

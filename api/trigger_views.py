@@ -27,7 +27,8 @@ from schema.triggers import (
     TriggerMetrics,
     TriggerPublic,
 )
-from store.tables import TriggerRow, WorkflowRow, WorkflowVersionRow
+from store.tables import WorkflowRow, WorkflowVersionRow
+from store.trigger_tables import TriggerRow
 from store.triggers import TriggerStore, VersionUnavailable
 
 

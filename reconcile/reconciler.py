@@ -38,8 +38,8 @@ from reconcile.repairs import MirrorRun, RunRepairs
 from schema.errors import ErrorType
 from schema.run import TERMINAL_RUN_STATUSES, StepError
 from schema.workflow_names import WORKFLOW_NAME
+from store.columns import utcnow
 from store.runs import Store
-from store.tables import utcnow
 
 log = logging.getLogger("reconcile.reconciler")
 _RUNS = f'WorkflowType = "{WORKFLOW_NAME}"'

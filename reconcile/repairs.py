@@ -16,10 +16,10 @@ from typing import Any
 
 from reconcile.outcomes import TemporalView
 from schema.run import TERMINAL_RUN_STATUSES, StepError
+from store.columns import utcnow
 from store.run_starts import RunStarts
 from store.runs import RUN_EVENTS_CHANNEL, Store
 from store.sql import raw_connection
-from store.tables import utcnow
 
 _OPEN_STEPS = ", ".join(f"'{s}'" for s in ("pending", "running", "waiting"))
 _OPEN_RUNS = ", ".join(f"'{s}'" for s in ("pending", "running", "stalled"))

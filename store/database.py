@@ -9,6 +9,8 @@ from pydantic_core import from_json
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+import store.all_tables  # noqa: F401  (every table known: foreign keys resolve across modules)
+
 
 def async_url(url: str) -> str:
     """Accept `postgres://` and `postgresql://` URLs and use the asyncpg driver."""

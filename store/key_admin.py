@@ -12,7 +12,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from store.tables import ApiKeyRow, utcnow
+from store.access_tables import ApiKeyRow
+from store.columns import utcnow
 
 
 async def list_keys(engine: AsyncEngine, environment: str) -> Sequence[ApiKeyRow]:

@@ -14,8 +14,9 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import SQLModel, col
 
+from store.access_tables import ApiKeyRow
+from store.columns import utcnow
 from store.sql import from_record, raw_connection, select_sql
-from store.tables import ApiKeyRow, utcnow
 
 KEY_PREFIX = "pp_"
 PREFIX_CHARS = 6

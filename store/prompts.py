@@ -10,8 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from schema.prompts import PromptCreate, PromptUpdate
+from store.columns import utcnow
 from store.sql import insert_first_version
-from store.tables import PromptRow, PromptVersionRow, utcnow
+from store.tables import PromptRow, PromptVersionRow
 
 
 class PromptStore:

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import SQLModel, col
 
 from schema.run import RunRecord, StepRecord, StepWork
+from store.columns import utcnow
 from store.sql import (
     Conflict,
     autocommit_sessions,
@@ -22,7 +23,7 @@ from store.sql import (
     raw_connection,
     select_sql,
 )
-from store.tables import RunRow, StepRow, WorkflowVersionRow, utcnow
+from store.tables import RunRow, StepRow, WorkflowVersionRow
 from store.upsert import RawPool, Upsert, json_argument, write
 from store.workflows import WorkflowVersions
 

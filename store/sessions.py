@@ -17,8 +17,9 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 
+from store.access_tables import ApiKeyRow
+from store.columns import utcnow
 from store.sql import from_record, raw_connection
-from store.tables import ApiKeyRow, utcnow
 
 
 def digest(session_id: str) -> str:

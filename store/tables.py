@@ -1,4 +1,7 @@
-"""The Postgres mirror's tables (SQLModel). Every row carries its environment.
+"""The Postgres mirror's tables (SQLModel): workflows and prompts with their versions, runs,
+steps, queued starts and stored payloads. Every row carries its environment. The other tables
+live beside it: ``trigger_tables``, ``access_tables``, ``limit_tables``; ``all_tables`` imports
+them all (what migrations compare against).
 
 Imported by the store and migrations only: workflow code never imports this module.
 """
@@ -6,14 +9,13 @@ Imported by the store and migrations only: workflow code never imports this modu
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
-    Identity,
     Index,
     LargeBinary,
     Text,
@@ -23,25 +25,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from schema.run import StepWork
-
-
-def utcnow() -> datetime:
-    """Timezone-aware now, for row timestamps."""
-    return datetime.now(UTC)
-
-
-def _ts(nullable: bool = True) -> Any:
-    return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=nullable))
-
-
-def _stamp() -> Any:
-    """A timestamp set when the row is made (created_at, updated_at, received_at...)."""
-    return Field(default_factory=utcnow,
-                 sa_column=Column(DateTime(timezone=True), nullable=False))
-
-
-def _json() -> Any:
-    return Field(default=None, sa_column=Column(JSONB(none_as_null=True), nullable=True))
+from store.columns import json_column, stamp, ts, utcnow
 
 
 class _DocumentHead(SQLModel):
@@ -104,15 +88,15 @@ class RunRow(SQLModel, table=True):
     workflow_version: int
     status: str = Field(max_length=16)
     trigger: str = Field(default="api", max_length=32)
-    input_json: dict[str, Any] | None = _json()
-    output_json: Any = _json()
-    error: dict[str, Any] | None = _json()
+    input_json: dict[str, Any] | None = json_column()
+    output_json: Any = json_column()
+    error: dict[str, Any] | None = json_column()
     actual_cost: float | None = None
     tokens_in: int = 0
     tokens_out: int = 0
     source_run_id: uuid.UUID | None = None
     from_step_id: str | None = Field(default=None, max_length=64)
-    overrides: dict[str, Any] | None = _json()
+    overrides: dict[str, Any] | None = json_column()
     idempotency_key: str | None = Field(default=None, max_length=200)
     # Set by trigger starts (migration 0003); request_hash refuses a reused key with a new body.
     trigger_id: uuid.UUID | None = Field(default=None, index=True)
@@ -120,9 +104,9 @@ class RunRow(SQLModel, table=True):
     # Child runs of `workflow` steps (migration 0005): the parent run and its step.
     parent_run_id: uuid.UUID | None = Field(default=None, index=True)
     parent_step_id: str | None = Field(default=None, max_length=64)
-    started_at: datetime | None = _ts()
-    finished_at: datetime | None = _ts()
-    created_at: datetime = _stamp()
+    started_at: datetime | None = ts()
+    finished_at: datetime | None = ts()
+    created_at: datetime = stamp()
 
 
 class StepRow(SQLModel, table=True):
@@ -140,10 +124,10 @@ class StepRow(SQLModel, table=True):
     name: str | None = None
     type: str = Field(max_length=16)
     status: str = Field(max_length=16)
-    input_json: Any = _json()
-    output_json: Any = _json()
-    rendered: dict[str, Any] | None = _json()
-    error: dict[str, Any] | None = _json()
+    input_json: Any = json_column()
+    output_json: Any = json_column()
+    rendered: dict[str, Any] | None = json_column()
+    error: dict[str, Any] | None = json_column()
     tokens_in: int = 0
     tokens_out: int = 0
     cached_tokens: int = 0
@@ -152,98 +136,25 @@ class StepRow(SQLModel, table=True):
     retry_count: int = 0
     model: str | None = None
     provider: str | None = None
-    tool_trace: list[dict[str, Any]] | None = _json()
-    warnings: list[str] | None = _json()
-    attempt_log: list[dict[str, Any]] | None = _json()
-    repairs: list[dict[str, Any]] | None = _json()
-    model_outputs: list[dict[str, Any]] | None = _json()
-    aggregate_tokens: dict[str, Any] | None = _json()
+    tool_trace: list[dict[str, Any]] | None = json_column()
+    warnings: list[str] | None = json_column()
+    attempt_log: list[dict[str, Any]] | None = json_column()
+    repairs: list[dict[str, Any]] | None = json_column()
+    model_outputs: list[dict[str, Any]] | None = json_column()
+    aggregate_tokens: dict[str, Any] | None = json_column()
     reused_from_record_id: uuid.UUID | None = None
     # Migration 0005: the parallel step an inner step ran in; a map step's item summary.
     parent_step_id: str | None = Field(default=None, max_length=64)
-    map_items: dict[str, Any] | None = _json()
-    started_at: datetime | None = _ts()
-    finished_at: datetime | None = _ts()
+    map_items: dict[str, Any] | None = json_column()
+    started_at: datetime | None = ts()
+    finished_at: datetime | None = ts()
     duration_ms: float | None = None
-    updated_at: datetime = _stamp()
+    updated_at: datetime = stamp()
 
 
 # The upsert writes every field of a step's work into the column of the same name.
 if missing := set(StepWork.model_fields) - set(StepRow.model_fields):
     raise TypeError(f"StepRow lacks columns for step fields {sorted(missing)}")
-
-
-class ApiKeyRow(SQLModel, table=True):
-    """An API key, stored as a SHA-256 digest; the key itself is shown once."""
-
-    __tablename__ = "api_keys"
-
-    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    environment: str = Field(max_length=32, index=True)
-    name: str = Field(max_length=100)
-    prefix: str = Field(max_length=16)
-    key_hash: str = Field(max_length=64, unique=True)
-    created_at: datetime = _stamp()
-    last_used_at: datetime | None = _ts()
-    revoked_at: datetime | None = _ts()
-
-
-class TriggerRow(SQLModel, table=True):
-    """A trigger (seed 003 WorkflowTrigger): what starts runs of one workflow, and how."""
-
-    __tablename__ = "triggers"
-
-    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    environment: str = Field(max_length=32, index=True)
-    workflow_id: uuid.UUID = Field(foreign_key="workflows.id", ondelete="CASCADE", index=True)
-    name: str = Field(max_length=200)
-    type: str = Field(max_length=16)
-    enabled: bool = True
-    config: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
-    input_json: dict[str, Any] | None = _json()
-    version_policy: str = Field(default="latest", max_length=16)
-    pinned_version: int | None = None
-    # `api` triggers: SHA-256 digest of their own key (shown once). `webhook` triggers: the
-    # HMAC secret, which verification needs (a digest cannot verify), sealed with the payload
-    # key ring (store.triggers.SecretSealer; rows from before 0009 are plain until first use).
-    api_key_hash: str | None = Field(default=None, max_length=64, unique=True)
-    webhook_secret: str | None = Field(default=None, max_length=400)
-    # Refused deliveries (unsigned, malformed, forged, replayed) cost this counter, no row.
-    refused_deliveries: int = Field(default=0, sa_column=Column(
-        BigInteger, nullable=False, server_default="0"))
-    last_refused_reason: str | None = Field(default=None, max_length=200)
-    last_refused_at: datetime | None = _ts()
-    created_at: datetime = _stamp()
-    updated_at: datetime = _stamp()
-
-
-class WebhookDeliveryRow(SQLModel, table=True):
-    """A verified webhook delivery and what came of it (refused ones are only counted, on
-    the trigger: a sender without the secret cannot fill this table)."""
-
-    __tablename__ = "webhook_deliveries"
-
-    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    environment: str = Field(max_length=32, index=True)
-    trigger_id: uuid.UUID = Field(foreign_key="triggers.id", ondelete="CASCADE", index=True)
-    webhook_id: str | None = Field(default=None, max_length=200)
-    verified: bool
-    reason: str | None = Field(default=None, max_length=200)
-    run_id: uuid.UUID | None = None
-    received_at: datetime = _stamp()
-
-
-class WebhookSeenIdRow(SQLModel, table=True):
-    """Webhook ids already accepted per trigger: the unique constraint refuses replays."""
-
-    __tablename__ = "webhook_seen_ids"
-    __table_args__ = (UniqueConstraint("trigger_id", "webhook_id", name="uq_webhook_seen"),)
-
-    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    environment: str = Field(max_length=32, index=True)
-    trigger_id: uuid.UUID = Field(foreign_key="triggers.id", ondelete="CASCADE")
-    webhook_id: str = Field(max_length=200)
-    seen_at: datetime = _stamp()
 
 
 class PromptRow(_DocumentHead, table=True):
@@ -281,8 +192,8 @@ class PayloadBlobRow(SQLModel, table=True):
     data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     """The serialized payload, as the codec left it (encrypted when keys are set)."""
     size_bytes: int = Field(sa_column=Column(BigInteger, nullable=False))
-    created_at: datetime = _stamp()
-    stored_at: datetime = _stamp()
+    created_at: datetime = stamp()
+    stored_at: datetime = stamp()
     """Last time a write asked for it: pruning goes by this."""
 
 
@@ -301,63 +212,8 @@ class RunStartRow(SQLModel, table=True):
     """The interpreter's input (``RunWorkflowInput``) as JSON text: text, not JSONB, so the
     workflow gets its input's keys in the order they were sent."""
     attempts: int = 0
-    next_attempt_at: datetime = _stamp()
-    claimed_until: datetime | None = _ts()
+    next_attempt_at: datetime = stamp()
+    claimed_until: datetime | None = ts()
     """A dispatcher's lease: others skip the row until then (the start is idempotent anyway)."""
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    created_at: datetime = _stamp()
-
-
-class UiSessionRow(SQLModel, table=True):
-    """A signed-in inspector session (migration 0008): the cookie holds a random id, the row
-    its SHA-256 digest; it lives until it expires, is signed out, or its key is revoked."""
-
-    __tablename__ = "ui_sessions"
-    __table_args__ = (Index("ix_ui_sessions_expires", "expires_at"),)
-
-    id_hash: str = Field(primary_key=True, max_length=64)
-    api_key_id: uuid.UUID = Field(foreign_key="api_keys.id", ondelete="CASCADE", index=True)
-    csrf_token: str = Field(max_length=64)
-    """The synchronizer token every form and script call of this session carries back."""
-    created_at: datetime = _stamp()
-    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-
-
-class ProviderGrantRow(SQLModel, table=True):
-    """One model call let through a provider's declared limits (migration 0010): the rate
-    windows count these rows, calls in flight are those not yet released."""
-
-    __tablename__ = "provider_grants"
-    __table_args__ = (Index("ix_provider_grants_provider_granted", "provider", "granted_at"),)
-
-    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(),
-                                                          primary_key=True))
-    provider: str = Field(max_length=100)
-    granted_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    tokens: int
-    released_at: datetime | None = _ts()
-
-
-class ProviderStateRow(SQLModel, table=True):
-    """A provider's shared state: paused after a 429 (every run waits out its Retry-After),
-    and its circuit breaker (failures in a row; short-circuited until ``open_until``)."""
-
-    __tablename__ = "provider_state"
-
-    provider: str = Field(primary_key=True, max_length=100)
-    paused_until: datetime | None = _ts()
-    failures: int = 0
-    open_until: datetime | None = _ts()
-    updated_at: datetime = _stamp()
-
-
-class DailySpendRow(SQLModel, table=True):
-    """Spend of one day (UTC) in one scope (``env:<environment>`` or ``workflow:<env>/<slug>``),
-    and what calls in flight hold against its daily limit (migration 0011)."""
-
-    __tablename__ = "daily_spend"
-
-    scope: str = Field(primary_key=True, max_length=200)
-    day: date = Field(primary_key=True)
-    spent_usd: float = 0.0
-    held_usd: float = 0.0
+    created_at: datetime = stamp()

@@ -11,16 +11,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import SQLModel, col
 
+from store.columns import utcnow
 from store.sql import from_record, raw_connection, select_sql
-from store.tables import (
-    RunRow,
-    TriggerRow,
-    WebhookDeliveryRow,
-    WebhookSeenIdRow,
-    WorkflowRow,
-    WorkflowVersionRow,
-    utcnow,
-)
+from store.tables import RunRow, WorkflowRow, WorkflowVersionRow
+from store.trigger_tables import TriggerRow, WebhookDeliveryRow, WebhookSeenIdRow
 
 
 class VersionUnavailable(LookupError):

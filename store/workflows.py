@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import SQLModel, col
 
 from schema.definition import WorkflowDefinition
+from store.columns import utcnow
 from store.sql import from_record, insert_first_version, raw_connection, select_sql
-from store.tables import WorkflowRow, WorkflowVersionRow, utcnow
+from store.tables import WorkflowRow, WorkflowVersionRow
 
 VERSION_CACHE_SIZE = 512
 

@@ -7,7 +7,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 
-import store.tables  # noqa: F401  (registers the tables)
+import store.all_tables  # noqa: F401  (registers every table)
 
 
 async def test_migrated_database_matches_the_tables(engine: AsyncEngine) -> None:

@@ -21,7 +21,7 @@ from schema.api import RunEnvelope
 from schema.control import APPROVAL_UPDATE, ApprovalDecision
 from schema.prompts import ApprovalRequest
 from schema.run import TERMINAL_RUN_STATUSES
-from store.tables import ApiKeyRow
+from store.access_tables import ApiKeyRow
 
 router = APIRouter(prefix="/api/workflows/runs", tags=["runs"])
 Wait = Annotated[float, Query(ge=0, le=300, description="seconds to wait for the run")]

@@ -16,8 +16,8 @@ from fastapi import APIRouter
 from api.deps import CurrentKey, StateDep
 from api.errors import not_found
 from schema.base import CamelModel
+from store.access_tables import ApiKeyRow
 from store.key_admin import list_keys, revoke_key
-from store.tables import ApiKeyRow
 
 router = APIRouter(prefix="/api/keys", tags=["keys"])
 

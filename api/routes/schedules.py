@@ -22,7 +22,7 @@ from api.state import AppState
 from api.trigger_views import load_trigger, schedule_state, schedules
 from schema.problems import Problem
 from schema.triggers import BackfillRequest, PauseRequest, ScheduleConfig, ScheduleState
-from store.tables import TriggerRow
+from store.trigger_tables import TriggerRow
 from workflows.triggered import run_id_for
 
 router = APIRouter(prefix="/api/triggers", tags=["triggers"])

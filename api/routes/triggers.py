@@ -37,7 +37,7 @@ from schema.triggers import (
     TriggerUpdate,
 )
 from store.keys import digest
-from store.tables import TriggerRow
+from store.trigger_tables import TriggerRow
 from store.triggers import VersionUnavailable
 
 router = APIRouter(prefix="/api/triggers", tags=["triggers"])

@@ -26,7 +26,7 @@ from definition.limits import LimitExceeded, check_input_size
 from definition.validation import DefinitionInvalid
 from schema.problems import Problem
 from schema.triggers import TriggeredRun
-from store.tables import TriggerRow
+from store.trigger_tables import TriggerRow
 from store.triggers import VersionUnavailable
 
 router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])

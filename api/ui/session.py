@@ -20,8 +20,8 @@ import secrets
 from fastapi import Request, Response
 
 from api.state import AppState
+from store.access_tables import ApiKeyRow
 from store.sessions import Session, Sessions
-from store.tables import ApiKeyRow
 
 SESSION_COOKIE = "pp_session"
 LOGIN_COOKIE = "pp_login"

@@ -14,7 +14,7 @@ from fastapi.templating import Jinja2Templates
 
 from api.deps import StateDep
 from api.ui.session import current_session
-from store.tables import ApiKeyRow
+from store.access_tables import ApiKeyRow
 
 HERE = Path(__file__).parent
 TERMINAL = ("completed", "failed", "cancelled")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from schema.api import StepPublic
-from store.tables import utcnow
+from store.columns import utcnow
 
 
 @dataclass(frozen=True)
