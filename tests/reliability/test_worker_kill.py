@@ -128,3 +128,38 @@ async def test_one_of_two_workers_killed(
         await assert_exactly_once(store.engine, run_id, ["s1", "s2", "s3"])
     retried = sum(1 for r in finished for s in r["steps"] if s["attempts"] > 1)
     record(recovery, fault="kill -9 one of two workers", runs=runs, stepsRetried=retried)
+
+
+async def test_kill_mid_map_keeps_the_spend_within_the_budget(
+    settings: Settings, api_only: httpx.AsyncClient, workers: list[subprocess.Popen[bytes]],
+    llm: FakeLlmServer, store: Store,
+) -> None:
+    # Ten llm items at concurrency 10 on a budget for 3.5 worst-case calls: two answer, the
+    # third hangs and its worker is killed. The ledger is workflow state: the new worker
+    # replays it, the lost call still holds its reservation (it may have been billed), and no
+    # call is made that could pass the budget.
+    from tests.e2e.test_budget_fanout import _map_of_llm, _worst_case
+
+    worst, tokens = _worst_case("topic-0")
+    budget = 3.5 * worst
+    llm.enqueue(*(ok("a line", tokens_in=tokens - 2, tokens_out=1000) for _ in range(2)),
+                hang(120))
+    slug = unique_slug("kill-map")
+    created = await api_only.post("/api/workflows", json=_map_of_llm(slug, 10, budget))
+    assert created.status_code == 201, created.text
+    workers.append(start_worker(settings))
+    started = await api_only.post(f"/api/workflows/{slug}/run", params={"wait": 0},
+                                  json={"input": {"topics": [f"topic-{i}" for i in range(10)]}})
+    run_id = started.json()["run"]["id"]
+    await wait_until(lambda: llm.count(OPENAI_PATH) >= 3, 60)
+    _kill(workers[0])
+    workers.append(start_worker(settings))
+    run = await wait_status(api_only, run_id, 120)
+
+    assert run["status"] == "failed"
+    # The three calls before the kill, and none after: a fourth could have passed the budget.
+    assert llm.count(OPENAI_PATH) == 3
+    assert run["actualCost"] is not None
+    assert run["actualCost"] <= budget
+    each = next(s for s in run["steps"] if s["stepId"] == "each")
+    assert each["mapItems"]["completed"] == 2
