@@ -15,11 +15,13 @@ from promptpilot.settings import Settings
 from schema.definition import WorkflowDefinition
 
 
-def save_checks(settings: Settings, raw: Any) -> WorkflowDefinition:
+def save_checks(settings: Settings, raw: Any, where: str = "") -> WorkflowDefinition:
     """The size limits, then `parse_definition` with this deployment's provider and tool
-    catalog, feature flags, template limits and URL policy. Raises ``LimitExceeded`` or
-    ``DefinitionInvalid``; stored prompts and child workflows are checked by the routes."""
-    check_definition_size(raw, settings.limits)
+    catalog, feature flags, template limits and URL policy. Raises ``LimitExceeded`` (its
+    pointer under ``where``) or ``DefinitionInvalid``; stored prompts and child workflows are
+    checked by the routes. Saving, previewing an unsaved definition and a rerun's step
+    overrides all meet these."""
+    check_definition_size(raw, settings.limits, where)
     return parse_definition(raw, known_providers(settings), tools=known_tools(),
                             multi_model=settings.workflow.multi_model,
                             limits=template_limits(settings.limits),

@@ -30,7 +30,7 @@ from payloads.size_guard import run_limits
 from schema.definition import WorkflowDefinition
 from schema.preview import PreviewStep, TokenEstimates, WorkflowPreviewResult
 from schema.problems import Problem
-from schema.run import RunResult, RunWorkflowInput, StepError, StepRecord
+from schema.run import RunResult, RunWorkflowInput, StepError, StepRecord, StepWork
 from schema.run_labels import PREVIEW_TRIGGER, run_details, run_summary
 from schema.search_attributes import SA_ENVIRONMENT, SA_SLUG, SA_TRIGGER, SA_VERSION
 from schema.workflow_names import WORKFLOW_NAME
@@ -79,15 +79,14 @@ def _step(record: StepRecord, warnings: list[str]) -> PreviewStep:
     if record.started_at and record.finished_at:
         duration = (record.finished_at - record.started_at).total_seconds() * 1000
     warnings.extend(f"{record.step_id}: {w}" for w in record.warnings)
+    work = {name: getattr(record, name) for name in StepWork.model_fields}
     return PreviewStep(
-        step_id=record.step_id, step_index=record.step_index, name=record.name,
-        type=record.type, status=record.status, rendered=record.rendered,
+        **work, step_id=record.step_id, step_index=record.step_index, name=record.name,
+        type=record.type, status=record.status,
         input=clone(record.input, f"steps.{record.step_id}.input", warnings),
         output=clone(record.output, f"steps.{record.step_id}.output", warnings),
         error=record.error, started_at=record.started_at, finished_at=record.finished_at,
-        duration_ms=duration, tokens_in=record.tokens_in, tokens_out=record.tokens_out,
-        cached_tokens=record.cached_tokens, cost=record.cost, attempts=record.attempts,
-        model=record.model, provider=record.provider, warnings=list(record.warnings))
+        duration_ms=duration)
 
 
 def _result(definition: WorkflowDefinition, preview_id: str, workflow_id: str,

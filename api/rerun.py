@@ -18,17 +18,14 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from activities.providers.registry import known_providers
-from activities.tools import known_tools
+from api.definition_checks import save_checks
 from api.errors import ApiError, not_found
 from api.launcher import StartRequest
 from api.state import AppState
-from definition.limits import check_definition_size
-from definition.validation import DefinitionInvalid, parse_definition
-from payloads.size_guard import template_limits
+from definition.validation import DefinitionInvalid
+from promptpilot.settings import Settings
 from schema.api import RunRequest
 from schema.definition import MapStep, WorkflowDefinition, nested_steps
-from schema.limits import LimitsSettings
 from schema.problems import Problem, pointer
 from schema.run import SeedStep
 from store.references import walk
@@ -76,8 +73,7 @@ async def _source_run(state: AppState, environment: str, workflow: WorkflowRow,
 
 
 def apply_overrides(raw: dict[str, Any], overrides: dict[str, dict[str, Any]],
-                    reused: set[str], known: set[str], limits: LimitsSettings
-                    ) -> WorkflowDefinition:
+                    reused: set[str], settings: Settings) -> WorkflowDefinition:
     """Patch steps of a definition for one run and validate the result."""
     patched = copy.deepcopy(raw)
     index_of = {step["id"]: i for i, step in enumerate(patched["steps"])}
@@ -90,10 +86,9 @@ def apply_overrides(raw: dict[str, Any], overrides: dict[str, dict[str, Any]],
         if "id" in fields and fields["id"] != step_id:
             raise _invalid("a step's id cannot be overridden", "stepOverrides", step_id, "id")
         patched["steps"][index_of[step_id]].update(fields)
-    check_definition_size(patched, limits, "/stepOverrides")
     try:
-        return parse_definition(patched, known, tools=known_tools(),
-                                limits=template_limits(limits))
+        # The checks of a save (the multi-model flag and the URL policy included).
+        return save_checks(settings, patched, "/stepOverrides")
     except DefinitionInvalid as exc:
         raise DefinitionInvalid([_relocate(p, overrides, patched) for p in exc.problems],
                                 "the overridden definition is invalid") from None
@@ -185,7 +180,7 @@ async def plan_rerun(state: AppState, environment: str, workflow: WorkflowRow,
     reused = {step.id for step in definition.steps[:start]}
     if ask.step_overrides:
         definition = apply_overrides(version.definition, ask.step_overrides, reused,
-                                     known_providers(state.settings), state.settings.limits)
+                                     state.settings)
     steps = {row.step_id: row for row in await state.store.get_steps(source.id)} \
         if source else {}
     seeds = _seeds(definition, start, source, steps)

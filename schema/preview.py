@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import Field
 
 from schema.base import CamelModel, RequestBody
-from schema.run import RunStatus, StepError
+from schema.run import RunStatus, StepError, StepWork
 
 
 class PreviewRequest(RequestBody):
@@ -25,8 +25,9 @@ class DefinitionPreviewRequest(PreviewRequest):
     definition: dict[str, Any]
 
 
-class PreviewStep(CamelModel):
-    """One step of a preview, with its timing; inputs and outputs are clones."""
+class PreviewStep(StepWork):
+    """One step of a preview, with its timing; inputs and outputs are clones. Its work fields
+    (tokens, cost, model outputs, aggregate tokens, attempt log...) are a run step's."""
 
     step_id: str
     step_index: int
@@ -35,19 +36,10 @@ class PreviewStep(CamelModel):
     status: str
     input: Any = None
     output: Any = None
-    rendered: dict[str, Any] | None = None
     error: StepError | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
     duration_ms: float | None = None
-    tokens_in: int = 0
-    tokens_out: int = 0
-    cached_tokens: int = 0
-    cost: float | None = None
-    attempts: int = 0
-    model: str | None = None
-    provider: str | None = None
-    warnings: list[str] = Field(default_factory=list)
 
 
 class TokenEstimates(CamelModel):

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from activities.providers.registry import known_providers
-from activities.tools import known_tools
+from api.definition_checks import save_checks
 from api.deps import CurrentKey, StateDep
 from api.preview import relocate, run_preview
 from api.routes.workflows import load_workflow
-from definition.limits import check_definition_size
-from definition.validation import DefinitionInvalid, parse_definition
-from payloads.size_guard import template_limits
+from definition.validation import DefinitionInvalid
 from schema.definition import WorkflowDefinition
 from schema.preview import DefinitionPreviewRequest, PreviewEnvelope, PreviewRequest
 
@@ -23,11 +20,8 @@ UNSAVED = "unsaved"
 async def preview_definition(body: DefinitionPreviewRequest, state: StateDep,
                              key: CurrentKey) -> PreviewEnvelope:
     """Dry-run a definition sent in the body; nothing is stored."""
-    check_definition_size(body.definition, state.settings.limits, "/definition")
     try:
-        definition = parse_definition(body.definition, known_providers(state.settings),
-                                      tools=known_tools(),
-                                      limits=template_limits(state.settings.limits))
+        definition = save_checks(state.settings, body.definition, "/definition")
     except DefinitionInvalid as exc:
         raise relocate(exc, "/definition") from None
     return PreviewEnvelope(preview=await run_preview(

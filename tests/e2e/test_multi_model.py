@@ -117,3 +117,34 @@ async def test_every_model_failing_fails_the_step(service: Service, llm: FakeLlm
     assert ask["error"]["message"].startswith("all 2 models failed: openai/gpt-4o-mini: ")
     assert [m["status"] for m in ask["modelOutputs"]] == ["failed", "failed"]
     assert ask["attempts"] == 2
+
+
+async def test_an_unsaved_multi_model_definition_previews_with_its_model_outputs(
+    service: Service, llm: FakeLlmServer
+) -> None:
+    definition = multi(unique_slug("pre"), "fallback",
+                       [{"model": "gpt-4o-mini"}, {"model": "claude-haiku-4-5"}])
+    llm.enqueue(ok("first", tokens_in=50, tokens_out=5))
+    response = await service.http.post("/api/workflows/preview", json={
+        "definition": definition, "input": {"topic": "x"}})
+    assert response.status_code == 200, response.text  # was 422 with the flag on
+    ask = response.json()["preview"]["steps"][0]
+    assert [m["status"] for m in ask["modelOutputs"]] == ["completed", "skipped"]
+    assert ask["aggregateTokens"]["tokensIn"] == 50
+
+
+async def test_a_rerun_overrides_a_multi_model_step(
+    service: Service, llm: FakeLlmServer
+) -> None:
+    slug = unique_slug("rerun-multi")
+    models = [{"model": "gpt-4o-mini"}, {"model": "claude-haiku-4-5"}]
+    await service.create_workflow(multi(slug, "fallback", models))
+    first = (await service.run(slug, {"topic": "x"})).json()["run"]
+    assert first["status"] == "completed", first
+    rerun = await service.http.post(f"/api/workflows/runs/{first['id']}/rerun", json={
+        "fromStepId": "ask",
+        "stepOverrides": {"ask": {"promptUser": "Shorter: {{input.topic}}"}}})
+    assert rerun.status_code in (200, 202), rerun.text  # was 422 with the flag on
+    run = rerun.json()["run"]
+    ask = next(s for s in run["steps"] if s["stepId"] == "ask")
+    assert ask["rendered"]["user"] == "Shorter: x"
