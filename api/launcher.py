@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import json
 import uuid
 from dataclasses import dataclass
@@ -17,8 +18,9 @@ from api.state import AppState
 from definition.inputs import validate_input
 from definition.limits import check_input_size
 from payloads.size_guard import run_limits
+from schema.api import RunOptions
 from schema.definition import WorkflowDefinition
-from schema.run import RunRecord, RunWorkflowInput, SeedStep
+from schema.run import LlmCacheMode, RunRecord, RunWorkflowInput, SeedStep
 from store.references import References
 from store.sql import Conflict
 from store.tables import WorkflowRow, WorkflowVersionRow
@@ -42,6 +44,14 @@ class StartRequest:
     trigger_id: str | None = None
     priority: int | None = None
     fairness_key: str | None = None
+    llm_cache: LlmCacheMode | None = None
+
+    def ordered(self, options: RunOptions | None) -> StartRequest:
+        """This start with a request's priority, fairness key and llmCache."""
+        if options is not None:
+            self.priority, self.fairness_key = options.priority, options.fairness_key
+            self.llm_cache = options.llm_cache
+        return self
     # A rerun's definition may be patched by `stepOverrides` (recorded in `overrides`).
     definition: WorkflowDefinition | None = None
     overrides: dict[str, Any] | None = None
@@ -84,6 +94,8 @@ async def start_run(state: AppState, request: StartRequest) -> str:
         max_cost_usd=request.max_cost_usd or definition.max_cost_usd,
         limits=run_limits(state.settings),
         priority=request.priority, fairness_key=request.fairness_key,
+        llm_cache=request.llm_cache
+        or state.settings.llm_cache.defaults(request.environment).runs,
     )
     # Raises (PydanticSerializationError) for what no payload could carry: nothing written.
     start = workflow_input.model_dump_json()
@@ -153,21 +165,23 @@ async def _result(state: AppState, environment: str, run_id: str) -> bool:
         await state.starts.start_now(run_id)
     client = await state.temporal(environment)
     handle = client.get_workflow_handle(run_id)
-    while True:
+    for looks in itertools.count(1):
         try:
             await handle.result()
         except WorkflowFailureError:
             return True
         except RPCError as exc:
-            # Not started yet (a dispatcher elsewhere holds it, or Temporal was away): look
-            # again shortly, until the caller's deadline.
+            # Not started yet (a dispatcher elsewhere is starting it, or Temporal was away):
+            # look again shortly, until the caller's deadline; every half second see whether
+            # the start went back to the queue (a failed try) and make it from here.
             if exc.status not in _NOT_YET:
                 raise
-            await asyncio.sleep(0.05)
-            if state.starts is not None:
+            await asyncio.sleep(0.01)
+            if state.starts is not None and looks % 50 == 0:
                 await state.starts.start_now(run_id)
             continue
         return True
+    return False  # unreachable: the loop ends by returning
 
 
 _NOT_YET = (RPCStatusCode.NOT_FOUND, RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED)

@@ -79,19 +79,21 @@ class StartDispatcher:
 
     def __init__(self, starts: RunStarts, client_for: ClientFor, task_queue: str,
                  settings: DispatchSettings, environments: Sequence[str] | None = None,
-                 *, eager: bool = True) -> None:
+                 *, eager: bool = True, min_age_seconds: float = 0) -> None:
         self._starts = starts
         self._client_for = client_for
         self._task_queue = task_queue
         self._settings = settings
         self._environments = environments  # None: every environment (the API)
         self._eager = eager
+        self._min_age = min_age_seconds  # a backstop leaves fresh starts to their API
         self._woken = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._listener: asyncpg.Connection | None = None
         self._failing = False
         # Starts this dispatcher is making: a waiting request joins one rather than poll.
         self._in_flight: dict[str, asyncio.Future[bool]] = {}
+        self._claiming: asyncio.Future[None] | None = None  # the loop's claim, while it runs
 
     def wake(self) -> None:
         """A start was queued: look for due starts now."""
@@ -103,6 +105,10 @@ class StartDispatcher:
         start goes back to the queue, with backoff): False."""
         claimed = await self._starts.claim(run_id, self._settings.lease_seconds)
         if claimed is None:
+            # Our own loop may hold it (its claim ran first, woken by the same insert): join
+            # that start rather than poll Temporal for a workflow that is about to exist.
+            if run_id not in self._in_flight and self._claiming is not None:
+                await asyncio.shield(self._claiming)
             in_flight = self._in_flight.get(run_id)
             return await asyncio.shield(in_flight) if in_flight is not None else False
         return await self._start(claimed)
@@ -131,22 +137,41 @@ class StartDispatcher:
             self._woken.clear()
             claimed: list[ClaimedStart] = []
             try:
-                claimed = await self._starts.claim_due(self._environments,
-                                                       settings.batch_size,
-                                                       settings.lease_seconds)
+                claimed = await self._claim_due()
                 await asyncio.gather(*(self._start(c) for c in claimed))
             except Exception as exc:  # Postgres away, say: the loop must go on, and polls
                 log.log(logging.DEBUG if self._failing else logging.WARNING,
                         "start dispatch failed: %r", exc)
                 self._failing = True
+            finally:
+                for c in claimed:  # starts cancelled before they ran release their waiters
+                    if (waiting := self._in_flight.pop(c.run_id, None)) is not None \
+                            and not waiting.done():
+                        waiting.set_result(False)
             if len(claimed) == settings.batch_size:
                 continue  # more may be due
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._woken.wait(), settings.poll_seconds)
 
+    async def _claim_due(self) -> list[ClaimedStart]:
+        """Claim due starts; each is in flight (joinable) from the moment the claim returns."""
+        loop = asyncio.get_running_loop()
+        claiming = self._claiming = loop.create_future()
+        try:
+            claimed = await self._starts.claim_due(self._environments,
+                                                   self._settings.batch_size,
+                                                   self._settings.lease_seconds, self._min_age)
+            for c in claimed:
+                self._in_flight[c.run_id] = loop.create_future()
+            return claimed
+        finally:
+            self._claiming = None
+            claiming.set_result(None)
+
     async def _start(self, claimed: ClaimedStart) -> bool:
-        done = asyncio.get_running_loop().create_future()
-        self._in_flight[claimed.run_id] = done
+        done = self._in_flight.get(claimed.run_id)
+        if done is None:
+            done = self._in_flight[claimed.run_id] = asyncio.get_running_loop().create_future()
         started = False
         try:
             started = await self._attempt(claimed)
@@ -156,8 +181,9 @@ class StartDispatcher:
             await asyncio.shield(self._starts.retry_later(claimed.run_id, 0, "interrupted"))
             raise
         finally:
-            del self._in_flight[claimed.run_id]
-            done.set_result(started)
+            self._in_flight.pop(claimed.run_id, None)
+            if not done.done():
+                done.set_result(started)
         return started
 
     async def _attempt(self, claimed: ClaimedStart) -> bool:

@@ -103,10 +103,12 @@ async def running_worker(settings: Settings, url: str, *,
             async def client_for(environment: str) -> Client:
                 return clients[environment]
 
-            # Never eager: this worker's build may not be the one new runs should go to.
+            # A backstop: fresh starts are their API's (it starts them at once, or its waiting
+            # request does). Never eager: this worker's build may not be the current one.
             await stack.enter_async_context(StartDispatcher(
                 RunStarts(engine), client_for, task_queue or settings.temporal.task_queue,
-                settings.dispatch, environments=list(clients), eager=False))
+                settings.dispatch, environments=list(clients), eager=False,
+                min_age_seconds=settings.dispatch.worker_after_seconds))
         yield workers[0][0]
     finally:
         await stack.aclose()

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from promptpilot.llm_settings import (
     BudgetSettings,
+    LlmCacheSettings,
     LlmSettings,
 )
 from promptpilot.security_settings import AuthThrottleSettings, TemporalTlsSettings, with_password
@@ -119,6 +120,9 @@ class DispatchSettings(BaseModel):
 
     in_worker: bool = True
     """Run a dispatcher in worker processes too, so starts left by a stopped API go out."""
+    worker_after_seconds: float = Field(default=1.0, ge=0, le=3600)
+    """A worker's dispatcher takes only starts queued at least this long ago: fresh ones are
+    their API's (started at once there, or by the request that waits for the run)."""
     batch_size: int = Field(default=32, ge=1, le=1000)
     """Runs one dispatcher claims and starts at once."""
     poll_seconds: float = Field(default=1.0, gt=0, le=60)
@@ -198,6 +202,7 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
     budgets: BudgetSettings = Field(default_factory=BudgetSettings)
+    llm_cache: LlmCacheSettings = Field(default_factory=LlmCacheSettings)
     tools: ToolSettings = Field(default_factory=ToolSettings)
     workflow: WorkflowFeatures = Field(default_factory=WorkflowFeatures)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)

@@ -32,7 +32,8 @@ WHERE s.run_id = due.run_id
 RETURNING s.run_id, s.environment, s.start_input, s.attempts
 """
 _CLAIM_DUE = _CLAIM.format(
-    where="next_attempt_at <= now() AND ($3::text[] IS NULL OR environment = ANY($3))")
+    where="next_attempt_at <= now() AND ($3::text[] IS NULL OR environment = ANY($3)) "
+          "AND created_at <= now() - make_interval(secs => $4)")
 _CLAIM_ONE = _CLAIM.format(where="run_id = $3")
 
 _RETRY = """
@@ -98,12 +99,14 @@ class RunStarts:
                 yield driver
 
     async def claim_due(self, environments: Sequence[str] | None, limit: int,
-                        lease_seconds: float) -> list[ClaimedStart]:
-        """Up to ``limit`` due starts of these environments (None: all), leased to the
-        caller."""
+                        lease_seconds: float, min_age_seconds: float = 0
+                        ) -> list[ClaimedStart]:
+        """Up to ``limit`` due starts of these environments (None: all) queued at least
+        ``min_age_seconds`` ago, leased to the caller."""
         wanted = None if environments is None else list(environments)
         async with self._driver() as driver:
-            records = await driver.fetch(_CLAIM_DUE, limit, lease_seconds, wanted)
+            records = await driver.fetch(_CLAIM_DUE, limit, lease_seconds, wanted,
+                                         min_age_seconds)
         return [_claimed(r) for r in records]
 
     async def claim(self, run_id: str, lease_seconds: float) -> ClaimedStart | None:

@@ -15,8 +15,10 @@ from temporalio.client import Client
 from api.start_dispatcher import StartDispatcher
 from promptpilot.temporal import connect
 from reconcile.reconciler import RunReconciler
+from schema.definition import WorkflowDefinition
 from schema.run import RunRecord, RunWorkflowInput
 from store.run_starts import RunStarts
+from store.runs import Store
 from tests.conftest import Service, unique_slug
 from tests.reconcile_support import api_run, wait_api
 from tests.triggers_support import echo
@@ -142,3 +144,25 @@ async def test_a_run_cancelled_before_its_start_is_made_never_starts(
     again = await service.http.post(f"/api/workflows/runs/{run_id}/cancel")
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "run_finished", again.text
+
+
+async def test_a_workers_dispatcher_takes_only_starts_its_api_left(
+    store: Store, engine: AsyncEngine,
+) -> None:
+    # No API here: a start queued by one, and a worker's backstop claim (min age 1 s).
+    workflow, _ = await store.create_workflow(
+        "dev", WorkflowDefinition.model_validate(echo(unique_slug("backstop"))))
+    run_id = str(uuid.uuid4())
+    await store.create_run(RunRecord(run_id=run_id, environment="dev",
+                                     workflow_id=str(workflow.id), workflow_version=1,
+                                     status="pending"), start="{}")
+    starts = RunStarts(engine)
+    try:
+        fresh = await starts.claim_due(["dev"], 10, 30, min_age_seconds=1)
+        await asyncio.sleep(1.2)
+        left = await starts.claim_due(["dev"], 10, 30, min_age_seconds=1)
+
+        assert run_id not in {c.run_id for c in fresh}
+        assert run_id in {c.run_id for c in left}
+    finally:
+        await starts.done(run_id)
