@@ -30,6 +30,7 @@ from activities.providers import errors, registry
 from activities.providers.completion import Completion, Provider
 from activities.providers.limits import ProviderLimiter
 from activities.providers.validation import validated_output
+from activities.recorded_answers import RecordedAnswers
 from activities.repair import repair_request
 from promptpilot.settings import Settings
 from schema.activities import AttemptEntry, LlmRequest, LlmResult, RepairEntry
@@ -98,8 +99,10 @@ class LlmActivities:
     """LLM activities; SDK clients are built on first use, one per provider, then reused."""
 
     def __init__(self, settings: Settings, gate: ProviderGate | None = None,
-                 daily: DailySpend | None = None) -> None:
+                 daily: DailySpend | None = None,
+                 records: RecordedAnswers | None = None) -> None:
         self.settings = settings
+        self.records = records
         self.limits = ProviderLimiter(gate, settings.llm)
         self.daily = DailyBudgets(daily, settings.budgets)
         self._providers: dict[str, Provider] = {}
@@ -139,6 +142,8 @@ class LlmActivities:
                                     started_at=started, finished_at=now(),
                                     queued_ms=round(usage.queued_ms) or None))
             result.attempt_log = log
+            if self.records is not None:
+                await self.records.record(request, result)
             return result
         log.append(failed_entry(error, info.attempt, label, started, usage.known_cost))
         raise with_log(error, info.attempt, log, {

@@ -30,7 +30,14 @@ from payloads.size_guard import run_limits
 from schema.definition import WorkflowDefinition
 from schema.preview import PreviewStep, TokenEstimates, WorkflowPreviewResult
 from schema.problems import Problem
-from schema.run import RunResult, RunWorkflowInput, StepError, StepRecord, StepWork
+from schema.run import (
+    LlmCacheMode,
+    RunResult,
+    RunWorkflowInput,
+    StepError,
+    StepRecord,
+    StepWork,
+)
 from schema.run_labels import PREVIEW_TRIGGER, run_details, run_summary
 from schema.search_attributes import SA_ENVIRONMENT, SA_SLUG, SA_TRIGGER, SA_VERSION
 from schema.workflow_names import WORKFLOW_NAME
@@ -117,7 +124,8 @@ def _result(definition: WorkflowDefinition, preview_id: str, workflow_id: str,
 
 async def run_preview(state: AppState, environment: str, definition: WorkflowDefinition, *,
                       workflow_id: str, version: int | None, given: dict[str, Any] | None,
-                      use_sample_data: bool, wait_seconds: float) -> WorkflowPreviewResult:
+                      use_sample_data: bool, wait_seconds: float,
+                      llm_cache: LlmCacheMode | None = None) -> WorkflowPreviewResult:
     """Run the definition once without the mirror and describe what happened."""
     check_input_size(given or {}, state.settings.limits)
     run_input = preview_input(definition, given, use_sample_data)
@@ -128,7 +136,8 @@ async def run_preview(state: AppState, environment: str, definition: WorkflowDef
         run_id=preview_id, environment=environment, workflow_id=workflow_id,
         workflow_slug=definition.id, workflow_version=version or 0, definition=definition,
         input=run_input, trigger=PREVIEW_TRIGGER, mirror=False, children=children,
-        max_cost_usd=definition.max_cost_usd, limits=run_limits(state.settings))
+        max_cost_usd=definition.max_cost_usd, limits=run_limits(state.settings),
+        llm_cache=llm_cache or state.settings.llm_cache.defaults(environment).previews)
     try:
         client = await state.temporal(environment)
         handle = await client.start_workflow(

@@ -3,6 +3,8 @@ takes across all runs, and the daily spend limits (parts of ``promptpilot.settin
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -74,3 +76,24 @@ class BudgetSettings(BaseModel):
     """Most each workflow (by slug) may spend in a day; ``default_workflow_daily_usd`` for
     the others."""
     default_workflow_daily_usd: float | None = Field(default=None, gt=0)
+
+
+class LlmCacheDefaults(BaseModel):
+    """Whether runs and previews answer from recorded model calls unless the request says."""
+
+    runs: Literal["use", "off"] = "off"
+    previews: Literal["use", "off"] = "use"
+
+
+class LlmCacheSettings(LlmCacheDefaults):
+    """Recorded model answers (README: Recorded model answers): every model call is recorded;
+    with ``llmCache: use`` an identical call is answered from the record, cost 0."""
+
+    environments: dict[str, LlmCacheDefaults] = Field(default_factory=dict)
+    """Defaults of one environment, over the ones above."""
+    retention_days: float = Field(default=30, gt=0)
+    """Answers older than this are not used, and are pruned."""
+
+    def defaults(self, environment: str) -> LlmCacheDefaults:
+        """The defaults that apply in ``environment``."""
+        return self.environments.get(environment, self)

@@ -24,10 +24,12 @@ from activities.budget import llm_worst_case
 from activities.expected_failures import ExpectedFailures
 from activities.llm import LlmActivities
 from activities.mirror import MirrorActivities
+from activities.recorded_answers import RecordedAnswers
 from activities.tools import ToolActivities
 from activities.transform import TransformActivities
 from activities.triggers import TriggerActivities
 from store.daily_spend import DailySpend
+from store.llm_answers import LlmAnswers
 from store.provider_gate import ProviderGate
 from store.runs import Store
 from workflows.interpreter import InterpreterWorkflow
@@ -43,7 +45,9 @@ class WorkerParts:
     def __init__(self, settings: Any, store: Store, client: Client | None = None) -> None:
         self.settings = settings
         # Provider limits, 429 pauses and breakers are shared through Postgres.
-        self.llm = LlmActivities(settings, ProviderGate(store.engine), DailySpend(store.engine))
+        self.records = RecordedAnswers(LlmAnswers(store.engine), settings.llm_cache)
+        self.llm = LlmActivities(settings, ProviderGate(store.engine), DailySpend(store.engine),
+                                 self.records)
         self.tools = ToolActivities(settings)
         self.mirror = MirrorActivities(store)
         self.transforms = TransformActivities(store.upsert_steps)
@@ -55,6 +59,7 @@ class WorkerParts:
         return [
             self.llm.call,
             llm_worst_case,
+            self.records.lookup,
             self.tools.call,
             self.transforms.transform_step,
             self.triggers.mirror_run,

@@ -68,6 +68,10 @@ LLM_WORST_CASE_ACTIVITY = "llm_worst_case"
 """The local activity that prices an llm call's worst case before the run reserves it."""
 
 
+LLM_RECORDED_ACTIVITY = "llm_recorded"
+"""The local activity that looks an llm call up in the recorded answers (``llmCache: use``)."""
+
+
 class CostEstimate(CamelModel):
     """The most one llm call could cost (None: the model has no known price), and why."""
 
@@ -160,3 +164,18 @@ class TransformStepResult(TransformResult):
     started_at: datetime
     finished_at: datetime
     mirrored: bool = False
+
+
+class RecordedCall(CamelModel):
+    """A recorded model answer found for a call: its result and the call it came from."""
+
+    result: LlmResult
+    run_id: str
+    step_id: str
+    recorded_at: datetime
+
+
+class RecordLookup(CamelModel):
+    """What the recorded answers hold for one call: ``call`` is None on a miss."""
+
+    call: RecordedCall | None = None

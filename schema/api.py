@@ -9,19 +9,23 @@ from pydantic import Field
 
 from schema.base import CamelModel, RequestBody
 from schema.problems import Problem
-from schema.run import StepWork
+from schema.run import LlmCacheMode, StepWork
 
 
-class RunOrder(RequestBody):
-    """Where a run stands in its task queue (schema.run_priority)."""
+class RunOptions(RequestBody):
+    """How a run is started: its place in its task queue (schema.run_priority), and whether
+    its model calls may be answered from recorded ones."""
 
     priority: int | None = Field(default=None, ge=1, le=5)
     """Temporal task priority: 1 runs first, 5 last; default 3 (scheduled runs: 4)."""
     fairness_key: str | None = Field(default=None, min_length=1, max_length=64)
     """Runs of different keys take turns within a priority; default: the workflow's slug."""
+    llm_cache: LlmCacheMode | None = None
+    """``use``: a model call identical to a recorded one is answered from the record (no call,
+    cost 0); ``off``: always call. Default: the environment's (runs: off)."""
 
 
-class RunRequest(RunOrder):
+class RunRequest(RunOptions):
     """Body of `POST /api/workflows/{slug}/run`: input, and a rerun's source and step."""
 
     input: dict[str, Any] = Field(default_factory=dict)
@@ -32,7 +36,7 @@ class RunRequest(RunOrder):
     max_cost_usd: float | None = Field(default=None, gt=0)
 
 
-class ExecuteWorkflowRequest(RunOrder):
+class ExecuteWorkflowRequest(RunOptions):
     """Body of `POST /api/workflows/{slug}/execute`: the run's input, checked against the
     workflow's variables, an optional budget, priority and fairness key."""
 
@@ -40,7 +44,7 @@ class ExecuteWorkflowRequest(RunOrder):
     max_cost_usd: float | None = Field(default=None, gt=0)
 
 
-class RerunRequest(RequestBody):
+class RerunRequest(RunOptions):
     """Body of `POST /api/workflows/runs/{runId}/rerun`: input defaults to the source's."""
 
     from_step_id: str

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from schema.base import CamelModel
 from schema.definition import Step
-from schema.run import ChildDefinition, RunLimits, StepError
+from schema.run import ChildDefinition, LlmCacheMode, RunLimits, StepError
 from schema.usage import ModelSpend
 
 APPROVAL_UPDATE = "decide"
@@ -42,6 +42,7 @@ class MapBatchInput(CamelModel):
     steps: list[Step]
     workflow_slug: str | None = None
     """The run's workflow: its daily spend limit counts the items' calls too."""
+    llm_cache: LlmCacheMode = "off"
     shared: dict[str, Any] = Field(default_factory=dict)
     items: list[MapItem]
     concurrency: int = 10

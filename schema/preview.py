@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import Field
 
 from schema.base import CamelModel, RequestBody
-from schema.run import RunStatus, StepError, StepWork
+from schema.run import LlmCacheMode, RunStatus, StepError, StepWork
 
 
 class PreviewRequest(RequestBody):
@@ -17,6 +17,9 @@ class PreviewRequest(RequestBody):
     input: dict[str, Any] | None = None
     use_sample_data: bool = False
     timeout_seconds: float = Field(default=60, ge=1, le=300)
+    llm_cache: LlmCacheMode | None = None
+    """``use`` (the default for previews): a model call identical to a recorded one is
+    answered from the record, cost 0; ``off``: always call."""
 
 
 class DefinitionPreviewRequest(PreviewRequest):

@@ -16,6 +16,9 @@ StepStatus = Literal["pending", "running", "waiting", "completed", "failed", "ca
                      "skipped"]
 TERMINAL_RUN_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 
+LlmCacheMode = Literal["use", "off"]
+"""Whether model calls may be answered from recorded ones (README: Recorded model answers)."""
+
 
 class StepError(CamelModel):
     """Why a step failed, as stored in the mirror and returned by the API."""
@@ -85,6 +88,8 @@ class RunWorkflowInput(CamelModel):
     limits: RunLimits = Field(default_factory=RunLimits)
     priority: int | None = Field(default=None, ge=1, le=5)
     """Temporal task priority, 1 (first) to 5; None: 3, or what a parent run has."""
+    llm_cache: LlmCacheMode = "off"
+    """``use``: a model call identical to a recorded one is answered from the record."""
     fairness_key: str | None = Field(default=None, max_length=64)
     """Runs are dispatched fairly across these keys; None: the workflow's slug."""
 
@@ -110,6 +115,9 @@ class StepWork(CamelModel):
     model_outputs: list[dict[str, Any]] | None = None
     aggregate_tokens: dict[str, Any] | None = None
     map_items: dict[str, Any] | None = None
+    cached_from: dict[str, Any] | None = None
+    """An llm step answered from a recorded model call instead of calling the model:
+    ``{runId, stepId, recordedAt}`` of the call it came from (cost 0)."""
 
 
 class StepRecord(StepWork):

@@ -146,6 +146,7 @@ class StepRow(SQLModel, table=True):
     # Migration 0005: the parallel step an inner step ran in; a map step's item summary.
     parent_step_id: str | None = Field(default=None, max_length=64)
     map_items: dict[str, Any] | None = json_column()
+    cached_from: dict[str, Any] | None = json_column()
     started_at: datetime | None = ts()
     finished_at: datetime | None = ts()
     duration_ms: float | None = None
@@ -217,3 +218,19 @@ class RunStartRow(SQLModel, table=True):
     """A dispatcher's lease: others skip the row until then (the start is idempotent anyway)."""
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = stamp()
+
+
+class LlmAnswerRow(SQLModel, table=True):
+    """A recorded model answer (migration 0012), keyed by what determines it: an identical call
+    with ``llmCache: use`` is answered from here, cost 0."""
+
+    __tablename__ = "llm_answers"
+    __table_args__ = (Index("ix_llm_answers_recorded_at", "recorded_at"),)
+
+    environment: str = Field(primary_key=True, max_length=32)
+    key: str = Field(primary_key=True, max_length=64)
+    """SHA-256 of the call's provider, model, messages, schema and parameters."""
+    result: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    run_id: str = Field(max_length=100)
+    step_id: str = Field(max_length=100)
+    recorded_at: datetime = stamp()

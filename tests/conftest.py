@@ -21,7 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from devstack.process import free_port
 from devstack.stack import EmbeddedPostgres, TemporalDevServer
-from promptpilot.llm_settings import AnthropicSettings, LlmSettings, OpenAISettings
+from promptpilot.llm_settings import (
+    AnthropicSettings,
+    LlmCacheSettings,
+    LlmSettings,
+    OpenAISettings,
+)
 from promptpilot.services import running_api, running_worker
 from promptpilot.settings import (
     ApiSettings,
@@ -130,6 +135,10 @@ def settings(temporal: TemporalDevServer, postgres: EmbeddedPostgres,
             limit_scope=task_queue,
         ),
         tools=ToolSettings(web_search_backend="offline"),
+        # One database serves the whole session: a preview answered from another test's
+        # recorded call would hide its model calls (tests/e2e/test_recorded_answers.py turns
+        # the product's default, previews: use, back on).
+        llm_cache=LlmCacheSettings(previews="off"),
         payloads=PayloadSettings(encryption_keys=dict(PAYLOAD_KEYS)),
     )
 

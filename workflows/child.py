@@ -97,7 +97,7 @@ async def run_child(runner: Runner, step: WorkflowStep, mapped: dict[str, Any],
         workflow_slug=child.slug, workflow_version=child.version, definition=child.definition,
         input=data, trigger=CHILD_TRIGGER, mirror=scope.mirror_runs,
         max_cost_usd=None if held is None else held.amount, children=scope.children,
-        limits=scope.limits,
+        limits=scope.limits, llm_cache="use" if scope.llm_cache == "use" else "off",
         parent_run_id=scope.run_id, parent_step_id=step.id)
     spent: float | None = None
     try:

@@ -25,7 +25,15 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
-    from schema.activities import LLM_WORST_CASE_ACTIVITY, CostEstimate, LlmRequest, LlmResult
+    from schema.activities import (
+        LLM_RECORDED_ACTIVITY,
+        LLM_WORST_CASE_ACTIVITY,
+        CostEstimate,
+        LlmRequest,
+        LlmResult,
+        RecordedCall,
+        RecordLookup,
+    )
     from schema.definition import DEFAULT_LLM_RETRY, LlmStep
     from schema.errors import ErrorType
     from schema.model_ref import resolve_model
@@ -61,6 +69,7 @@ class _ModelCall:
     attempt_log: list[dict[str, Any]] = field(default_factory=list)
     repairs: list[dict[str, Any]] = field(default_factory=list)
     usage: dict[str, Any] = field(default_factory=dict)
+    cached_from: dict[str, Any] | None = None
 
     @property
     def label(self) -> str:
@@ -151,6 +160,31 @@ def _failure(exc: ActivityError, request: LlmRequest, max_attempts: int) -> _Mod
     return call
 
 
+async def _answer(step: LlmStep, request: LlmRequest, ledger: BudgetLedger | None,
+                  max_attempts: int, recorded: bool) -> _ModelCall:
+    """The recorded answer of an identical call (``llmCache: use``), else the model's."""
+    if recorded:
+        lookup: RecordLookup = await workflow.execute_local_activity(
+            LLM_RECORDED_ACTIVITY, request, result_type=RecordLookup,
+            start_to_close_timeout=_ESTIMATE_TIMEOUT, summary=f"{request.step_id}: record")
+        if lookup.call is not None:
+            return _from_record(request, lookup.call)
+    return await _call(step, request, ledger, max_attempts)
+
+
+def _from_record(request: LlmRequest, call: RecordedCall) -> _ModelCall:
+    source = {"runId": call.run_id, "stepId": call.step_id,
+              "recordedAt": call.recorded_at.isoformat()}
+    # No model call was made: nothing spent, no tokens, no attempt.
+    result = call.result.model_copy(update={
+        "cost": 0.0, "tokens_in": 0, "tokens_out": 0, "cached_tokens": 0, "latency_ms": 0.0,
+        "attempt": 0, "attempt_log": [], "repairs": [],
+        "warnings": [f"answered from the recorded call of run {call.run_id}, step "
+                     f"{call.step_id} (llmCache: use); the model was not called"]})
+    return _ModelCall(request=request, status="completed", result=result, attempts=0,
+                      cached_from=source)
+
+
 async def _call(step: LlmStep, request: LlmRequest, ledger: BudgetLedger | None,
                 max_attempts: int) -> _ModelCall:
     if ledger is None:
@@ -211,7 +245,7 @@ async def _execute(step: LlmStep, request: LlmRequest, budget: float | None,
 async def run_llm_step(step: LlmStep, scope: RunScope, mapped: dict[str, Any],
                        context: dict[str, Any]) -> StepOutcome:
     """Call the step's model(s); raise ``LlmStepFailed`` when no model answered."""
-    ledger = scope.ledger
+    ledger, recorded = scope.ledger, scope.llm_cache == "use"
     requests = [r.model_copy(update={"environment": scope.environment,
                                      "workflow_slug": scope.workflow_slug})
                 for r in render_requests(step, scope.run_id, mapped, context, scope.limits)]
@@ -219,13 +253,14 @@ async def run_llm_step(step: LlmStep, scope: RunScope, mapped: dict[str, Any],
     calls: list[_ModelCall] = []
     if step.models is not None and step.mode == "parallel":
         calls = list(await asyncio.gather(
-            *(_call(step, request, ledger, max_attempts) for request in requests)))
+            *(_answer(step, request, ledger, max_attempts, recorded)
+              for request in requests)))
     else:
         for request in requests:
             if any(c.status == "completed" for c in calls):
                 calls.append(_ModelCall(request=request))
                 continue
-            calls.append(await _call(step, request, ledger, max_attempts))
+            calls.append(await _answer(step, request, ledger, max_attempts, recorded))
     rendered: dict[str, Any] = {"system": requests[0].system, "user": requests[0].user}
     if step.prompt_id is not None:
         # Which stored prompt version the run used (resolved into the snapshot at start).
@@ -245,7 +280,7 @@ def _combine(step: LlmStep, calls: list[_ModelCall], rendered: dict[str, Any]) -
         cached_tokens=sum(c.tokens("cached_tokens") for c in tried),
         cost=None if any(c is None for c in costs) else sum(c or 0.0 for c in costs),
         model=(chosen or calls[0]).request.model, provider=(chosen or calls[0]).request.provider,
-        rendered=rendered,
+        rendered=rendered, cached_from=chosen.cached_from if chosen else None,
         attempt_log=[entry for c in tried for entry in c.attempt_log] or None,
         repairs=[{**r, "model": c.label} for c in tried for r in c.repairs] or None,
     )

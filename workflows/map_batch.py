@@ -40,7 +40,7 @@ class MapBatchWorkflow:
                     id_prefix=f"{prefix}-i{item.index}", mirror=False,
                     mirror_runs=batch.mirror, approvals=False,
                     ledger=ledger, children=batch.children,
-                    workflow_slug=batch.workflow_slug,
+                    workflow_slug=batch.workflow_slug, llm_cache=batch.llm_cache,
                     limits=batch.limits))
                 context = new_context({**batch.shared, "item": item.value,
                                        "index": item.index})

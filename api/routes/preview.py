@@ -26,7 +26,8 @@ async def preview_definition(body: DefinitionPreviewRequest, state: StateDep,
         raise relocate(exc, "/definition") from None
     return PreviewEnvelope(preview=await run_preview(
         state, key.environment, definition, workflow_id=UNSAVED, version=None,
-        given=body.input, use_sample_data=body.use_sample_data, wait_seconds=body.timeout_seconds))
+        given=body.input, use_sample_data=body.use_sample_data, wait_seconds=body.timeout_seconds,
+        llm_cache=body.llm_cache))
 
 
 @router.post("/{slug}/preview", response_model=PreviewEnvelope)
@@ -37,4 +38,5 @@ async def preview_workflow(slug: str, body: PreviewRequest, state: StateDep,
     definition = WorkflowDefinition.model_validate(version.definition)
     return PreviewEnvelope(preview=await run_preview(
         state, key.environment, definition, workflow_id=str(row.id), version=version.version,
-        given=body.input, use_sample_data=body.use_sample_data, wait_seconds=body.timeout_seconds))
+        given=body.input, use_sample_data=body.use_sample_data, wait_seconds=body.timeout_seconds,
+        llm_cache=body.llm_cache))

@@ -56,7 +56,7 @@ async def rerun(run_id: uuid.UUID, body: RerunRequest, response: Response, state
         from_step_id=body.from_step_id, input=body.input, step_overrides=body.step_overrides,
         pin_version=body.pin_version, max_cost_usd=body.max_cost_usd,
         source_run_id=str(source.id)))
-    new_id = await start_run(state, request)
+    new_id = await start_run(state, request.ordered(body))
     seconds = state.settings.api.run_wait_seconds if wait is None else wait
     await wait_for(state, key.environment, new_id, seconds)
     return await run_answer(state, key.environment, uuid.UUID(new_id), response)

@@ -145,7 +145,7 @@ async def run_workflow(
     else:
         request = StartRequest(environment=key.environment, workflow=row, version=version,
                                input=body.input, max_cost_usd=body.max_cost_usd)
-    request.priority, request.fairness_key = body.priority, body.fairness_key
+    request.ordered(body)
     request.idempotency_key = idempotency_key
     run_id = await start_run(state, request)
     seconds = state.settings.api.run_wait_seconds if wait is None else wait
@@ -170,9 +170,7 @@ async def execute_workflow(
     request = StartRequest(environment=key.environment, workflow=row, version=version,
                            input=body.input if body else {},
                            max_cost_usd=body.max_cost_usd if body else None,
-                           idempotency_key=idempotency_key,
-                           priority=body.priority if body else None,
-                           fairness_key=body.fairness_key if body else None)
+                           idempotency_key=idempotency_key).ordered(body)
     run_id = await start_run(state, request)
     found = await state.store.get_run_with_steps(key.environment, uuid.UUID(run_id))
     if found is None:

@@ -1,0 +1,89 @@
+"""Recorded model answers: every model call is recorded, and an identical call made with
+``llmCache: use`` (the default for previews) is answered from the record: no model call,
+cost 0, the step pointing at the call its answer came from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from promptpilot.llm_settings import LlmCacheSettings
+from promptpilot.settings import Settings
+from tests.conftest import Service, unique_slug
+from tests.definitions import chain
+from tests.fakes.llm_server import OPENAI_PATH, FakeLlmServer, ok
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The product's defaults for recorded answers (the suite turns them off for previews)."""
+    settings.llm_cache = LlmCacheSettings()
+    assert (settings.llm_cache.previews, settings.llm_cache.runs) == ("use", "off")
+    return settings
+
+
+async def _preview(service: Service, definition: dict[str, Any], topic: str,
+                   **body: Any) -> dict[str, Any]:
+    response = await service.http.post("/api/workflows/preview", json={
+        "definition": definition, "input": {"topic": topic}, **body})
+    assert response.status_code == 200, response.text
+    preview: dict[str, Any] = response.json()["preview"]
+    return preview
+
+
+async def test_an_identical_preview_is_answered_from_the_record(
+        service: Service, llm: FakeLlmServer) -> None:
+    definition = chain(unique_slug("rec"), 2)
+    llm.enqueue(ok("first answer", tokens_in=80, tokens_out=8),
+                ok("second answer", tokens_in=90, tokens_out=9))
+
+    topic = unique_slug("tides")  # no other test's call was recorded with this prompt
+    first = await _preview(service, definition, topic)
+    calls = llm.count(OPENAI_PATH)
+    again = await _preview(service, definition, topic)
+
+    assert calls == 2
+    assert llm.count(OPENAI_PATH) == 2  # the second preview called no model
+    assert again["output"] == first["output"]
+    for before, step in zip(first["steps"], again["steps"], strict=True):
+        assert step["output"] == before["output"]
+        assert step["cost"] == 0
+        assert step["cachedFrom"]["runId"] == first["previewId"]
+        assert step["cachedFrom"]["stepId"] == step["stepId"]
+        assert any("recorded call" in w for w in step["warnings"])
+    assert first["steps"][0]["cost"] > 0
+    assert first["steps"][0]["cachedFrom"] is None
+
+
+async def test_a_changed_prompt_or_input_misses_the_record(
+        service: Service, llm: FakeLlmServer) -> None:
+    definition = chain(unique_slug("rec-miss"), 1)
+    rivers, lakes = unique_slug("rivers"), unique_slug("lakes")
+    await _preview(service, definition, rivers)
+    await _preview(service, definition, lakes)  # another input: another prompt
+    definition["steps"][0]["promptUser"] = "Begin with {{topic}}"
+    changed = await _preview(service, definition, rivers)
+    off = await _preview(service, chain(definition["id"], 1), rivers, llmCache="off")
+
+    assert llm.count(OPENAI_PATH) == 4
+    assert changed["steps"][0]["cachedFrom"] is None
+    assert off["steps"][0]["cachedFrom"] is None
+
+
+async def test_runs_call_the_model_unless_they_say_use(
+        service: Service, llm: FakeLlmServer) -> None:
+    slug = unique_slug("rec-run")
+    await service.create_workflow(chain(slug, 1))
+    topic = unique_slug("x")
+    first = (await service.run(slug, {"topic": topic})).json()["run"]
+    second = (await service.run(slug, {"topic": topic})).json()["run"]  # runs: off by default
+    used = (await service.run(slug, {"topic": topic}, llmCache="use")).json()["run"]
+
+    assert [r["status"] for r in (first, second, used)] == ["completed"] * 3
+    assert llm.count(OPENAI_PATH) == 2
+    step = used["steps"][0]
+    assert step["cachedFrom"]["runId"] == second["id"]  # the latest recording of the call
+    assert (step["cost"], step["tokensIn"]) == (0, 0)
+    assert used["actualCost"] == 0
+    assert step["outputJson"] == second["steps"][0]["outputJson"]
