@@ -130,36 +130,55 @@ class StartDispatcher:
         await self._starts.aclose()
 
     async def run_forever(self) -> None:
-        """Start due runs until cancelled; a failed pass is logged and tried again."""
-        settings = self._settings
-        while True:
-            await self._listen()
-            self._woken.clear()
-            claimed: list[ClaimedStart] = []
-            try:
-                claimed = await self._claim_due()
-                await asyncio.gather(*(self._start(c) for c in claimed))
-            except Exception as exc:  # Postgres away, say: the loop must go on, and polls
-                log.log(logging.DEBUG if self._failing else logging.WARNING,
-                        "start dispatch failed: %r", exc)
-                self._failing = True
-            finally:
-                for c in claimed:  # starts cancelled before they ran release their waiters
-                    if (waiting := self._in_flight.pop(c.run_id, None)) is not None \
-                            and not waiting.done():
-                        waiting.set_result(False)
-            if len(claimed) == settings.batch_size:
-                continue  # more may be due
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._woken.wait(), settings.poll_seconds)
+        """Start due runs until cancelled; a failed pass is logged and tried again.
 
-    async def _claim_due(self) -> list[ClaimedStart]:
+        Up to ``batch_size`` starts are in flight at once, and new ones are claimed as soon as
+        they are queued (not when a whole batch is done): under a steady stream each start
+        waits only for its own call to Temporal.
+        """
+        settings = self._settings
+        starting: dict[asyncio.Task[bool], str] = {}
+        try:
+            while True:
+                await self._listen()
+                self._woken.clear()
+                room = settings.batch_size - len(starting)
+                claimed: list[ClaimedStart] = []
+                if room > 0:
+                    try:
+                        claimed = await self._claim_due(room)
+                    except Exception as exc:  # Postgres away, say: the loop goes on, polls
+                        log.log(logging.DEBUG if self._failing else logging.WARNING,
+                                "start dispatch failed: %r", exc)
+                        self._failing = True
+                for c in claimed:
+                    starting[asyncio.create_task(self._start(c))] = c.run_id
+                if claimed and len(claimed) == room:
+                    continue  # more may be due
+                woken = asyncio.ensure_future(self._woken.wait())
+                finished, _ = await asyncio.wait([woken, *starting], timeout=settings.poll_seconds,
+                                                 return_when=asyncio.FIRST_COMPLETED)
+                woken.cancel()
+                await asyncio.gather(woken, return_exceptions=True)
+                for task in finished & starting.keys():
+                    del starting[task]
+                    if not task.cancelled() and (problem := task.exception()) is not None:
+                        log.warning("a start failed: %r", problem)
+        finally:
+            for task in starting:
+                task.cancel()
+            await asyncio.gather(*starting, return_exceptions=True)
+            for run_id in starting.values():  # a start cancelled before it ran
+                if (waiting := self._in_flight.pop(run_id, None)) is not None \
+                        and not waiting.done():
+                    waiting.set_result(False)
+
+    async def _claim_due(self, limit: int) -> list[ClaimedStart]:
         """Claim due starts; each is in flight (joinable) from the moment the claim returns."""
         loop = asyncio.get_running_loop()
         claiming = self._claiming = loop.create_future()
         try:
-            claimed = await self._starts.claim_due(self._environments,
-                                                   self._settings.batch_size,
+            claimed = await self._starts.claim_due(self._environments, limit,
                                                    self._settings.lease_seconds, self._min_age)
             for c in claimed:
                 self._in_flight[c.run_id] = loop.create_future()
