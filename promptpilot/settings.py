@@ -124,7 +124,7 @@ class DispatchSettings(BaseModel):
     """A worker's dispatcher takes only starts queued at least this long ago: fresh ones are
     their API's (started at once there, or by the request that waits for the run)."""
     batch_size: int = Field(default=32, ge=1, le=1000)
-    """Runs one dispatcher claims and starts at once."""
+    """Most starts one dispatcher has in flight at once (it claims more as they finish)."""
     poll_seconds: float = Field(default=1.0, gt=0, le=60)
     """How often a dispatcher looks for due starts when nothing woke it."""
     backoff_initial_seconds: float = Field(default=0.5, gt=0, le=60)
