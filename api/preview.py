@@ -125,7 +125,8 @@ def _result(definition: WorkflowDefinition, preview_id: str, workflow_id: str,
 async def run_preview(state: AppState, environment: str, definition: WorkflowDefinition, *,
                       workflow_id: str, version: int | None, given: dict[str, Any] | None,
                       use_sample_data: bool, wait_seconds: float,
-                      llm_cache: LlmCacheMode | None = None) -> WorkflowPreviewResult:
+                      llm_cache: LlmCacheMode | None = None,
+                      side_effects: bool = False) -> WorkflowPreviewResult:
     """Run the definition once without the mirror and describe what happened."""
     check_input_size(given or {}, state.settings.limits)
     run_input = preview_input(definition, given, use_sample_data)
@@ -137,7 +138,8 @@ async def run_preview(state: AppState, environment: str, definition: WorkflowDef
         workflow_slug=definition.id, workflow_version=version or 0, definition=definition,
         input=run_input, trigger=PREVIEW_TRIGGER, mirror=False, children=children,
         max_cost_usd=definition.max_cost_usd, limits=run_limits(state.settings),
-        llm_cache=llm_cache or state.settings.llm_cache.defaults(environment).previews)
+        llm_cache=llm_cache or state.settings.llm_cache.defaults(environment).previews,
+        side_effects=side_effects)
     try:
         client = await state.temporal(environment)
         handle = await client.start_workflow(

@@ -43,6 +43,7 @@ class MapBatchInput(CamelModel):
     workflow_slug: str | None = None
     """The run's workflow: its daily spend limit counts the items' calls too."""
     llm_cache: LlmCacheMode = "off"
+    side_effects: bool = True
     shared: dict[str, Any] = Field(default_factory=dict)
     items: list[MapItem]
     concurrency: int = 10

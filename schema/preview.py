@@ -17,6 +17,9 @@ class PreviewRequest(RequestBody):
     input: dict[str, Any] | None = None
     use_sample_data: bool = False
     timeout_seconds: float = Field(default=60, ge=1, le=300)
+    allow_side_effects: bool = False
+    """A preview does not send http_request writes (POST, PUT, PATCH, DELETE): they are
+    recorded ``skipped``. True sends them."""
     llm_cache: LlmCacheMode | None = None
     """``use`` (the default for previews): a model call identical to a recorded one is
     answered from the record, cost 0; ``off``: always call."""

@@ -90,6 +90,8 @@ class RunWorkflowInput(CamelModel):
     """Temporal task priority, 1 (first) to 5; None: 3, or what a parent run has."""
     llm_cache: LlmCacheMode = "off"
     """``use``: a model call identical to a recorded one is answered from the record."""
+    side_effects: bool = True
+    """False (a preview's default): http_request writes are recorded ``skipped``, not sent."""
     fairness_key: str | None = Field(default=None, max_length=64)
     """Runs are dispatched fairly across these keys; None: the workflow's slug."""
 

@@ -98,6 +98,7 @@ async def run_child(runner: Runner, step: WorkflowStep, mapped: dict[str, Any],
         input=data, trigger=CHILD_TRIGGER, mirror=scope.mirror_runs,
         max_cost_usd=None if held is None else held.amount, children=scope.children,
         limits=scope.limits, llm_cache="use" if scope.llm_cache == "use" else "off",
+        side_effects=scope.side_effects,
         parent_run_id=scope.run_id, parent_step_id=step.id)
     spent: float | None = None
     try:

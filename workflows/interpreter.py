@@ -111,7 +111,8 @@ class InterpreterWorkflow:
             mirror=run.mirror, mirror_runs=run.mirror, ledger=ledger_for(run.max_cost_usd),
             children=run.children, seeds={s.step_id: s for s in run.seed_steps},
             partial_seeds={s.step_id: s for s in run.partial_seeds}, limits=run.limits,
-            workflow_slug=run.workflow_slug, llm_cache=run.llm_cache))
+            workflow_slug=run.workflow_slug, llm_cache=run.llm_cache,
+            side_effects=run.side_effects))
         self._status = "running"
         started = workflow.now()
         failure: StepError | None = None

@@ -41,6 +41,7 @@ class MapBatchWorkflow:
                     mirror_runs=batch.mirror, approvals=False,
                     ledger=ledger, children=batch.children,
                     workflow_slug=batch.workflow_slug, llm_cache=batch.llm_cache,
+                    side_effects=batch.side_effects,
                     limits=batch.limits))
                 context = new_context({**batch.shared, "item": item.value,
                                        "index": item.index})

@@ -99,6 +99,7 @@ async def run_map(runner: Runner, step: MapStep, mapped: dict[str, Any],
             concurrency=per_batch, mirror=runner.scope.mirror_runs,
             max_cost_usd=budget, children=runner.scope.children,
             workflow_slug=runner.scope.workflow_slug, llm_cache=runner.scope.llm_cache,
+            side_effects=runner.scope.side_effects,
             limits=runner.scope.limits)
         try:
             result: MapBatchResult = await workflow.execute_child_workflow(

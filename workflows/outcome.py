@@ -39,6 +39,15 @@ class StepOutcome(StepWork):
                 setattr(record, name, value)
 
 
+class OutcomeSkipped(Exception):
+    """A step kind chose not to run (a preview's side effect): the step is recorded
+    ``skipped`` with ``reason``, and later steps read its output as null."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class OutcomeFailed(Exception):
     """A step kind failed; ``partial`` (when given) is still recorded on the step."""
 

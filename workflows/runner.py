@@ -33,7 +33,7 @@ from workflows import control
 from workflows.llm_step import LlmStepFailed
 from workflows.mirror import StepMirror
 from workflows.options import step_options
-from workflows.outcome import OutcomeFailed, StepOutcome
+from workflows.outcome import OutcomeFailed, OutcomeSkipped, StepOutcome
 from workflows.scope import RunScope, StepFailed
 from workflows.step_errors import attempts_of, step_error
 from workflows.steps import run_kind
@@ -134,6 +134,11 @@ class StepRunner:
                                                or failed.partial.rolls_up):
                 self.add_cost(failed.partial.cost)
             raise StepFailed(failed.error) from None
+        except OutcomeSkipped as skipped:
+            record.rendered = {"skipReason": skipped.reason}
+            await self.finish(record, "skipped")
+            record_step(context, step.id, mapped, None, "skipped")
+            return StepOutcome(output=None)
         except StepFailed:
             raise
         except workflow.NondeterminismError:

@@ -46,6 +46,8 @@ class RunScope:
     partial_seeds: dict[str, SeedStep] = field(default_factory=dict)
     limits: RunLimits = field(default_factory=RunLimits)
     workflow_slug: str | None = None
+    side_effects: bool = True
+    """False in a preview: http_request writes (POST, PUT, PATCH, DELETE) are skipped."""
     llm_cache: str = "off"
     """``use``: llm calls identical to recorded ones are answered from the record."""
 

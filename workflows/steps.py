@@ -30,7 +30,7 @@ from workflows import approval, child, control, map_step, parallel
 from workflows.llm_step import run_llm_step
 from workflows.mirror import StepMirror
 from workflows.options import step_options
-from workflows.outcome import StepOutcome
+from workflows.outcome import OutcomeSkipped, StepOutcome
 from workflows.scope import Runner
 
 __all__ = ["StepOutcome", "run_kind"]
@@ -39,11 +39,17 @@ __all__ = ["StepOutcome", "run_kind"]
 async def run_tool(runner: Runner, step: ToolStep, mapped: dict[str, Any],
                    context: dict[str, Any], record: StepRecord) -> StepOutcome:
     """The tool's activity, with the step's own retry policy; its trace on the record."""
+    args = {**step.args, **mapped}
+    method = str(args.get("method") or "GET").upper()
+    if not runner.scope.side_effects and step.tool_name == "http_request" \
+            and method not in ("GET", "HEAD"):
+        raise OutcomeSkipped(f"a {method} is a side effect: a preview does not send it "
+                             "(allowSideEffects: true does)")
     opts = step_options(step)
     tool: ToolResult = await workflow.execute_activity(
         opts.activity,
         ToolRequest(run_id=runner.scope.run_id, step_id=step.id, tool_name=step.tool_name,
-                    args={**step.args, **mapped},
+                    args=args,
                     call_key=f"{runner.scope.id_prefix}/{step.id}"),
         result_type=ToolResult, start_to_close_timeout=opts.start_to_close,
         retry_policy=opts.retry_policy, summary=opts.summary)

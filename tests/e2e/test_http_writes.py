@@ -108,3 +108,28 @@ async def test_retry_writes_repeats_a_post_with_one_idempotency_key(
         assert keys[0] == keys[1]  # the retry carries the same key: the target can dedupe
         assert keys[2] != keys[0]  # another run's step is another request
     assert not set(keys_a) & set(keys_b)  # and so is another step
+
+
+async def test_a_preview_does_not_send_a_post_unless_it_says_so(
+        service: Service, target: str) -> None:
+    slug = unique_slug("preview-post")
+    path, read = f"/orders/{slug}", f"/catalog/{slug}"
+    definition = {"id": slug, "name": "a read, then a POST", "steps": [
+        {"id": "look", "type": "tool", "toolName": "http_request",
+         "args": {"url": target + read}},
+        _post("order", target + path),
+        {"id": "after", "type": "transform", "inputMapping": {"placed": "outputs.order"}}]}
+
+    dry = await service.http.post("/api/workflows/preview", json={"definition": definition})
+    assert dry.status_code == 200, dry.text
+    steps = {s["stepId"]: s for s in dry.json()["preview"]["steps"]}
+    assert _requests(path) == []  # nothing was posted
+    assert _requests(read)  # a GET is no side effect: it ran (503, then retried)
+    assert steps["order"]["status"] == "skipped"
+    assert "POST is a side effect" in steps["order"]["rendered"]["skipReason"]
+    assert steps["after"]["output"] == {"placed": None}
+
+    real = await service.http.post("/api/workflows/preview", json={
+        "definition": definition, "allowSideEffects": True})
+    assert real.status_code == 200, real.text
+    assert len(_requests(path)) == 1
