@@ -1,4 +1,5 @@
-"""A structured diff of two definition versions: steps matched by id, changes as JSON pointers.
+"""A structured diff of two definition versions (steps matched by id) and of any two JSON values:
+changes as JSON pointers.
 
 Steps are compared by id, not position, so inserting a step reports one added step rather
 than every later step as changed. Each change is jsonpatch-like (`add`, `remove`,
@@ -38,6 +39,13 @@ def _walk(old: Any, new: Any, path: tuple[str | int, ...], step_id: str | None,
     elif old != new or type(old) is not type(new):
         out.append(DefinitionChange(op="replace", path=pointer(*path), step_id=step_id,
                                     old=old, new=new))
+
+
+def json_changes(old: Any, new: Any, step_id: str | None = None) -> list[DefinitionChange]:
+    """Every change from ``old`` to ``new`` (any JSON values), as JSON-pointer changes."""
+    changes: list[DefinitionChange] = []
+    _walk(old, new, (), step_id, changes)
+    return changes
 
 
 def diff_definitions(old: dict[str, Any], new: dict[str, Any]

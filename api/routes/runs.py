@@ -12,11 +12,13 @@ from api.deps import CurrentKey, StateDep
 from api.errors import not_found
 from api.presenters import run_public
 from api.routes.workflows import STATUS_FILTER, _decode_cursor, encode_cursor
+from api.run_diff import run_diff
 from api.state import AppState
 from api.workflow_lookup import find_workflow
 from schema.api import RunEnvelope, RunListEnvelope
 from schema.bounds import IsoDateTime
 from schema.run import TERMINAL_RUN_STATUSES
+from schema.run_diff import RunDiffEnvelope
 from store.tables import RunRow
 
 router = APIRouter(prefix="/api/workflows/runs", tags=["runs"])
@@ -75,3 +77,19 @@ async def _checked(state: AppState, environment: str, run: RunRow) -> bool:
         return await reconciler.check_on_read(str(run.id), run.status, run.created_at)
     except (RPCError, RuntimeError, OSError):
         return False
+
+
+@router.get("/{run_id}/diff", response_model=RunDiffEnvelope)
+async def diff_runs(
+    run_id: uuid.UUID, state: StateDep, key: CurrentKey,
+    against: Annotated[uuid.UUID, Query(description="the run to compare with (the baseline)")],
+) -> RunDiffEnvelope:
+    """This run against another, step by step: statuses, the rendered prompt as a unified
+    diff, the output as JSON-pointer changes, and token, cost and latency deltas."""
+    found = await state.store.get_run_with_steps(key.environment, run_id)
+    if found is None:
+        raise not_found(f"run '{run_id}'")
+    other = await state.store.get_run_with_steps(key.environment, against)
+    if other is None:
+        raise not_found(f"run '{against}' (against)")
+    return RunDiffEnvelope(diff=run_diff(found[0], found[1], other[0], other[1]))
