@@ -22,13 +22,14 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from api.errors import ApiError
+from api.preview_estimate import estimate
 from api.state import AppState
 from definition.inputs import sample_input, validate_input
 from definition.limits import check_input_size
 from definition.validation import DefinitionInvalid
 from payloads.size_guard import run_limits
 from schema.definition import WorkflowDefinition
-from schema.preview import PreviewStep, TokenEstimates, WorkflowPreviewResult
+from schema.preview import PreCallEstimate, PreviewStep, TokenEstimates, WorkflowPreviewResult
 from schema.problems import Problem
 from schema.run import (
     LlmCacheMode,
@@ -98,7 +99,8 @@ def _step(record: StepRecord, warnings: list[str]) -> PreviewStep:
 
 def _result(definition: WorkflowDefinition, preview_id: str, workflow_id: str,
             version: int | None, run_input: dict[str, Any], use_sample_data: bool,
-            result: RunResult, error: StepError | None, started: datetime) -> WorkflowPreviewResult:
+            result: RunResult, error: StepError | None, started: datetime,
+            before_call: PreCallEstimate) -> WorkflowPreviewResult:
     warnings: list[str] = []
     steps = [_step(r, warnings) for r in sorted(result.steps, key=lambda r: r.step_index)]
     done = {s.step_id for s in steps}
@@ -119,25 +121,29 @@ def _result(definition: WorkflowDefinition, preview_id: str, workflow_id: str,
         warnings=warnings,
         token_estimates=TokenEstimates(input_tokens=tokens_in, output_tokens=tokens_out,
                                        total_tokens=tokens_in + tokens_out,
-                                       estimated_cost=result.actual_cost))
+                                       estimated_cost=result.actual_cost,
+                                       before_call=before_call))
 
 
 async def run_preview(state: AppState, environment: str, definition: WorkflowDefinition, *,
                       workflow_id: str, version: int | None, given: dict[str, Any] | None,
                       use_sample_data: bool, wait_seconds: float,
                       llm_cache: LlmCacheMode | None = None,
-                      side_effects: bool = False) -> WorkflowPreviewResult:
+                      side_effects: bool = False,
+                      max_cost_usd: float | None = None) -> WorkflowPreviewResult:
     """Run the definition once without the mirror and describe what happened."""
     check_input_size(given or {}, state.settings.limits)
     run_input = preview_input(definition, given, use_sample_data)
     definition, children = await References(state.store, environment).resolve(definition)
+    before_call = estimate(definition, run_input)  # before anything is called
     preview_id = f"{PREVIEW_PREFIX}{uuid.uuid4()}"
     started = datetime.now(UTC)
     workflow_input = RunWorkflowInput(
         run_id=preview_id, environment=environment, workflow_id=workflow_id,
         workflow_slug=definition.id, workflow_version=version or 0, definition=definition,
         input=run_input, trigger=PREVIEW_TRIGGER, mirror=False, children=children,
-        max_cost_usd=definition.max_cost_usd, limits=run_limits(state.settings),
+        max_cost_usd=max_cost_usd or definition.max_cost_usd,
+        limits=run_limits(state.settings),
         llm_cache=llm_cache or state.settings.llm_cache.defaults(environment).previews,
         side_effects=side_effects)
     try:
@@ -168,4 +174,4 @@ async def run_preview(state: AppState, environment: str, definition: WorkflowDef
         raise ApiError(504, "preview_timeout", message, [Problem(
             pointer="/timeoutSeconds", message=message, field="timeoutSeconds")]) from None
     return _result(definition, preview_id, workflow_id, version, run_input, use_sample_data,
-                   result, error, started)
+                   result, error, started, before_call)

@@ -17,6 +17,9 @@ class PreviewRequest(RequestBody):
     input: dict[str, Any] | None = None
     use_sample_data: bool = False
     timeout_seconds: float = Field(default=60, ge=1, le=300)
+    max_cost_usd: float | None = Field(default=None, gt=0)
+    """The preview's budget (over the definition's ``maxCostUsd``): calls that could pass it
+    are not made."""
     allow_side_effects: bool = False
     """A preview does not send http_request writes (POST, PUT, PATCH, DELETE): they are
     recorded ``skipped``. True sends them."""
@@ -48,13 +51,39 @@ class PreviewStep(StepWork):
     duration_ms: float | None = None
 
 
+class StepEstimate(CamelModel):
+    """One llm step's share of a pre-call estimate (``calls``: its model calls, map items and
+    parallel models counted)."""
+
+    step_id: str
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+    """None when a model has no known price."""
+
+
+class PreCallEstimate(CamelModel):
+    """What the preview's model calls could cost at most, made before any call; ``basis``
+    says what it rests on."""
+
+    basis: str
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = 0.0
+    steps: list[StepEstimate] = Field(default_factory=list)
+
+
 class TokenEstimates(CamelModel):
-    """Token and cost totals of the preview (what a real run would spend, as priced)."""
+    """Token and cost totals the preview's calls reported (what a real run would spend, as
+    priced), and ``beforeCall``: the estimate made before any call."""
 
     input_tokens: int = 0
     output_tokens: int = 0
     total_tokens: int = 0
     estimated_cost: float | None = None
+    before_call: PreCallEstimate | None = None
 
 
 class WorkflowPreviewResult(CamelModel):

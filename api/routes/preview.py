@@ -27,7 +27,8 @@ async def preview_definition(body: DefinitionPreviewRequest, state: StateDep,
     return PreviewEnvelope(preview=await run_preview(
         state, key.environment, definition, workflow_id=UNSAVED, version=None,
         given=body.input, use_sample_data=body.use_sample_data, wait_seconds=body.timeout_seconds,
-        llm_cache=body.llm_cache, side_effects=body.allow_side_effects))
+        llm_cache=body.llm_cache, side_effects=body.allow_side_effects,
+        max_cost_usd=body.max_cost_usd))
 
 
 @router.post("/{slug}/preview", response_model=PreviewEnvelope)
@@ -39,4 +40,5 @@ async def preview_workflow(slug: str, body: PreviewRequest, state: StateDep,
     return PreviewEnvelope(preview=await run_preview(
         state, key.environment, definition, workflow_id=str(row.id), version=version.version,
         given=body.input, use_sample_data=body.use_sample_data, wait_seconds=body.timeout_seconds,
-        llm_cache=body.llm_cache, side_effects=body.allow_side_effects))
+        llm_cache=body.llm_cache, side_effects=body.allow_side_effects,
+        max_cost_usd=body.max_cost_usd))

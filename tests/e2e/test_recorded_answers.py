@@ -87,3 +87,27 @@ async def test_runs_call_the_model_unless_they_say_use(
     assert (step["cost"], step["tokensIn"]) == (0, 0)
     assert used["actualCost"] == 0
     assert step["outputJson"] == second["steps"][0]["outputJson"]
+
+
+async def test_a_preview_estimates_before_calling_and_keeps_to_its_budget(
+        service: Service, llm: FakeLlmServer) -> None:
+    definition = chain(unique_slug("estimate"), 2)
+    for step in definition["steps"]:
+        step["maxTokens"] = 500
+    topic = unique_slug("glaciers")
+
+    capped = await _preview(service, definition, topic, maxCostUsd=0.0000001)
+    assert llm.count(OPENAI_PATH) == 0  # no call fits so small a budget
+    assert capped["steps"][0]["error"]["type"] == "budget_exceeded"
+    before = capped["tokenEstimates"]["beforeCall"]
+    assert "before any call" in before["basis"]
+    assert before["calls"] == 2
+    assert before["outputTokens"] == 1000
+    assert before["inputTokens"] > 0
+    assert before["costUsd"] > 0.0000001
+
+    spent = await _preview(service, definition, topic, llmCache="off")
+    assert llm.count(OPENAI_PATH) == 2
+    actual = spent["tokenEstimates"]
+    assert actual["beforeCall"]["costUsd"] == pytest.approx(before["costUsd"])
+    assert actual["estimatedCost"] <= before["costUsd"]  # the estimate is the worst case
