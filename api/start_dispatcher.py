@@ -257,8 +257,10 @@ class StartDispatcher:
         if self._listener is not None and not self._listener.is_closed():
             return
         try:
-            self._listener = await self._starts.listen(self.wake)
-        except (OSError, asyncpg.PostgresError) as exc:
+            # Bounded: a Postgres that does not answer must not hold up the starts.
+            self._listener = await asyncio.wait_for(self._starts.listen(self.wake),
+                                                    self._settings.start_timeout_seconds)
+        except Exception as exc:
             log.debug("start dispatcher: LISTEN unavailable, polling: %r", exc)
             self._listener = None
 
