@@ -13,6 +13,7 @@ from api.request_limits import RequestLimits
 from api.routes import (
     approvals,
     codec,
+    evaluations,
     events,
     health,
     keys,
@@ -83,6 +84,7 @@ def create_app(settings: Settings, database_url: str | None = None) -> FastAPI:
     app.include_router(events.router)
     # `/api/workflows/preview` and `/{slug}/versions/diff` before the `/{slug}` routes.
     app.include_router(preview.router)
+    app.include_router(evaluations.router)
     app.include_router(versions.router)
     app.include_router(workflows.router)
     app.include_router(triggers.router)

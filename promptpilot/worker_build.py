@@ -21,6 +21,7 @@ from temporalio.worker import (
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.budget import llm_worst_case
+from activities.evaluations import EvaluationActivities
 from activities.expected_failures import ExpectedFailures
 from activities.llm import LlmActivities
 from activities.mirror import MirrorActivities
@@ -29,9 +30,11 @@ from activities.tools import ToolActivities
 from activities.transform import TransformActivities
 from activities.triggers import TriggerActivities
 from store.daily_spend import DailySpend
+from store.evaluations import Evaluations
 from store.llm_answers import LlmAnswers
 from store.provider_gate import ProviderGate
 from store.runs import Store
+from workflows.evaluation import EvaluationWorkflow
 from workflows.interpreter import InterpreterWorkflow
 from workflows.map_batch import MapBatchWorkflow
 from workflows.triggered import TriggeredStartWorkflow
@@ -50,6 +53,7 @@ class WorkerParts:
                                  self.records)
         self.tools = ToolActivities(settings)
         self.mirror = MirrorActivities(store)
+        self.evaluations = EvaluationActivities(Evaluations(store.engine))
         self.transforms = TransformActivities(store.upsert_steps)
         # Wraps mirror_run to fire event triggers; without a client they do not fire.
         self.triggers = TriggerActivities(store, self.mirror, client, settings)
@@ -60,6 +64,8 @@ class WorkerParts:
             self.llm.call,
             llm_worst_case,
             self.records.lookup,
+            self.evaluations.evaluate_case,
+            self.evaluations.record_evaluation,
             self.tools.call,
             self.transforms.transform_step,
             self.triggers.mirror_run,
@@ -107,7 +113,8 @@ def build_worker(client: Client, task_queue: str, parts: WorkerParts, *,
         deployment_config=WorkerDeploymentConfig(
             version=version, use_worker_versioning=True,
             default_versioning_behavior=VersioningBehavior.PINNED),
-        workflows=[InterpreterWorkflow, TriggeredStartWorkflow, MapBatchWorkflow],
+        workflows=[InterpreterWorkflow, TriggeredStartWorkflow, MapBatchWorkflow,
+                   EvaluationWorkflow],
         workflow_runner=workflow_runner(sandboxed=sandboxed),
         activities=parts.activities(),
         max_concurrent_activities=parts.settings.temporal.max_concurrent_activities,

@@ -173,6 +173,7 @@ class Store(WorkflowVersions):
     async def list_runs(
         self, environment: str, *, workflow_id: uuid.UUID | None = None,
         status: str | None = None, trigger: str | None = None,
+        not_trigger: str | None = None,
         since: datetime | None = None, until: datetime | None = None,
         before: tuple[datetime, uuid.UUID] | None = None, limit: int = 20,
     ) -> Sequence[RunRow]:
@@ -184,6 +185,8 @@ class Store(WorkflowVersions):
             query = query.where(col(RunRow.status) == status)
         if trigger:
             query = query.where(col(RunRow.trigger) == trigger)
+        if not_trigger:
+            query = query.where(col(RunRow.trigger) != not_trigger)
         if since:
             query = query.where(col(RunRow.created_at) >= since)
         if until:

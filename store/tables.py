@@ -234,3 +234,21 @@ class LlmAnswerRow(SQLModel, table=True):
     run_id: str = Field(max_length=100)
     step_id: str = Field(max_length=100)
     recorded_at: datetime = stamp()
+
+
+class EvaluationRow(SQLModel, table=True):
+    """An evaluation (migration 0013): its request, then its cases and summary when done."""
+
+    __tablename__ = "evaluations"
+
+    id: uuid.UUID = Field(primary_key=True)
+    environment: str = Field(max_length=32, index=True)
+    workflow_id: uuid.UUID = Field(foreign_key="workflows.id", ondelete="CASCADE")
+    status: str = Field(max_length=16)
+    candidate_version: int | None = None
+    request: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    cases: list[dict[str, Any]] | None = json_column()
+    summary: dict[str, Any] | None = json_column()
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = stamp()
+    finished_at: datetime | None = ts()

@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 
-from promptpilot.cli import keys, runs, server, workflows
+from promptpilot.cli import evaluate, keys, runs, server, workflows
 from promptpilot.cli.args import parser
 from promptpilot.cli.client import CliError
 from promptpilot.settings import Settings
@@ -37,6 +37,7 @@ COMMANDS: dict[tuple[str, str | None], Command] = {
     ("runs", "list"): runs.list_runs,
     ("runs", "cancel"): runs.cancel,
     ("runs", "approve"): runs.approve,
+    ("eval", None): evaluate.evaluate,
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from promptpilot.cli import evaluate
 from promptpilot.cli.client import add_connection_options
 
 DESCRIPTION = """The `promptpilot` command. Commands on a thing are NOUN VERB (`workflows apply`,
@@ -133,6 +134,7 @@ def parser() -> argparse.ArgumentParser:
     prune = payloads_sub.add_parser("prune", help="delete payloads kept in Postgres longer "
                                     "than payloads.keep_days")
     prune.add_argument("--older-than-days", type=int, default=None)
+    evaluate.add_arguments(sub)
     deploy = sub.add_parser("deploy", help="interpreter builds: list, ramp, make current")
     deploy_sub = deploy.add_subparsers(dest="deploy_command", required=True)
     deploy_sub.add_parser("status", help="each build of the deployment and its state")

@@ -15,6 +15,7 @@ from promptpilot.worker_build import workflow_runner
 from tests.conftest import Service, unique_slug
 from tests.definitions import feed_discovery
 from tests.fakes.llm_server import FakeLlmServer, ok, status
+from workflows.evaluation import EvaluationWorkflow
 from workflows.interpreter import InterpreterWorkflow
 
 HISTORIES = Path(__file__).parent.parent / "histories"
@@ -23,7 +24,8 @@ HISTORIES = Path(__file__).parent.parent / "histories"
 def replayer(settings: Settings) -> Replayer:
     """A replayer through the product's converter: the payload codec decrypts the history's
     encrypted payloads and the storage driver resolves its references."""
-    return Replayer(workflows=[InterpreterWorkflow], workflow_runner=workflow_runner(),
+    return Replayer(workflows=[InterpreterWorkflow, EvaluationWorkflow],
+                    workflow_runner=workflow_runner(),
                     data_converter=data_converter(settings))
 
 
