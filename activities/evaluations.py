@@ -11,7 +11,12 @@ from jmespath.exceptions import JMESPathError
 from jsonschema import Draft202012Validator
 from temporalio import activity
 
+from activities.llm import LlmActivities
+from activities.pricing import price
+from activities.providers import registry
+from activities.providers.validation import validated_output
 from definition.diff import json_changes
+from schema.activities import LlmRequest
 from schema.evaluations import (
     EVALUATE_CASE_ACTIVITY,
     RECORD_EVALUATION_ACTIVITY,
@@ -24,6 +29,13 @@ from schema.evaluations import (
 from store.evaluations import Evaluations
 
 _MISSING = object()
+
+
+JUDGE_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["pass", "reason"],
+    "properties": {"pass": {"type": "boolean"}, "reason": {"type": "string"}}}
+JUDGE_SYSTEM = ("You judge one output of an LLM workflow against a rubric. Answer only JSON: "
+                '{"pass": true or false, "reason": "one sentence"}.')
 
 
 def _check(assertion: dict[str, Any], output: Any, case: EvalCase) -> AssertionResult:
@@ -59,20 +71,49 @@ def _check(assertion: dict[str, Any], output: Any, case: EvalCase) -> AssertionR
     return AssertionResult(type=kind, passed=False, message=f"unknown assertion {kind!r}")
 
 
-def _judge(assertions: list[dict[str, Any]], status: str | None, output: Any,
-           case: EvalCase) -> list[AssertionResult]:
-    if status != "completed":
-        return [AssertionResult(type=str(a.get("type")), passed=False,
-                                message=f"the run {status or 'did not run'}")
-                for a in assertions]
-    return [_check(a, output, case) for a in assertions]
 
 
 class EvaluationActivities:
-    """Checks cases and records evaluations."""
+    """Checks cases (an ``llmJudge`` asks a model through the worker's providers) and records
+    evaluations."""
 
-    def __init__(self, evaluations: Evaluations) -> None:
-        self.evaluations = evaluations
+    def __init__(self, evaluations: Evaluations, llm: LlmActivities | None = None) -> None:
+        self.evaluations, self.llm = evaluations, llm
+
+    async def _assess(self, assertions: list[dict[str, Any]], status: str | None,
+                      output: Any, case: EvalCase) -> tuple[list[AssertionResult], float]:
+        if status != "completed":
+            return [AssertionResult(type=str(a.get("type")), passed=False,
+                                    message=f"the run {status or 'did not run'}")
+                    for a in assertions], 0.0
+        results, spent = [], 0.0
+        for assertion in assertions:
+            if assertion.get("type") == "llmJudge":
+                result, cost = await self._judge(assertion, output, case)
+                results.append(result)
+                spent += cost
+            else:
+                results.append(_check(assertion, output, case))
+        return results, spent
+
+    async def _judge(self, assertion: dict[str, Any], output: Any,
+                     case: EvalCase) -> tuple[AssertionResult, float]:
+        if self.llm is None:
+            return AssertionResult(type="llmJudge", passed=False,
+                                   message="no model providers in this worker"), 0.0
+        provider, model = registry.resolve_model(str(assertion["model"]),
+                                                 assertion.get("provider"))
+        request = LlmRequest(
+            run_id="evaluation", step_id="llmJudge", provider=provider, model=model,
+            system=JUDGE_SYSTEM, output_schema=JUDGE_SCHEMA, max_tokens=300, temperature=0,
+            user=(f"Rubric:\n{assertion['rubric']}\n\nInput:\n{json.dumps(case.input)}\n\n"
+                  f"Output:\n{json.dumps(output)}"))
+        completion = await self.llm.provider(provider).complete(request, model)
+        verdict = validated_output(completion.text, JUDGE_SCHEMA)
+        cost, _ = price(provider, model, completion.tokens_in, completion.tokens_out,
+                        completion.cached_tokens, completion.cache_write_tokens)
+        return AssertionResult(type="llmJudge", passed=bool(verdict["pass"]),
+                               message=str(verdict["reason"])[:300]), cost or 0.0
 
     @activity.defn(name=EVALUATE_CASE_ACTIVITY)
     async def evaluate_case(self, job: EvaluateCase) -> CaseResult:
@@ -86,9 +127,13 @@ class EvaluationActivities:
         else:
             baseline_output, baseline_status = case.baseline_output, case.baseline_status
             baseline_cost, baseline_run = case.baseline_cost, case.source_run_id
-        results = _judge(job.assertions, candidate.status, candidate.output, case)
-        baseline = _judge(job.assertions, baseline_status, baseline_output, case) \
-            if baseline_status is not None else []
+        results, judged = await self._assess(job.assertions, candidate.status,
+                                             candidate.output, case)
+        baseline: list[AssertionResult] = []
+        if baseline_status is not None:
+            baseline, judged_baseline = await self._assess(job.assertions, baseline_status,
+                                                           baseline_output, case)
+            judged += judged_baseline
         passed = all(r.passed for r in results)
         baseline_passed = all(r.passed for r in baseline) if baseline else None
         return CaseResult(
@@ -100,7 +145,8 @@ class EvaluationActivities:
                                                                   candidate.output)],
             baseline_assertions=baseline, assertions=results, passed=passed,
             baseline_passed=baseline_passed, regression=bool(baseline_passed and not passed),
-            cost=candidate.cost, baseline_cost=baseline_cost, latency_ms=candidate.latency_ms)
+            cost=candidate.cost, baseline_cost=baseline_cost, judge_cost=round(judged, 10),
+            latency_ms=candidate.latency_ms)
 
     @activity.defn(name=RECORD_EVALUATION_ACTIVITY)
     async def record_evaluation(self, job: RecordEvaluation) -> None:

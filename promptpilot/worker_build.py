@@ -51,9 +51,9 @@ class WorkerParts:
         self.records = RecordedAnswers(LlmAnswers(store.engine), settings.llm_cache)
         self.llm = LlmActivities(settings, ProviderGate(store.engine), DailySpend(store.engine),
                                  self.records)
+        self.evaluations = EvaluationActivities(Evaluations(store.engine), self.llm)
         self.tools = ToolActivities(settings)
         self.mirror = MirrorActivities(store)
-        self.evaluations = EvaluationActivities(Evaluations(store.engine))
         self.transforms = TransformActivities(store.upsert_steps)
         # Wraps mirror_run to fire event triggers; without a client they do not fire.
         self.triggers = TriggerActivities(store, self.mirror, client, settings)

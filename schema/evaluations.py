@@ -47,8 +47,17 @@ class JmespathAssertion(RequestBody):
     expression: str = Field(min_length=1)
 
 
+class LlmJudgeAssertion(RequestBody):
+    """A model judges the output against ``rubric`` and answers pass or fail with a reason."""
+
+    type: Literal["llmJudge"]
+    rubric: str = Field(min_length=1, max_length=4000)
+    model: str = Field(default="gpt-4o-mini", min_length=1)
+    provider: str | None = None
+
+
 Assertion = Annotated[JsonSchemaAssertion | EqualsAssertion | ContainsAssertion
-                      | JmespathAssertion, Field(discriminator="type")]
+                      | JmespathAssertion | LlmJudgeAssertion, Field(discriminator="type")]
 
 
 class Candidate(RequestBody):
@@ -164,6 +173,8 @@ class CaseResult(CamelModel):
     regression: bool = False
     cost: float | None = None
     baseline_cost: float | None = None
+    judge_cost: float | None = 0.0
+    """What the ``llmJudge`` assertions' model calls cost (both sides)."""
     latency_ms: float | None = None
 
 

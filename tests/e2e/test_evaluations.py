@@ -127,3 +127,34 @@ async def test_a_bad_evaluation_request_is_a_422(service: Service) -> None:
     assert "exactly one of version or definition" in both.text
     assert empty.status_code == 422
     assert "dataset is empty" in empty.text
+
+
+async def test_an_llm_judge_decides_by_its_rubric_on_both_sides(
+        service: Service, llm: FakeLlmServer) -> None:
+    slug = unique_slug("eval-judge")
+    await service.create_workflow(titled(slug))
+    verdict = '{{"pass": {}, "reason": "{}"}}'
+    # Per case, in order: the candidate's run, the baseline's run, the judge on each.
+    llm.enqueue(ok('{"title": "Nile"}'), ok('{"title": "Nile"}'),
+                ok(verdict.format("true", "names the river")),
+                ok(verdict.format("true", "names the river")),
+                ok('{"title": "?"}'), ok('{"title": "Amazon"}'),
+                ok(verdict.format("false", "names no river")),
+                ok(verdict.format("true", "names the river")))
+
+    started = await service.http.post(f"/api/workflows/{slug}/evaluations", json={
+        "candidate": {"version": 1},
+        "dataset": {"cases": [{"input": {"topic": "a"}}, {"input": {"topic": "b"}}]},
+        "assertions": [{"type": "llmJudge", "rubric": "The title names a river."}],
+        "llmCache": "off", "concurrency": 1})
+    evaluation = await _finished(service, started.json()["evaluation"]["id"])
+
+    assert evaluation["status"] == "completed", evaluation
+    assert evaluation["summary"]["passRate"] == 0.5
+    assert evaluation["summary"]["regressions"] == [1]
+    second = evaluation["cases"][1]
+    assert second["assertions"][0] == {"type": "llmJudge", "passed": False,
+                                       "message": "names no river"}
+    assert second["judgeCost"] > 0
+    judge = llm.requests[-1].body["messages"]
+    assert "The title names a river." in judge[-1]["content"]
