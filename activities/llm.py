@@ -25,6 +25,7 @@ from activities.budget import (
     estimated_prompt_tokens,
     spent_before,
 )
+from activities.log_context import working_on
 from activities.pricing import price
 from activities.providers import errors, registry
 from activities.providers.completion import Completion, Provider
@@ -126,6 +127,10 @@ class LlmActivities:
     @activity.defn(name="llm_call")
     async def call(self, request: LlmRequest) -> LlmResult:
         """Call the model, repair answers that fail ``outputSchema``, price it, log the attempt."""
+        with working_on(request.run_id, request.step_id, request.environment):
+            return await self._attempt(request)
+
+    async def _attempt(self, request: LlmRequest) -> LlmResult:
         info = activity.info()
         log = prior_attempts(info.heartbeat_details, info.attempt)
         label = f"{request.provider}/{request.model}" if request.provider else request.model

@@ -13,6 +13,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.expected_failures import is_expected
+from activities.log_context import working_on
 from activities.tools.registry import ToolContext, ToolSpec, get_tool, known_tools
 from promptpilot.settings import Settings
 from schema.activities import ToolRequest, ToolResult, ToolTrace
@@ -47,6 +48,10 @@ class ToolActivities:
                 f"unknown tool {request.tool_name!r}; known tools: {sorted(known_tools())}",
                 type=ErrorType.UNKNOWN_TOOL, non_retryable=True,
             )
+        with working_on(request.run_id, request.step_id):
+            return await self._call(spec, request)
+
+    async def _call(self, spec: ToolSpec, request: ToolRequest) -> ToolResult:
         args = _validate(spec, request.args)
         shown_args = _redacted(request.args)
         started = time.perf_counter()

