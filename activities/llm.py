@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import metrics
 from activities.attempt_log import failed_entry, now, prior_attempts, with_log
 from activities.budget import (
     ASSUMED_MAX_OUTPUT_TOKENS,
@@ -132,6 +133,8 @@ class LlmActivities:
 
     async def _attempt(self, request: LlmRequest) -> LlmResult:
         info = activity.info()
+        if info.attempt > 1:
+            metrics.retried(request.provider or request.model)
         log = prior_attempts(info.heartbeat_details, info.attempt)
         label = f"{request.provider}/{request.model}" if request.provider else request.model
         started = now()
@@ -189,7 +192,10 @@ class LlmActivities:
                                              completion.tokens_out, completion.cached_tokens,
                                              completion.cache_write_tokens)
                 billed.append(cost)
+            metrics.model_call(provider_name, model, completion.tokens_in,
+                               completion.tokens_out, latency_ms / 1000, cost)
             if queued.reason:
+                metrics.waited(provider_name, queued.seconds)
                 usage.queued_ms += queued.seconds * 1000
                 usage.warn(f"waited {queued.seconds:.1f} s for {provider_name}'s limits "
                            f"({queued.reason})")

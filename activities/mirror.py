@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from temporalio import activity
 
+from activities import metrics
 from schema.run import RunRecord, StepRecord, StepRecords
 from store.runs import Store
 
@@ -23,9 +24,11 @@ class MirrorActivities:
     async def mirror_step(self, record: StepRecord) -> None:
         """Upsert one step row (keyed by run id and step id: retries never duplicate)."""
         await self._store.upsert_step(record)
+        metrics.steps_written([record])
 
     @activity.defn(name="mirror_steps")
     async def mirror_steps(self, batch: StepRecords) -> None:
         """Upsert several step rows (after the run's row, when given), in order, on one
         connection (each idempotent)."""
         await self._store.upsert_steps(batch.records, run=batch.run)
+        metrics.steps_written(batch.records)

@@ -17,6 +17,7 @@ from jmespath.exceptions import JMESPathError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import metrics
 from definition.expressions import compile_expression, describe
 from schema.activities import (
     TransformRequest,
@@ -82,6 +83,7 @@ class TransformActivities:
                         "will write it", request.step_id, request.run_id, type(exc).__name__)
             return result
         result.mirrored = True
+        metrics.steps_written([record])
         return result
 
 

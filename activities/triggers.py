@@ -21,6 +21,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
+from activities import metrics
 from activities.expected_failures import log_failed_run
 from activities.mirror import MirrorActivities
 from definition.inputs import validate_input
@@ -151,6 +152,7 @@ class TriggerActivities:
         """The mirror's run upsert, then event triggers when the run has ended."""
         await self._mirror.mirror_run(record)
         if record.status in TERMINAL_RUN_STATUSES:
+            metrics.run_finished(record, record.workflow_slug or record.workflow_id)
             await self._fire_events(record)
             # After the events: a write retried because an event start failed logs once.
             log_failed_run(record)

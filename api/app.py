@@ -17,6 +17,7 @@ from api.routes import (
     events,
     health,
     keys,
+    metrics,
     preview,
     prompts,
     run_actions,
@@ -95,6 +96,7 @@ def create_app(settings: Settings, database_url: str | None = None) -> FastAPI:
     app.include_router(keys.router)
     app.include_router(prompts.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(codec.router)  # Temporal's codec-server endpoints at /codec
     ui.install(app)  # the web inspector at /ui
     return app

@@ -13,6 +13,7 @@ from typing import Any
 from temporalio.client import WorkflowFailureError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities import metrics
 from api.errors import ApiError
 from api.state import AppState
 from definition.inputs import validate_input
@@ -109,6 +110,7 @@ async def start_run(state: AppState, request: StartRequest) -> str:
         if existing is None:
             raise
         return existing
+    metrics.run_started(request.workflow.slug, request.trigger)
     if state.starts is not None:
         state.starts.wake()
     return run_id

@@ -23,6 +23,7 @@ from api.start_dispatcher import StartDispatcher
 from definition.validation import parse_definition
 from devstack.examples import example_definitions
 from promptpilot.deployments import interpreter_build_id, make_current
+from promptpilot.metrics_server import serve_metrics
 from promptpilot.settings import Settings
 from promptpilot.temporal import (
     close_payload_storage,
@@ -76,6 +77,8 @@ async def running_worker(settings: Settings, url: str, *,
     # Watch, list and cancel runs), and sweeps are idempotent, so several workers may.
     reconcilers: list[asyncio.Task[None]] = []
     stack = AsyncExitStack()
+    if settings.metrics.worker_port is not None:
+        serve_metrics(settings.metrics.worker_port)
     version = WorkerDeploymentVersion(settings.temporal.deployment_name,
                                       settings.temporal.build_id or interpreter_build_id())
     try:

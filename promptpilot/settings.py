@@ -181,6 +181,15 @@ class PayloadSettings(BaseModel):
         return self
 
 
+class MetricsSettings(BaseModel):
+    """Prometheus metrics (README: Metrics and logs)."""
+
+    public: bool = False
+    """Serve the API's ``/metrics`` to anyone; off, only to localhost or an API key."""
+    worker_port: int | None = Field(default=None, ge=1, le=65535)
+    """Each worker process serves its metrics on this port (``/metrics``); None: not at all."""
+
+
 class WorkflowFeatures(BaseModel):
     """Feature flags of the workflow engine, e.g. PROMPTPILOT_WORKFLOW__MULTI_MODEL."""
 
@@ -203,6 +212,7 @@ class Settings(BaseSettings):
     llm: LlmSettings = Field(default_factory=LlmSettings)
     budgets: BudgetSettings = Field(default_factory=BudgetSettings)
     llm_cache: LlmCacheSettings = Field(default_factory=LlmCacheSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     tools: ToolSettings = Field(default_factory=ToolSettings)
     workflow: WorkflowFeatures = Field(default_factory=WorkflowFeatures)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)

@@ -161,6 +161,8 @@ class RunRecord(CamelModel):
     from_step_id: str | None = None
     parent_run_id: str | None = None
     parent_step_id: str | None = None
+    workflow_slug: str | None = None
+    """Not a column (the row has the workflow's id): what metrics label the run with."""
     started_at: datetime | None = None
     finished_at: datetime | None = None
 

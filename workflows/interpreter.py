@@ -222,6 +222,7 @@ class InterpreterWorkflow:
             tokens_out=tokens_out, trigger=run.trigger, trigger_id=run.trigger_id,
             source_run_id=run.source_run_id, from_step_id=run.from_step_id,
             parent_run_id=run.parent_run_id, parent_step_id=run.parent_step_id,
+            workflow_slug=run.workflow_slug,
             started_at=started_at, finished_at=finished)
         writer = runner.writer
         if status == "running":
