@@ -8,10 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.api_fuzz import fuzz_targets, run_schemathesis
+from promptpilot.settings import Settings
+from tests.api_fuzz import fuzz_targets, open_throttle, run_schemathesis
 from tests.conftest import Service
 
 MAX_EXAMPLES = 10
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The test settings with the failed-auth throttle out of the fuzzer's way."""
+    return open_throttle(settings)
 
 
 @pytest.mark.timeout(240)
