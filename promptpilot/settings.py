@@ -188,6 +188,8 @@ class MetricsSettings(BaseModel):
     """Serve the API's ``/metrics`` to anyone; off, only to localhost or an API key."""
     worker_port: int | None = Field(default=None, ge=1, le=65535)
     """Each worker process serves its metrics on this port (``/metrics``); None: not at all."""
+    temporal_sdk_port: int | None = Field(default=None, ge=1, le=65535)
+    """The Temporal SDK's own metrics (slots, polls, task latencies) on this port."""
 
 
 class WorkflowFeatures(BaseModel):

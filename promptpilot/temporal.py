@@ -33,6 +33,7 @@ from temporalio.converter import (
     DefaultFailureConverterWithEncodedAttributes,
     PayloadConverter,
 )
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import TLSConfig
 
 from payloads.codec import EncryptionCodec, KeyRing, KeyRingError, read_key_file
@@ -136,7 +137,22 @@ async def connect(settings: Settings, namespace: str, *, own: bool = False) -> C
     if shared is not None:
         return shared
     return await Client.connect(address, namespace=namespace, tls=tls_config(settings),
-                                data_converter=data_converter(settings))
+                                data_converter=data_converter(settings),
+                                runtime=sdk_runtime(settings.metrics.temporal_sdk_port))
+
+
+_RUNTIMES: dict[int, Runtime] = {}
+
+
+def sdk_runtime(port: int | None) -> Runtime | None:
+    """The SDK runtime that serves the Temporal SDK's own metrics (task slots, poll latency,
+    workflow task and activity counts) on ``port``, one per process; None: the default."""
+    if port is None:
+        return None
+    if port not in _RUNTIMES:
+        _RUNTIMES[port] = Runtime(telemetry=TelemetryConfig(
+            metrics=PrometheusConfig(bind_address=f"0.0.0.0:{port}")))
+    return _RUNTIMES[port]
 
 
 def tls_config(settings: Settings) -> TLSConfig | bool:

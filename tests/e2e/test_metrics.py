@@ -5,12 +5,23 @@ from __future__ import annotations
 import re
 
 import httpx
+import pytest
 
 from devstack.process import free_port
 from promptpilot.metrics_server import serve_metrics
+from promptpilot.settings import Settings
 from tests.conftest import DEV_KEY, Service, unique_slug
 from tests.definitions import chain
 from tests.fakes.llm_server import FakeLlmServer, ok
+
+SDK_PORT = free_port()
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The test settings with the Temporal SDK's metrics on a port of their own."""
+    settings.metrics.temporal_sdk_port = SDK_PORT
+    return settings
 
 
 def _value(text: str, name: str, **labels: str) -> float:
@@ -71,3 +82,38 @@ async def test_the_worker_serves_its_metrics_on_its_port() -> None:
     assert response.status_code == 200
     assert "# HELP promptpilot_runs_started_total" in response.text
     assert "# HELP gen_ai_client_token_usage" in response.text
+
+
+async def test_the_worker_serves_the_temporal_sdks_own_metrics(
+        service: Service, llm: FakeLlmServer) -> None:
+    slug = unique_slug("sdk-metrics")
+    await service.create_workflow(chain(slug, 1))
+    assert (await service.run(slug, {"topic": "x"})).json()["run"]["status"] == "completed"
+    async with httpx.AsyncClient() as http:
+        response = await http.get(f"http://127.0.0.1:{SDK_PORT}/metrics")
+    assert response.status_code == 200
+    assert "temporal_workflow_task_execution_latency" in response.text
+    assert "temporal_activity_execution_latency" in response.text
+
+
+def test_the_grafana_dashboard_reads_metrics_that_exist() -> None:
+    import json
+    from pathlib import Path
+
+    import activities.metrics as ours
+
+    dashboard = json.loads((Path(__file__).parents[2] / "docs" / "grafana-dashboard.json")
+                           .read_text())
+    assert dashboard["uid"] == "promptpilot"
+    assert dashboard["schemaVersion"] >= 36
+    from prometheus_client import Counter, Histogram
+
+    names = {next(iter(m.describe())).name for m in vars(ours).values()
+             if isinstance(m, Counter | Histogram)}
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    assert len(exprs) == 8
+    for expr in exprs:
+        used = re.findall(r"rate\(([a-z_]+)\[", expr)  # the series each panel reads
+        assert used, expr
+        for name in used:
+            assert any(name.startswith(n) for n in names), (name, names)
