@@ -13,19 +13,6 @@ from schema.base import CamelModel
 UsageGroupBy = Literal["model", "workflow", "environment"]
 
 
-class UsageLine(CamelModel):
-    """Spend of one group (or the totals)."""
-
-    key: str
-    cost_usd: float = 0.0
-    tokens_in: int = 0
-    tokens_out: int = 0
-    cached_tokens: int = 0
-    calls: int = 0
-    unpriced_calls: int = 0
-    runs: int = 0
-
-
 class ModelSpend(CamelModel):
     """What the model calls of a map step's items spent on one provider/model: items are not
     mirrored as rows, so their map step carries this (``mapItems.spendByModel``) for usage."""
@@ -53,6 +40,13 @@ class ModelSpend(CamelModel):
         self.tokens_in += other.tokens_in
         self.tokens_out += other.tokens_out
         self.cached_tokens += other.cached_tokens
+
+
+class UsageLine(ModelSpend):
+    """Spend of one group (or the totals): its model calls, and the runs they belong to."""
+
+    key: str
+    runs: int = 0
 
 
 def step_spend(step: Any) -> Iterator[tuple[str, ModelSpend]]:

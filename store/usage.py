@@ -25,13 +25,7 @@ class _Line:
         self.run_ids: set[str] = set()
 
     def add(self, run_id: str, spend: ModelSpend) -> None:
-        line = self.line
-        line.calls += spend.calls
-        line.cost_usd += spend.cost_usd
-        line.unpriced_calls += spend.unpriced_calls
-        line.tokens_in += spend.tokens_in
-        line.tokens_out += spend.tokens_out
-        line.cached_tokens += spend.cached_tokens
+        self.line.add(spend)
         self.run_ids.add(run_id)
 
     def done(self) -> UsageLine:
