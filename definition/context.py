@@ -1,4 +1,4 @@
-"""The run context of seed 000 and dot-path resolution over it. Pure functions.
+"""The run context (input, steps, inputs, outputs) and dot-path resolution over it. Pure functions.
 
 The context is ``{input, steps: {id: {input, output, status}}, inputs, outputs}``; an
 ``inputMapping`` value such as ``steps.step1.output.query`` or ``outputs.step2`` is a dot
@@ -28,7 +28,7 @@ def new_context(run_input: dict[str, Any]) -> dict[str, Any]:
 def record_step(
     context: dict[str, Any], step_id: str, step_input: Any, output: Any, status: str
 ) -> None:
-    """Add a finished step to the context, under all three views of seed 000."""
+    """Add a finished step to the context, under all three of its views."""
     context["steps"][step_id] = {"input": step_input, "output": output, "status": status}
     context["inputs"][step_id] = step_input
     context["outputs"][step_id] = output

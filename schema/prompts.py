@@ -1,4 +1,4 @@
-"""Bodies of the stored-prompt API (`/api/prompts`, seed 003's PROMPT)."""
+"""Bodies of the stored-prompt API (`/api/prompts`)."""
 
 from __future__ import annotations
 

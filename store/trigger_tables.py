@@ -14,7 +14,7 @@ from store.columns import json_column, stamp, ts
 
 
 class TriggerRow(SQLModel, table=True):
-    """A trigger (seed 003 WorkflowTrigger): what starts runs of one workflow, and how."""
+    """A trigger: what starts runs of one workflow, and how."""
 
     __tablename__ = "triggers"
 

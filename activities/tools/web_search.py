@@ -1,4 +1,4 @@
-"""The web_search tool (seed 000's example tool); the backend comes from the settings."""
+"""The web_search tool; the backend comes from the settings."""
 
 from __future__ import annotations
 

@@ -179,7 +179,7 @@ async def diff_page(slug: str, request: Request, state: StateDep, key: UiKey,
 @router.get("/workflows/{slug}/preview", response_class=HTMLResponse)
 async def preview_page(slug: str, request: Request, state: StateDep,
                        key: UiKey) -> HTMLResponse:
-    """The preview form (seed 003): sample-data toggle, JSON input checked before sending."""
+    """The preview form: sample-data toggle, JSON input checked before sending."""
     found = await _workflow(state, key.environment, slug)
     if found is None:
         return not_found_page(request, key, f"workflow '{slug}'")

@@ -195,7 +195,7 @@
     });
   });
 
-  // Preview (seed 003): sample-data toggle, JSON checked before sending, warnings, step detail.
+  // Preview: sample-data toggle, JSON checked before sending, warnings, step detail.
   const previewForm = document.getElementById("preview-form");
   if (previewForm) {
     const area = document.getElementById("preview-input"), box = document.getElementById("preview-input-error");
