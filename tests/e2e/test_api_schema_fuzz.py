@@ -12,7 +12,7 @@ from promptpilot.settings import Settings
 from tests.api_fuzz import fuzz_targets, open_throttle, run_schemathesis
 from tests.conftest import Service
 
-MAX_EXAMPLES = 10
+MAX_EXAMPLES = 7  # 40 in tests/reliability
 
 
 @pytest.fixture
@@ -29,4 +29,4 @@ async def test_every_operation_answers_as_documented(service: Service, tmp_path:
                                     calls=tmp_path / "calls.txt")
     assert result.server_errors == [], result.output[-6000:]
     assert result.returncode == 0, result.output[-6000:]
-    assert result.cases > 300
+    assert result.cases > 200  # every operation was reached, several times
