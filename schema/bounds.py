@@ -27,9 +27,16 @@ ScheduleSeconds = Annotated[float, Ge(0), Le(MAX_SCHEDULE_SECONDS)]
 
 
 def _text(value: Any) -> Any:
-    # Pydantic reads a number (or a numeric string) as seconds since 1970: not a time here.
-    if isinstance(value, int | float) or (
-            isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit()):
+    # Pydantic reads a number (or a numeric string, "1e-33" too) as seconds since 1970: not a
+    # time here. Any text Python reads as a float is a number; no ISO 8601 time is.
+    numeric = isinstance(value, int | float)
+    if isinstance(value, str):
+        try:
+            float(value)
+            numeric = True
+        except ValueError:
+            pass
+    if numeric:
         raise ValueError("a time is ISO 8601 text (2026-01-31T09:00:00Z), not a number")
     return value
 
