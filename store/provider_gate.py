@@ -24,8 +24,10 @@ _STATE = text("SELECT clock_timestamp() AS now, s.paused_until, s.open_until, s.
               "FROM (SELECT 1) one LEFT JOIN provider_state s ON s.provider = :p")
 _WINDOWS = text("""
 SELECT
-  count(*) FILTER (WHERE granted_at > :second) AS in_second,
-  min(granted_at) FILTER (WHERE granted_at > :second) AS first_in_second,
+  count(*) FILTER (WHERE granted_at > :second OR released_at IS NULL
+                   OR released_at > :second) AS in_second,
+  min(coalesce(released_at, :now)) FILTER (WHERE granted_at > :second OR released_at IS NULL
+                                           OR released_at > :second) AS first_in_second,
   count(*) FILTER (WHERE granted_at > :minute) AS in_minute,
   min(granted_at) FILTER (WHERE granted_at > :minute) AS first_in_minute,
   coalesce(sum(tokens) FILTER (WHERE granted_at > :minute), 0) AS tokens_in_minute,
@@ -121,7 +123,10 @@ class ProviderGate:
                     now: datetime) -> tuple[timedelta | None, str]:
         second = timedelta(seconds=1) + limits.margin
         minute = timedelta(minutes=1) + limits.margin
-        row = (await db.execute(_WINDOWS, {"p": provider, "second": now - second,
+        # A call's request reaches the provider after its grant and before its answer: a call
+        # still in flight, or answered within the window, may share a second at the provider
+        # with the next one, whatever the jitter. Only calls answered before it are clear.
+        row = (await db.execute(_WINDOWS, {"p": provider, "now": now, "second": now - second,
                                            "minute": now - minute,
                                            "stale": now - STALE_IN_FLIGHT})).one()
         if limits.per_second is not None and row.in_second >= limits.per_second:

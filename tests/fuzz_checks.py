@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import uuid
 from typing import Any
 
@@ -14,6 +15,11 @@ import schemathesis
 from hypothesis import strategies as st
 
 from schema.definition import SLUG_PATTERN
+
+# Deeply nested step schemas make hypothesis draw near Python's recursion limit, where
+# CPython 3.11's ast.parse (hypothesis reads strategy lambdas with it) fails with
+# "AST constructor recursion depth mismatch": a crash of the fuzzer, not of the API.
+sys.setrecursionlimit(10_000)
 
 TARGETS: dict[str, Any] = json.loads(os.environ.get("PP_FUZZ_TARGETS", "{}"))
 CALLS = os.environ.get("PP_FUZZ_CALLS")
