@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -48,6 +49,18 @@ SEARCH_ATTRIBUTE_TYPES: Mapping[str, IndexedValueType.ValueType] = {
 
 
 REPORTED_PROBLEMS_AFTER = "system.numConsecutiveWorkflowTaskProblemsToTriggerSearchAttribute"
+# Task priority and fairness keys (schema/run_priority.py): runs people start go before a
+# schedule's backlog, and one workflow's flood does not starve another's. Priority orders tasks
+# within one task-queue partition; with the server's default of four a priority-1 task waits
+# behind the backlog of another partition (3-4 of 30 backlog runs finished first on a loaded
+# machine, 0-1 with one). docker-compose's Temporal reads the same values from
+# deploy/temporal-dynamic-config.yaml.
+TASK_QUEUE_CONFIG: dict[str, bool | int] = {
+    "matching.useNewMatcher": True,
+    "matching.enableFairness": True,
+    "matching.numTaskqueueReadPartitions": 1,
+    "matching.numTaskqueueWritePartitions": 1,
+}
 
 
 def find_temporal_binary() -> Path:
@@ -159,10 +172,8 @@ class TemporalDevServer(LocalService):
         # `TemporalReportedProblems IS NOT NULL` (the server's default waits for 5 failures,
         # about a minute): the reconciler shows it `stalled` (promptpilot/reconciler.py).
         cmd += ["--dynamic-config-value", f"{REPORTED_PROBLEMS_AFTER}=2"]
-        # Task priority and fairness keys (schema/run_priority.py): runs people start go before
-        # a schedule's backlog, and one workflow's flood does not starve another's.
-        for flag in ("matching.useNewMatcher", "matching.enableFairness"):
-            cmd += ["--dynamic-config-value", f"{flag}=true"]
+        for key, value in TASK_QUEUE_CONFIG.items():
+            cmd += ["--dynamic-config-value", f"{key}={json.dumps(value)}"]
         cmd += ["--log-level", self.log_level, *self.extra_args]
         return cmd
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from devstack.temporal_server import TASK_QUEUE_CONFIG
 from promptpilot.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,3 +68,12 @@ def test_the_mtls_overlay_names_settings_the_app_reads(
     assert tls.server_name == "temporal"
     assert [p.name if p else None for p in (tls.server_ca_cert, tls.client_cert, tls.client_key)
             ] == ["temporal_ca", "temporal_client_cert", "temporal_client_key"]
+
+
+def test_compose_temporal_runs_priority_and_fairness_as_the_dev_server_does() -> None:
+    temporal = _compose("docker-compose.yml")["services"]["temporal"]
+    path = temporal["environment"]["DYNAMIC_CONFIG_FILE_PATH"]
+    mounted = {target: source for source, target, _mode in
+               (volume.split(":") for volume in temporal["volumes"])}
+    loaded = yaml.safe_load((ROOT / mounted[path]).read_text())
+    assert {key: values[0]["value"] for key, values in loaded.items()} == TASK_QUEUE_CONFIG
