@@ -32,6 +32,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--api-in-process", action="store_true",
                         help="serve the API in the bench's process and event loop (the worker's)"
                         " instead of as its own `promptpilot api` process")
+    parser.add_argument("--scale", action="store_true",
+                        default=os.environ.get("BENCH_SCALE") == "1",
+                        help="the scale pass too: 100/1,000/2,000 LLM pipeline runs in flight"
+                        " (also BENCH_SCALE=1)")
+    parser.add_argument("--b4-only", action="store_true", help="only B4 (and --scale)")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results.md"))
     return parser.parse_args(argv)
 

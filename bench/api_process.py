@@ -50,11 +50,12 @@ class ApiProcess:
 
 
 @asynccontextmanager
-async def api_process(settings: Settings) -> AsyncIterator[ApiProcess]:
+async def api_process(settings: Settings, *,
+                      extra_env: dict[str, str] | None = None) -> AsyncIterator[ApiProcess]:
     """Start ``promptpilot api`` on the settings, wait until /healthz answers, stop it after."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", "from promptpilot.cli import main; main()", "api",
-        env=_environment(settings), stdout=asyncio.subprocess.DEVNULL)
+        env={**_environment(settings), **(extra_env or {})}, stdout=asyncio.subprocess.DEVNULL)
     url = f"http://{settings.api.host}:{settings.api.port}"
     try:
         async with httpx.AsyncClient(base_url=url, timeout=2) as http:

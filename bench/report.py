@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.llm_suite import LlmReport
 from bench.measure import median
 
 
@@ -24,6 +25,7 @@ class Report:
     api: tuple[float, float, int] | None = None
     temporal_start: tuple[float, float, int] | None = None
     dispatch: tuple[float, float, int] | None = None
+    llm: LlmReport = field(default_factory=LlmReport)
     total_seconds: float = 0.0
 
     def ratio(self, a: str, b: str) -> float:
@@ -96,6 +98,7 @@ class Report:
                 out.append(f"| {name} | " + " | ".join(f"{used.get(p, 0) * 1000:.2f}"
                                                        for p in procs)
                            + f" | {sum(used.values()) * 1000:.2f} |")
+        out += self.llm.markdown()
         load = os.getloadavg()
         out += ["", f"Load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
                 "(other work on the machine shows here).", ""]

@@ -18,7 +18,7 @@ import asyncpg  # type: ignore[import-untyped]
 import httpx
 from sqlalchemy import text
 
-from bench import variants
+from bench import llm_suite, pipeline, variants
 from bench.api_process import api_process, measure_starts
 from bench.handwritten import HandWrittenWorkflow
 from bench.measure import CpuMeter, drive, percentile
@@ -88,6 +88,9 @@ class Suite:
             environment="dev", database=DatabaseSettings(url=url, pool_size=8),
             temporal=TemporalSettings(address=self.temporal.address, task_queue="bench"),
             api=ApiSettings(port=free_port(), run_wait_seconds=30))
+        lanes = await stack.enter_async_context(llm_suite.model_server())
+        llm_suite.use_model_server(self.settings, lanes)
+        pipeline.configure(lanes)
         self.engine = make_engine(url, pool_size=2)
         stack.push_async_callback(self.engine.dispose)
         await upgrade(self.engine)
@@ -101,6 +104,12 @@ class Suite:
             row, _ = await store.create_workflow("dev", parsed)
             definitions[steps] = (str(row.id), parsed)
         self.definitions = definitions
+        self.pipeline_slugs = {}
+        for lane in llm_suite.LANES:
+            parsed = parse_definition(pipeline.definition(f"bench-pipe-{lane}", lane),
+                                      known_providers(self.settings), tools=known_tools())
+            await store.create_workflow("dev", parsed)
+            self.pipeline_slugs[lane] = parsed.id
 
         pool = await asyncpg.create_pool(self.postgres.dsn, min_size=4, max_size=16)
         stack.push_async_callback(pool.close)
@@ -111,8 +120,9 @@ class Suite:
         # The worker's own client (shared in-process, as under `promptpilot dev`): B2 and B3
         # both start eagerly, their first workflow task coming back with the start response.
         self.client = await connect(self.settings, "dev")
-        hand = Worker(self.client, task_queue="bench-hand", workflows=[HandWrittenWorkflow],
-                      activities=[transform],
+        hand = Worker(self.client, task_queue="bench-hand",
+                      workflows=[HandWrittenWorkflow, pipeline.HandWrittenPipeline],
+                      activities=[transform, pipeline.llm_call, pipeline.search],
                       # The same runner as the product's worker: the comparison is about
                       # interpreting and mirroring, not about the sandbox.
                       workflow_runner=workflow_runner(
@@ -125,8 +135,16 @@ class Suite:
             api_pid = None
         else:
             # As deployed: `promptpilot api` in its own process (bench/api_process.py).
-            self.api = await stack.enter_async_context(api_process(self.settings))
+            self.api = await stack.enter_async_context(api_process(
+                self.settings, extra_env=llm_suite.pipeline_env(self.settings)))
             api_pid = self.api.pid
+        http = await stack.enter_async_context(llm_suite.api_client(self.api.url, API_KEY))
+        self.b4_runs: list[str] = []
+        self.b4: dict[str, dict[str, Runner]] = {
+            "ours": {lane: llm_suite.ours(http, self.pipeline_slugs[lane], self.b4_runs)
+                     for lane in llm_suite.LANES},
+            "hand-written": {lane: llm_suite.hand(self.client, "bench-hand", lane)
+                             for lane in llm_suite.LANES}}
 
         self.runners = {
             "B0": variants.b0(),
@@ -143,6 +161,7 @@ class Suite:
             peer.launch(self.postgres.dsn_for(dbos_db))
             stack.callback(peer.shutdown)
             self.runners["P1"] = variants.p1()
+            self.b4["DBOS"] = {lane: llm_suite.dbos(lane) for lane in llm_suite.LANES}
         # As `promptpilot worker` does once it is up (promptpilot.services.settle_heap).
         settle_heap()
         self.meter_pids = {"bench (worker+API)" if api_pid is None else "bench (worker)":
@@ -155,6 +174,11 @@ class Suite:
         if self.args.api_only:
             await self._api_latency()
             return
+        if self.args.b4_only:
+            await self._b4()
+            if self.args.scale:
+                await llm_suite.scale(self, self.report.llm, _progress)
+            return
         for name, run in self.runners.items():
             await drive(run, 5, 16, 8)  # warm-up: imports, pools, sticky caches
             for steps in STEPS:
@@ -165,9 +189,23 @@ class Suite:
                     _progress(f"{name:<4} {steps:>2} steps x {concurrency:>2}: "
                               f"{cell.per_second:8.1f} runs/s, p50 {cell.p50_ms:7.1f} ms")
         await self._ratio_rounds()
+        await self._b4()
         await self._cpu_and_history()
         await self._lag()
         await self._api_latency()
+        if self.args.scale:
+            await llm_suite.scale(self, self.report.llm, _progress)
+
+    async def _b4(self) -> None:
+        await llm_suite.b4(self.b4, self.report.llm, quick=self.args.quick, progress=_progress)
+        if self.b4_runs:
+            self.report.llm.history["ours"] = await llm_suite.history_of(self.client,
+                                                                         self.b4_runs[-1])
+        hand_id = str(uuid.uuid4())
+        await self.client.execute_workflow("BenchPipeline", args=["fast", "history"],
+                                           id=hand_id, task_queue="bench-hand")
+        self.report.llm.history["hand-written"] = await llm_suite.history_of(self.client,
+                                                                             hand_id)
 
     async def _ratio_rounds(self) -> None:
         rounds = self.args.rounds or (2 if self.args.quick else 5)
