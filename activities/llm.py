@@ -46,12 +46,15 @@ T = TypeVar("T")
 
 
 async def _heartbeating(call: Awaitable[T], *details: Any) -> T:
-    """Await ``call`` while heartbeating, so a lost worker shows within the heartbeat timeout."""
+    """Await ``call`` while heartbeating, so a lost worker shows within the heartbeat timeout.
+
+    The first beat is after ``HEARTBEAT_SECONDS``: a call that answers sooner sends none (the
+    log it would carry is the earlier attempts', already in the heartbeat details)."""
 
     async def beat() -> None:
         while True:
-            activity.heartbeat(*details)
             await asyncio.sleep(HEARTBEAT_SECONDS)
+            activity.heartbeat(*details)
 
     beating = asyncio.create_task(beat())
     try:

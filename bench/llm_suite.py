@@ -9,7 +9,7 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,13 +18,17 @@ import httpx
 import psutil  # type: ignore[import-untyped]
 from temporalio.client import Client
 
-from bench.measure import drive, median
+from bench.measure import Cell, drive, median
 from bench.variants import Runner
+
+Driver = Callable[[int, int], Awaitable[Cell]]
+"""``(runs, concurrency) -> Cell``: one variant's runs of the pipeline."""
 
 LANES = ("fast", "slow")
 LATENCY = 1.0
 B4_CONCURRENCY = 64
-SCALE_LEVELS = (100, 1000, 2000)
+SCALE_LEVELS = tuple(int(n) for n in os.environ.get("BENCH_SCALE_LEVELS",
+                                                  "100,1000,2000").split(","))
 
 
 @dataclass
@@ -151,6 +155,28 @@ def hand(client: Client, task_queue: str, lane: str) -> Runner:
     return run
 
 
+def driven(run: Runner) -> Driver:
+    """A runner in this process as a driver."""
+
+    async def go(runs: int, concurrency: int) -> Cell:
+        return await drive(run, 5, runs, concurrency)
+
+    return go
+
+
+def remote_ours(url: str, key: str, slug: str, run_ids: list[str] | None = None) -> Driver:
+    """Ours through the API, its load client in its own process (bench/api_load.py)."""
+    from bench.api_load import remote
+
+    async def go(runs: int, concurrency: int) -> Cell:
+        cell, last = await remote(url, key, slug, runs, concurrency)
+        if run_ids is not None:
+            run_ids.append(last)
+        return cell
+
+    return go
+
+
 def dbos(lane: str) -> Runner:
     """The pipeline on DBOS (launched by the caller)."""
     from bench import peer
@@ -174,16 +200,16 @@ async def history_of(client: Client, workflow_id: str) -> tuple[int, int]:
     return len(history.events), sum(e.ByteSize() for e in history.events)
 
 
-async def b4(runners: dict[str, dict[str, Runner]], report: LlmReport, *, quick: bool,
+async def b4(runners: dict[str, dict[str, Driver]], report: LlmReport, *, quick: bool,
              progress: Any) -> None:
     """Interleaved rounds at latency 0 (runs/s) and at 1 s (wall time)."""
     names = list(runners)
     for name in names:  # warm-up: connections, caches
-        await drive(runners[name]["fast"], 5, 16, 8)
+        await runners[name]["fast"](16, 8)
     rounds, runs = (2, 64) if quick else (5, 128)
     for index in range(rounds):
         order = names[index % len(names):] + names[:index % len(names)]
-        figures = {n: (await drive(runners[n]["fast"], 5, runs, B4_CONCURRENCY)).per_second
+        figures = {n: (await runners[n]["fast"](runs, B4_CONCURRENCY)).per_second
                    for n in order}
         report.fast.append({n: figures[n] for n in names})
         progress(f"B4 round {index + 1}/{rounds} (latency 0): "
@@ -191,8 +217,8 @@ async def b4(runners: dict[str, dict[str, Runner]], report: LlmReport, *, quick:
     report.slow_runs = B4_CONCURRENCY
     for index in range(1 if quick else 3):
         order = names[index % len(names):] + names[:index % len(names)]
-        walls = {n: (await drive(runners[n]["slow"], 5, B4_CONCURRENCY,
-                                 B4_CONCURRENCY)).seconds for n in order}
+        walls = {n: (await runners[n]["slow"](B4_CONCURRENCY, B4_CONCURRENCY)).seconds
+                 for n in order}
         report.slow.append({n: walls[n] for n in names})
         progress("B4 latency 1 s, wall: " + ", ".join(f"{k} {v:.2f}" for k, v in walls.items()))
 
@@ -277,12 +303,12 @@ async def scale(suite: Any, report: LlmReport, progress: Any) -> None:
             "bench-scale-hand", str(slots), *(f"{k}={v}" for k, v in lanes.items()),
             ready=b"ready")
         api = await stack.enter_async_context(api_process(settings, extra_env=env))
-        http = await stack.enter_async_context(api_client(api.url, "pp_bench_key"))
         slug = suite.pipeline_slugs["slow"]
-        runners = {"ours": (ours(http, slug), worker.pid),
-                   "hand": (hand(suite.client, "bench-scale-hand", "slow"), hand_worker.pid)}
+        runners = {"ours": (remote_ours(api.url, "pp_bench_key", slug), worker.pid),
+                   "hand": (driven(hand(suite.client, "bench-scale-hand", "slow")),
+                            hand_worker.pid)}
         for run, _pid in runners.values():
-            await drive(run, 5, 20, 20)
+            await run(20, 20)
         baseline = {name: RssPeak(pid).now() for name, (_run, pid) in runners.items()}
         for index, level in enumerate(SCALE_LEVELS):
             row: dict[str, Any] = {"runs": level}
@@ -291,7 +317,7 @@ async def scale(suite: Any, report: LlmReport, progress: Any) -> None:
                 run, pid = runners[name]
                 meter = RssPeak(pid)
                 meter.start()
-                row[name] = (await drive(run, 5, level, level)).seconds
+                row[name] = (await run(level, level)).seconds
                 row[f"{name}_rss"] = max(meter.stop() - baseline[name], 0) / level
                 progress(f"scale {level} in flight: {name} {row[name]:.2f} s")
             report.scale.append(row)

@@ -104,12 +104,14 @@ class Suite:
             row, _ = await store.create_workflow("dev", parsed)
             definitions[steps] = (str(row.id), parsed)
         self.definitions = definitions
-        self.pipeline_slugs = {}
+        self.pipeline_slugs: dict[str, str] = {}
+        self.pipeline_defs: dict[str, Any] = {}
         for lane in llm_suite.LANES:
             parsed = parse_definition(pipeline.definition(f"bench-pipe-{lane}", lane),
                                       known_providers(self.settings), tools=known_tools())
-            await store.create_workflow("dev", parsed)
+            row, _ = await store.create_workflow("dev", parsed)
             self.pipeline_slugs[lane] = parsed.id
+            self.pipeline_defs[lane] = (str(row.id), parsed)
 
         pool = await asyncpg.create_pool(self.postgres.dsn, min_size=4, max_size=16)
         stack.push_async_callback(pool.close)
@@ -138,12 +140,13 @@ class Suite:
             self.api = await stack.enter_async_context(api_process(
                 self.settings, extra_env=llm_suite.pipeline_env(self.settings)))
             api_pid = self.api.pid
-        http = await stack.enter_async_context(llm_suite.api_client(self.api.url, API_KEY))
         self.b4_runs: list[str] = []
-        self.b4: dict[str, dict[str, Runner]] = {
-            "ours": {lane: llm_suite.ours(http, self.pipeline_slugs[lane], self.b4_runs)
+        self.b4: dict[str, dict[str, llm_suite.Driver]] = {
+            "ours": {lane: llm_suite.remote_ours(self.api.url, API_KEY,
+                                                 self.pipeline_slugs[lane], self.b4_runs)
                      for lane in llm_suite.LANES},
-            "hand-written": {lane: llm_suite.hand(self.client, "bench-hand", lane)
+            "hand-written": {lane: llm_suite.driven(llm_suite.hand(self.client, "bench-hand",
+                                                                   lane))
                              for lane in llm_suite.LANES}}
 
         self.runners = {
@@ -161,7 +164,8 @@ class Suite:
             peer.launch(self.postgres.dsn_for(dbos_db))
             stack.callback(peer.shutdown)
             self.runners["P1"] = variants.p1()
-            self.b4["DBOS"] = {lane: llm_suite.dbos(lane) for lane in llm_suite.LANES}
+            self.b4["DBOS"] = {lane: llm_suite.driven(llm_suite.dbos(lane))
+                               for lane in llm_suite.LANES}
         # As `promptpilot worker` does once it is up (promptpilot.services.settle_heap).
         settle_heap()
         self.meter_pids = {"bench (worker+API)" if api_pid is None else "bench (worker)":

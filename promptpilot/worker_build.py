@@ -48,7 +48,7 @@ class WorkerParts:
     def __init__(self, settings: Any, store: Store, client: Client | None = None) -> None:
         self.settings = settings
         # Provider limits, 429 pauses and breakers are shared through Postgres.
-        self.records = RecordedAnswers(LlmAnswers(store.engine), settings.llm_cache)
+        self.records = RecordedAnswers(LlmAnswers(store.engine, store.raw), settings.llm_cache)
         self.llm = LlmActivities(settings, ProviderGate(store.engine), DailySpend(store.engine),
                                  self.records)
         self.evaluations = EvaluationActivities(Evaluations(store.engine), self.llm)

@@ -73,6 +73,11 @@ class Store(WorkflowVersions):
         # Callers treat a version row as read-only.
         self._versions: OrderedDict[tuple[uuid.UUID, int], WorkflowVersionRow] = OrderedDict()
 
+    @property
+    def raw(self) -> RawPool:
+        """The plain asyncpg pool of the worker's hot-path writes (the mirror's)."""
+        return self._raw
+
     # -- runs ----------------------------------------------------------------------------
     async def create_run(self, record: RunRecord, idempotency_key: str | None = None,
                          request_hash: str | None = None,

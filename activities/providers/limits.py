@@ -32,11 +32,19 @@ class Queued:
     reason: str = ""
 
 
+# A provider without declared limits is only paused (429) or short-circuited (breaker): its
+# shared state is read at most this often per worker instead of in a transaction per call.
+# This worker's own 429s and failures take effect at once; another worker's within this.
+STATE_SECONDS = 1.0
+
+
 class ProviderLimiter:
     """Admits model calls through the shared gate; without one (unit tests) admits all."""
 
     def __init__(self, gate: ProviderGate | None, settings: LlmSettings) -> None:
         self.gate, self.settings = gate, settings
+        # key -> (monotonic time read, the admission it gave) for providers without limits.
+        self._clear: dict[str, tuple[float, Admission]] = {}
 
     def windows(self, provider: str) -> Windows:
         """The declared limits of ``provider`` (none declared: only pauses and breakers)."""
@@ -65,6 +73,7 @@ class ProviderLimiter:
             raise
         else:
             if admission.failures:
+                self._clear.pop(key, None)
                 await self.gate.succeeded(key)
         finally:
             if admission.grant is not None:
@@ -77,7 +86,7 @@ class ProviderLimiter:
         started = time.monotonic()
         reason = ""
         while True:
-            admission = await self.gate.admit(key, tokens, windows)
+            admission = await self._admit(key, tokens, windows)
             if admission.open_until is not None:
                 raise short_circuited(provider, admission.open_until,
                                       self.settings.breaker_failures)
@@ -87,8 +96,23 @@ class ProviderLimiter:
             beat()
             await asyncio.sleep(min(max(admission.wait.total_seconds(), 0.01), _SLICE_SECONDS))
 
+    async def _admit(self, key: str, tokens: int, windows: Windows) -> Admission:
+        assert self.gate is not None
+        if windows.counted:
+            return await self.gate.admit(key, tokens, windows)
+        clear = self._clear.get(key)
+        if clear is not None and time.monotonic() - clear[0] < STATE_SECONDS:
+            return clear[1]
+        admission = await self.gate.admit(key, tokens, windows)
+        if admission.wait is None and admission.open_until is None:
+            self._clear[key] = (time.monotonic(), admission)
+        else:
+            self._clear.pop(key, None)
+        return admission
+
     async def _failed(self, key: str, exc: ApplicationError) -> None:
         assert self.gate is not None
+        self._clear.pop(key, None)  # this worker's next call reads the state again
         if exc.type == ErrorType.PROVIDER_RATE_LIMITED:
             await self.gate.pause(key, exc.next_retry_delay or _PAUSE_WITHOUT_RETRY_AFTER)
         elif exc.type in _BREAKER_TYPES:
