@@ -422,3 +422,15 @@ async def test_heartbeats_while_the_call_is_in_flight(
     result: LlmResult = await env.run(llm.call, req())
     assert result.output.startswith("echo: ")
     assert len(beats) >= 3
+
+
+def test_an_output_schema_checked_once_still_refuses_bad_answers_and_bad_schemas() -> None:
+    from activities.providers.validation import validated_output
+
+    schema = {"type": "object", "required": ["q"], "properties": {"q": {"type": "string"}}}
+    assert validated_output('{"q": "a"}', schema) == {"q": "a"}
+    for _ in range(2):  # the second time from the cached validator
+        with pytest.raises(ApplicationError, match="does not match outputSchema"):
+            validated_output('{"q": 1}', schema)
+        with pytest.raises(ApplicationError, match="not a valid JSON Schema"):
+            validated_output("{}", {"type": "no-such-type"})
