@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import itertools
 import json
+import random
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -173,6 +174,11 @@ async def _result(state: AppState, environment: str, run_id: str) -> bool:
         except WorkflowFailureError:
             return True
         except RPCError as exc:
+            if exc.status == RPCStatusCode.RESOURCE_EXHAUSTED:
+                # More waits than the server holds long polls for (its namespace poller limit,
+                # ~1,200 on the dev server: hit with 2,000 runs waited on at once): wait here.
+                await asyncio.sleep(_BUSY_SECONDS * (0.5 + random.random()))
+                continue
             # Not started yet (a dispatcher elsewhere is starting it, or Temporal was away):
             # look again shortly, until the caller's deadline; every half second see whether
             # the start went back to the queue (a failed try) and make it from here.
@@ -186,4 +192,5 @@ async def _result(state: AppState, environment: str, run_id: str) -> bool:
     return False  # unreachable: the loop ends by returning
 
 
+_BUSY_SECONDS = 0.5
 _NOT_YET = (RPCStatusCode.NOT_FOUND, RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED)

@@ -42,5 +42,6 @@ async def test_a_429_on_one_worker_pauses_it_at_once_and_the_others_within_a_sec
         return await _call(first, provider)
 
     own, other = await asyncio.gather(_call(second, provider), later())
-    assert "429" in own.reason and own.seconds > 1.5
+    assert "429" in own.reason
+    assert own.seconds > 1.5  # the pause's length: a lower bound, never flaky
     assert "429" in other.reason
