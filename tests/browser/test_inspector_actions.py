@@ -110,9 +110,11 @@ async def test_definition_editor_shows_problems_by_pointer_and_saves_versions(
     edited = json.loads(await page.get_by_label("Definition (JSON)").input_value())
     edited["steps"].append({"id": "c", "type": "llm", "promptUser": "hi"})  # no model
     await _save(page, edited)
+    # The problems arrive with the save's answer: wait for them, then read every pointer.
+    await expect(problems.locator("li[data-pointer^='/steps/2']").first).to_be_visible()
     pointers = await problems.locator("li").evaluate_all(
         "items => items.map(i => i.dataset.pointer)")
-    assert any(p.startswith("/steps/2") for p in pointers), pointers
+    assert all(p.startswith("/steps/2") for p in pointers), pointers
     edited["steps"][2] = {"id": "c", "type": "transform", "expression": "{text: 'three'}"}
     await _save(page, edited)
     await expect(page).to_have_url(f"{service.url}/ui/workflows/{slug}")
