@@ -101,7 +101,7 @@ def run_public(row: RunRow, steps: Sequence[StepRow] | None = None,
         from_step_id=row.from_step_id, overrides=as_object(row.overrides),
         parent_run_id=str(row.parent_run_id) if row.parent_run_id else None,
         parent_step_id=row.parent_step_id, started_at=row.started_at,
-        finished_at=row.finished_at, created_at=row.created_at,
+        finished_at=row.finished_at, created_at=row.created_at, trace_id=row.trace_id,
         steps=[step_public(s) for s in steps] if steps is not None else None,
     )
 

@@ -192,6 +192,15 @@ class MetricsSettings(BaseModel):
     """The Temporal SDK's own metrics (slots, polls, task latencies) on this port."""
 
 
+class TracingSettings(BaseModel):
+    """OpenTelemetry traces (README: Traces); on when an OTLP endpoint is set."""
+
+    capture_content: bool = False
+    """Put prompts and model outputs on the LLM spans (``gen_ai.input.messages`` etc.)."""
+    ui_url: str | None = None
+    """The inspector links a run's trace here, e.g. ``http://localhost:16686/trace/{trace_id}``."""
+
+
 class WorkflowFeatures(BaseModel):
     """Feature flags of the workflow engine, e.g. PROMPTPILOT_WORKFLOW__MULTI_MODEL."""
 
@@ -215,6 +224,7 @@ class Settings(BaseSettings):
     budgets: BudgetSettings = Field(default_factory=BudgetSettings)
     llm_cache: LlmCacheSettings = Field(default_factory=LlmCacheSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
     tools: ToolSettings = Field(default_factory=ToolSettings)
     workflow: WorkflowFeatures = Field(default_factory=WorkflowFeatures)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)

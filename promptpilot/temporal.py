@@ -43,6 +43,7 @@ from temporalio.service import TLSConfig
 from payloads.codec import EncryptionCodec, KeyRing, KeyRingError, read_key_file
 from payloads.size_guard import guarded
 from payloads.storage import PayloadStorage
+from promptpilot import tracing
 from promptpilot.settings import Settings
 
 log = logging.getLogger("promptpilot.payloads")
@@ -179,7 +180,18 @@ async def connect(settings: Settings, namespace: str, *, own: bool = False) -> C
         return shared
     return await Client.connect(address, namespace=namespace, tls=tls_config(settings),
                                 data_converter=data_converter(settings),
-                                runtime=sdk_runtime(settings.metrics.temporal_sdk_port))
+                                runtime=sdk_runtime(settings.metrics.temporal_sdk_port),
+                                interceptors=tracing_interceptors())
+
+
+def tracing_interceptors() -> list[Any]:
+    """The SDK's OpenTelemetry interceptor when tracing is on (README: Traces); a worker
+    built on the client takes it too. Off: none, at no cost."""
+    tracer = tracing.tracer()
+    if tracer is None:
+        return []
+    from temporalio.contrib.opentelemetry import TracingInterceptor
+    return [TracingInterceptor(tracer)]
 
 
 _RUNTIMES: dict[int, Runtime] = {}

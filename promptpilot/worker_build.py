@@ -13,6 +13,7 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.worker import (
+    Interceptor,
     UnsandboxedWorkflowRunner,
     Worker,
     WorkerDeploymentConfig,
@@ -20,6 +21,7 @@ from temporalio.worker import (
 )
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.agent import AgentActivities
 from activities.budget import llm_worst_case
 from activities.evaluations import EvaluationActivities
 from activities.expected_failures import ExpectedFailures
@@ -29,6 +31,7 @@ from activities.recorded_answers import RecordedAnswers
 from activities.tools import ToolActivities
 from activities.transform import TransformActivities
 from activities.triggers import TriggerActivities
+from promptpilot import tracing
 from store.daily_spend import DailySpend
 from store.evaluations import Evaluations
 from store.llm_answers import LlmAnswers
@@ -51,6 +54,7 @@ class WorkerParts:
         self.records = RecordedAnswers(LlmAnswers(store.engine, store.raw), settings.llm_cache)
         self.llm = LlmActivities(settings, ProviderGate(store.engine), DailySpend(store.engine),
                                  self.records)
+        self.agents = AgentActivities(self.llm)
         self.evaluations = EvaluationActivities(Evaluations(store.engine), self.llm)
         self.tools = ToolActivities(settings)
         self.mirror = MirrorActivities(store)
@@ -62,6 +66,7 @@ class WorkerParts:
         """Every activity the interpreter may schedule."""
         return [
             self.llm.call,
+            self.agents.turn,
             llm_worst_case,
             self.records.lookup,
             self.evaluations.evaluate_case,
@@ -121,6 +126,15 @@ def build_worker(client: Client, task_queue: str, parts: WorkerParts, *,
         max_concurrent_workflow_tasks=parts.settings.temporal.max_concurrent_workflow_tasks,
         max_concurrent_local_activities=200,
         # Expected failures (a refused target, a budget) log one line, not a traceback.
-        interceptors=[ExpectedFailures()],
+        interceptors=[ExpectedFailures(), *step_spans(parts.settings)],
     )
+
+
+def step_spans(settings: Any) -> list[Interceptor]:
+    """Our step, LLM and tool spans when tracing is on (README: Traces)."""
+    tracer = tracing.tracer()
+    if tracer is None:
+        return []
+    from activities.tracing import StepSpans
+    return [StepSpans(tracer, capture_content=settings.tracing.capture_content)]
 

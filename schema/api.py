@@ -95,6 +95,8 @@ class RunPublic(CamelModel):
     overrides: dict[str, Any] | None = None
     parent_run_id: str | None = None
     parent_step_id: str | None = None
+    trace_id: str | None = None
+    """The run's OpenTelemetry trace id (hex) when tracing was on (README: Traces)."""
     started_at: datetime | None = None
     finished_at: datetime | None = None
     created_at: datetime

@@ -163,6 +163,8 @@ class RunRecord(CamelModel):
     parent_step_id: str | None = None
     workflow_slug: str | None = None
     """Not a column (the row has the workflow's id): what metrics label the run with."""
+    trace_id: str | None = None
+    """Set by the worker's tracing (activities/tracing.py): the run's trace id; None: kept."""
     started_at: datetime | None = None
     finished_at: datetime | None = None
 

@@ -260,6 +260,8 @@ def _run_upsert(record: RunRecord) -> Upsert:
         "parent_run_id": uuid.UUID(record.parent_run_id) if record.parent_run_id else None,
         "parent_step_id": record.parent_step_id,
     }
+    if record.trace_id:  # only a traced write sets it; others leave it as it is
+        values["trace_id"] = record.trace_id
     # A late or retried "running" write never undoes a finished run (the upsert's guard).
     row = {"id": uuid.UUID(record.run_id), "created_at": utcnow(), **values}
     event = {"kind": "run", "runId": record.run_id, "status": record.status,

@@ -104,6 +104,8 @@ class RunRow(SQLModel, table=True):
     # Child runs of `workflow` steps (migration 0005): the parent run and its step.
     parent_run_id: uuid.UUID | None = Field(default=None, index=True)
     parent_step_id: str | None = Field(default=None, max_length=64)
+    # The run's OpenTelemetry trace id, hex (migration 0014; README: Traces).
+    trace_id: str | None = Field(default=None, max_length=32)
     started_at: datetime | None = ts()
     finished_at: datetime | None = ts()
     created_at: datetime = stamp()

@@ -1,0 +1,80 @@
+"""Traces: one run is one trace (API start, workflow, activities) with a span per step and
+the GenAI conventions on the model calls; no prompt text unless capture_content says so."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+from promptpilot import tracing
+from promptpilot.settings import Settings
+from tests.conftest import Service, unique_slug
+from tests.definitions import chain
+from tests.fakes.llm_server import FakeLlmServer, ok
+from tests.fakes.otlp_receiver import OtlpReceiver
+
+SECRET_TOPIC = "zebra-topic-7731"
+
+
+@pytest.fixture
+def receiver() -> Iterator[OtlpReceiver]:
+    """A local OTLP/HTTP receiver and a provider of this test's own exporting to it."""
+    received = OtlpReceiver().start()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(
+        OTLPSpanExporter(endpoint=f"{received.endpoint}/v1/traces")))
+    tracing.configure(provider)
+    yield received
+    tracing.configure(None)
+    provider.shutdown()
+    received.stop()
+
+
+@pytest.fixture
+def settings(settings: Settings, receiver: OtlpReceiver) -> Settings:
+    """The test settings, made after tracing is on (the service's clients take it)."""
+    return settings
+
+
+async def test_a_run_is_one_trace_with_a_span_per_step(
+        service: Service, llm: FakeLlmServer, receiver: OtlpReceiver) -> None:
+    slug = unique_slug("traces")
+    await service.create_workflow(chain(slug, 2))
+    llm.enqueue(ok("first answer", tokens_in=100, tokens_out=10),
+                ok("second answer", tokens_in=200, tokens_out=20))
+    run = (await service.run(slug, {"topic": SECRET_TOPIC})).json()["run"]
+    assert run["status"] == "completed"
+    fetched = (await service.http.get(f"/api/workflows/runs/{run['id']}")).json()["run"]
+
+    provider = tracing.provider()
+    assert provider is not None
+    provider.force_flush()
+    spans = [s for s in receiver.spans
+             if s.trace_id == fetched["traceId"]]
+    names = [s.name for s in spans]
+    assert any(n.startswith("StartWorkflow:") for n in names), names
+    assert "step s1" in names, names
+    assert "step s2" in names, names
+    # Every span of this run shares its trace; the run's record names it.
+    assert {s.trace_id for s in receiver.spans if s.attributes.get("promptpilot.run_id")
+            == run["id"]} == {fetched["traceId"]}
+    step = next(s for s in spans if s.name == "step s1")
+    assert step.attributes["step.id"] == "s1"
+    assert step.attributes["step.type"] == "llm"
+    chat = [s for s in spans if s.name == "chat gpt-4o-mini"]
+    assert len(chat) == 2
+    first = next(s for s in chat if s.parent_span_id == step.span_id)
+    assert first.attributes["gen_ai.operation.name"] == "chat"
+    assert first.attributes["gen_ai.provider.name"] == "openai"
+    assert first.attributes["gen_ai.request.model"] == "gpt-4o-mini"
+    assert first.attributes["gen_ai.usage.input_tokens"] == 100
+    assert first.attributes["gen_ai.usage.output_tokens"] == 10
+    assert "promptpilot.cost_usd" in first.attributes
+    # No prompt or output text by default.
+    everything = repr([s.attributes for s in receiver.spans])
+    assert SECRET_TOPIC not in everything
+    assert "first answer" not in everything
