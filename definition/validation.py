@@ -5,6 +5,7 @@ Every problem names where it is (a JSON pointer into the body) and, for steps, t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection
 from typing import Any
 
@@ -17,7 +18,9 @@ from definition.inputs import is_type
 from definition.template_bounds import unbounded_problems
 from definition.templates import parse_error, referenced_names
 from schema.definition import (
+    SLUG_PATTERN,
     STEP_TYPES,
+    AgentStep,
     ApprovalStep,
     ConditionStep,
     LlmStep,
@@ -165,6 +168,8 @@ class _Checker:
                 add("multi-model steps ('models') are behind the workflow.multiModel feature "
                     "flag, which is off: set PROMPTPILOT_WORKFLOW__MULTI_MODEL=true or use "
                     "'model'", "models")
+        elif isinstance(step, AgentStep):
+            _check_agent(step, self.known_providers, self.tools, add)
         elif isinstance(step, ToolStep) and step.tool_name not in self.tools:
             add(f"unknown tool '{step.tool_name}'; known tools: {', '.join(sorted(self.tools))}",
                 "toolName")
@@ -191,6 +196,30 @@ class _Checker:
             else:
                 for problem in unbounded_problems(step.message, self.limits):
                     add(f"template is unbounded: {problem}", "message")
+
+
+def _check_agent(step: AgentStep, known_providers: Collection[str], tools: Collection[str],
+                 add: Any) -> None:
+    """An agent's model and tools: registry names, ``workflow:<slug>``, ``mcp:<server>``."""
+    provider, _ = resolve_model(step.model, step.provider)
+    if provider not in known_providers:
+        add(f"unknown provider '{provider}'; known providers: "
+            f"{', '.join(sorted(known_providers))}", "model")
+    for index, tool in enumerate(step.tools):
+        if tool.startswith("workflow:"):
+            if not re.match(SLUG_PATTERN, tool.removeprefix("workflow:")):
+                add(f"'{tool}' does not name a workflow slug", "tools", index)
+        elif tool.startswith("mcp:"):
+            add(f"'{tool}': MCP servers are not available to agent steps yet", "tools", index)
+        elif tool not in tools:
+            add(f"unknown tool '{tool}'; known tools: {', '.join(sorted(tools))}, "
+                "workflow:<slug>", "tools", index)
+    if "http_request" in step.tools and not step.allowed_hosts:
+        add("an agent listing http_request needs 'allowedHosts': the hosts it may reach",
+            "allowedHosts")
+    for source, name in ((step.prompt_system, "promptSystem"), (step.prompt_user, "promptUser")):
+        if source and (error := parse_error(source)):
+            add(f"template does not parse: {error}", name)
 
 
 def add_mapping_problem(path: str, earlier: set[str], declared: set[str], add: Any) -> None:

@@ -179,3 +179,69 @@ class RecordLookup(CamelModel):
     """What the recorded answers hold for one call: ``call`` is None on a miss."""
 
     call: RecordedCall | None = None
+
+
+AGENT_TURN_ACTIVITY = "agent_turn"
+"""One model turn of an agent step (``activities/agent.py``)."""
+
+
+class AgentToolCall(CamelModel):
+    """A tool call the model asked for: its id (the provider's), model-facing name, arguments."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class AgentMessage(CamelModel):
+    """One message of an agent's conversation, in a provider-neutral compact form:
+    ``user`` (text), ``assistant`` (text and tool calls) or ``tool`` (one call's result)."""
+
+    role: Literal["user", "assistant", "tool"]
+    text: str = ""
+    tool_calls: list[AgentToolCall] = Field(default_factory=list)
+    call_id: str | None = None
+    is_error: bool = False
+
+
+class AgentTool(CamelModel):
+    """A tool offered to the model: the name it calls, what it is, its arguments' schema."""
+
+    name: str
+    entry: str
+    """The step's ``tools`` entry it comes from (``web_search``, ``workflow:<slug>``)."""
+    description: str = ""
+    parameters: dict[str, Any] | None = None
+    """None: the activity fills in the registry tool's schema."""
+
+
+class AgentTurnRequest(CamelModel):
+    """One model turn: the conversation so far (compact), the tools offered."""
+
+    run_id: str
+    step_id: str
+    turn: int
+    provider: str
+    model: str
+    system: str | None = None
+    messages: list[AgentMessage]
+    tools: list[AgentTool] = Field(default_factory=list)
+    output_schema: dict[str, Any] | None = None
+    repair_attempts: int = 0
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+
+class AgentTurnResult(CamelModel):
+    """The model's turn: tool calls to make, or the final answer (``output``)."""
+
+    text: str = ""
+    tool_calls: list[AgentToolCall] = Field(default_factory=list)
+    output: Any = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cached_tokens: int = 0
+    cost: float | None = None
+    latency_ms: float = 0.0
+    attempt: int = 1
+    warnings: list[str] = Field(default_factory=list)

@@ -194,12 +194,39 @@ class WorkflowStep(_StepBase):
     version: VersionNumber | None = None
 
 
+AGENT_MAX_TURNS = 50
+"""The most turns an agent step may ask for (a larger ``maxTurns`` is refused at save, 422)."""
+
+
+class AgentStep(_StepBase):
+    """A model that chooses tools for several turns, then answers (README: Agent steps).
+
+    ``tools``: registry tool names, ``workflow:<slug>`` (a child run) or ``mcp:<server>`` /
+    ``mcp:<server>/<tool>``; a tool the list does not name is never run.
+    """
+
+    type: Literal["agent"]
+    model: str = Field(min_length=1)
+    provider: str | None = None
+    prompt_system: str | None = None
+    prompt_user: str = Field(min_length=1)
+    tools: list[str] = Field(default_factory=list, max_length=64)
+    max_turns: int = Field(default=8, ge=1, le=AGENT_MAX_TURNS)
+    allowed_hosts: list[str] | None = None
+    """Hosts ``http_request`` may reach from this agent (required when it lists the tool)."""
+    output_schema: dict[str, Any] | None = None
+    repair_attempts: int = Field(default=DEFAULT_REPAIR_ATTEMPTS, ge=0, le=5)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=1, le=200_000)
+
+
 Step = Annotated[
     LlmStep | ToolStep | TransformStep | ConditionStep | ParallelStep | MapStep | ApprovalStep
-    | WorkflowStep,
+    | WorkflowStep | AgentStep,
     Field(discriminator="type"),
 ]
-STEP_TYPES = ("llm", "tool", "transform", "condition", "parallel", "map", "approval", "workflow")
+STEP_TYPES = ("llm", "tool", "transform", "condition", "parallel", "map", "approval", "workflow",
+              "agent")
 ParallelStep.model_rebuild()
 MapStep.model_rebuild()
 

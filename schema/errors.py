@@ -31,6 +31,7 @@ class ErrorType(StrEnum):
     TOOL_FORBIDDEN_TARGET = "tool_forbidden_target"
     UNKNOWN_TOOL = "unknown_tool"
     TRANSFORM = "transform_error"
+    AGENT_MAX_TURNS = "agent_max_turns"
     BUDGET_EXCEEDED = "budget_exceeded"
     OUTPUT_TOO_LARGE = "output_too_large"
     TEMPLATE_LIMIT = "template_limit"

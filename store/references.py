@@ -15,7 +15,7 @@ from typing import Any
 from definition.context import CONTEXT_ROOTS
 from definition.templates import referenced_names
 from definition.validation import DefinitionInvalid
-from schema.definition import LlmStep, WorkflowDefinition, WorkflowStep
+from schema.definition import AgentStep, LlmStep, WorkflowDefinition, WorkflowStep
 from schema.problems import Problem, pointer
 from schema.run import ChildDefinition
 from store.prompts import PromptStore
@@ -79,6 +79,15 @@ class References:
                 await self._check_prompt(step, add)
             elif isinstance(step, WorkflowStep):
                 await self._check_child(definition.id, step, add)
+            elif isinstance(step, AgentStep):
+                for index, tool in enumerate(step.tools):
+                    slug = tool.removeprefix("workflow:")
+                    if tool.startswith("workflow:") and slug != definition.id and \
+                            await self.store.get_workflow(self.environment, slug) is None:
+                        problems.append(Problem(
+                            pointer=pointer(*where, "tools", index), step_id=step.id,
+                            field="tools", message=f"unknown workflow '{slug}' in environment "
+                            f"'{self.environment}' (tool '{tool}')"))
         return problems
 
     async def _check_prompt(self, step: LlmStep, add: Any) -> None:
@@ -172,6 +181,21 @@ class References:
                     continue
                 step.update(promptSystem=version.prompt_system, promptUser=version.prompt_user,
                             promptVersion=version.version)
+            elif step.get("type") == "agent" and depth < MAX_DEPTH:
+                # An agent's workflow:<slug> tools run the latest version as child runs.
+                for tool in step.get("tools") or []:
+                    key = (tool.removeprefix("workflow:"), None)
+                    if not tool.startswith("workflow:") or key in children:
+                        continue
+                    if (found := await self.load(*key)) is None:
+                        continue  # refused to the model at run time: not available
+                    row, version = found
+                    children[key] = ChildDefinition(
+                        slug=row.slug, requested_version=None, version=version.version,
+                        workflow_id=str(row.id),
+                        definition=WorkflowDefinition.model_validate(version.definition))
+                    children[key].definition = await self._resolve(
+                        children[key].definition, children, depth + 1)
             elif step.get("type") == "workflow" and depth < MAX_DEPTH:
                 key = (step["workflowSlug"], step.get("version"))
                 if key in children:

@@ -14,6 +14,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from schema.activities import ToolRequest, ToolResult
     from schema.definition import (
+        AgentStep,
         ApprovalStep,
         ConditionStep,
         LlmStep,
@@ -27,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from schema.run import StepRecord
 
 from workflows import approval, child, control, map_step, parallel
+from workflows.agent_step import run_agent_step
 from workflows.llm_step import run_llm_step
 from workflows.mirror import StepMirror
 from workflows.options import step_options
@@ -87,5 +89,7 @@ async def run_kind(runner: Runner, writer: StepMirror, step: Step, mapped: dict[
             return await approval.run_approval(runner, step, mapped, context, record)
         case WorkflowStep():
             return await child.run_child(runner, step, mapped, context, record)
+        case AgentStep():
+            return await run_agent_step(runner, step, mapped, context, record)
         case _:
             assert_never(step)

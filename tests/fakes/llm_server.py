@@ -55,6 +55,8 @@ class Reply:
     message: str = ""
     headers: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    tool_calls: list[tuple[str, dict[str, Any]]] | None = None
+    """Tool calls the model makes (OpenAI ``tool_calls``, Anthropic ``tool_use`` blocks)."""
 
 
 @dataclass
@@ -76,6 +78,14 @@ def ok(content: str | None = None, *, tokens_in: int | None = None,
     the prompt cache."""
     return Reply(content=content, tokens_in=tokens_in, tokens_out=tokens_out, cached=cached,
                  cache_written=cache_written, model=model)
+
+
+def tool_calls(calls: list[tuple[str, dict[str, Any]]], content: str = "",
+               *, tokens_in: int | None = None, tokens_out: int | None = None) -> Reply:
+    """The model calls these tools, e.g. ``tool_calls([("web_search", {"query": "x"})])``;
+    call ids are ``call_0``, ``call_1``… (OpenAI) or ``toolu_0``… (Anthropic)."""
+    return Reply(content=content, tool_calls=list(calls), tokens_in=tokens_in,
+                 tokens_out=tokens_out or 7)
 
 
 def status(code: int, message: str = "scripted error") -> Reply:
@@ -147,6 +157,8 @@ def _render_ok(path: str, body: dict[str, Any], reply: Reply) -> dict[str, Any]:
     tokens_in = reply.tokens_in if reply.tokens_in is not None else estimate_tokens(prompt)
     tokens_out = reply.tokens_out if reply.tokens_out is not None else estimate_tokens(content)
     model = reply.model or str(body.get("model", "fake"))
+    if reply.tool_calls is not None:
+        return _render_tool_calls(path, model, reply, tokens_in, tokens_out)
     if path == OPENAI_PATH:
         return {
             "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
@@ -164,6 +176,29 @@ def _render_ok(path: str, body: dict[str, Any], reply: Reply) -> dict[str, Any]:
                   "output_tokens": tokens_out, "cache_read_input_tokens": reply.cached,
                   "cache_creation_input_tokens": reply.cache_written},
     }
+
+
+def _render_tool_calls(path: str, model: str, reply: Reply, tokens_in: int,
+                       tokens_out: int) -> dict[str, Any]:
+    calls = reply.tool_calls or []
+    if path == OPENAI_PATH:
+        return {
+            "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
+            "model": model, "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+                "role": "assistant", "content": reply.content or None, "tool_calls": [
+                    {"id": f"call_{i}", "type": "function",
+                     "function": {"name": name, "arguments": json.dumps(args)}}
+                    for i, (name, args) in enumerate(calls)]}}],
+            "usage": {"prompt_tokens": tokens_in, "completion_tokens": tokens_out,
+                      "total_tokens": tokens_in + tokens_out},
+        }
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": reply.content}] \
+        if reply.content else []
+    blocks += [{"type": "tool_use", "id": f"toolu_{i}", "name": name, "input": args}
+               for i, (name, args) in enumerate(calls)]
+    return {"id": "msg_fake", "type": "message", "role": "assistant", "model": model,
+            "content": blocks, "stop_reason": "tool_use", "stop_sequence": None,
+            "usage": {"input_tokens": tokens_in, "output_tokens": tokens_out}}
 
 
 def _render_error(path: str, reply: Reply) -> dict[str, Any]:

@@ -1,0 +1,206 @@
+"""The ``agent_turn`` activity: one model turn of an agent step, with tools offered.
+
+OpenAI (and compatible servers) through Chat Completions ``tools`` / ``tool_calls``; Anthropic
+through Messages ``tools`` / ``tool_use`` / ``tool_result`` blocks; both on the providers' own
+SDK clients (``LlmActivities.provider``). The conversation arrives compact
+(``AgentMessage``) and is rendered into the provider's shape here. A final answer is checked
+against ``outputSchema`` with the llm steps' repair loop (re-prompt with the problems).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import anthropic
+import openai
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.llm import LlmActivities
+from activities.log_context import working_on
+from activities.pricing import price
+from activities.providers import errors
+from activities.providers.anthropic_provider import (
+    DEFAULT_MAX_TOKENS,
+    SCHEMA_INSTRUCTION,
+    AnthropicProvider,
+)
+from activities.providers.openai_provider import OpenAIProvider
+from activities.providers.validation import validated_output
+from activities.repair import REPAIR_INSTRUCTION
+from activities.tools.registry import get_tool
+from schema.activities import (
+    AgentMessage,
+    AgentTool,
+    AgentToolCall,
+    AgentTurnRequest,
+    AgentTurnResult,
+)
+from schema.errors import ErrorType
+
+_ANY_OBJECT: dict[str, Any] = {"type": "object", "additionalProperties": True}
+
+
+def tool_parameters(tool: AgentTool) -> tuple[str, dict[str, Any]]:
+    """(description, JSON Schema of the arguments) of one offered tool."""
+    if tool.parameters is not None:
+        return tool.description, tool.parameters
+    spec = get_tool(tool.entry)
+    if spec is None:
+        return tool.description, _ANY_OBJECT
+    return spec.description, spec.input_schema()
+
+
+def _arguments(raw: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(raw or "{}")
+    except json.JSONDecodeError:
+        return {"_unparsed": raw}
+    return value if isinstance(value, dict) else {"_value": value}
+
+
+def openai_messages(request: AgentTurnRequest) -> list[dict[str, Any]]:
+    """The compact conversation as Chat Completions messages."""
+    out: list[dict[str, Any]] = []
+    if request.system:
+        out.append({"role": "system", "content": request.system})
+    for m in request.messages:
+        if m.role == "user":
+            out.append({"role": "user", "content": m.text})
+        elif m.role == "assistant":
+            msg: dict[str, Any] = {"role": "assistant", "content": m.text or None}
+            if m.tool_calls:
+                msg["tool_calls"] = [
+                    {"id": c.id, "type": "function",
+                     "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
+                    for c in m.tool_calls]
+            out.append(msg)
+        else:
+            out.append({"role": "tool", "tool_call_id": m.call_id or "", "content": m.text})
+    return out
+
+
+def anthropic_messages(request: AgentTurnRequest) -> list[dict[str, Any]]:
+    """The compact conversation as Messages content blocks (tool results grouped into the
+    user message that follows the assistant's tool_use blocks)."""
+    out: list[dict[str, Any]] = []
+    for m in request.messages:
+        if m.role == "user":
+            out.append({"role": "user", "content": m.text})
+        elif m.role == "assistant":
+            blocks: list[dict[str, Any]] = []
+            if m.text:
+                blocks.append({"type": "text", "text": m.text})
+            blocks += [{"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments}
+                       for c in m.tool_calls]
+            out.append({"role": "assistant", "content": blocks})
+        else:
+            block = {"type": "tool_result", "tool_use_id": m.call_id or "", "content": m.text,
+                     "is_error": m.is_error}
+            if out and out[-1]["role"] == "user" and isinstance(out[-1]["content"], list):
+                out[-1]["content"].append(block)
+            else:
+                out.append({"role": "user", "content": [block]})
+    return out
+
+
+class AgentActivities:
+    """Agent turns on the llm activities' provider clients (built once, reused)."""
+
+    def __init__(self, llm: LlmActivities) -> None:
+        self.llm = llm
+
+    @activity.defn(name="agent_turn")
+    async def turn(self, request: AgentTurnRequest) -> AgentTurnResult:
+        """One turn: the model's tool calls, or its final answer (checked against the
+        schema, repaired up to ``repairAttempts`` times)."""
+        with working_on(request.run_id, request.step_id):
+            started = time.perf_counter()
+            result = AgentTurnResult(attempt=activity.info().attempt)
+            current = request
+            for repair in range(request.repair_attempts + 1):
+                text, calls, usage = await self._call(current)
+                result.tokens_in += usage[0]
+                result.tokens_out += usage[1]
+                result.cached_tokens += usage[2]
+                result.text, result.tool_calls = text, calls
+                if calls or request.output_schema is None:
+                    result.output = None if calls else text
+                    break
+                try:
+                    result.output = validated_output(text, request.output_schema)
+                    break
+                except ApplicationError as exc:
+                    if repair >= request.repair_attempts:
+                        raise
+                    problems = exc.message
+                    current = current.model_copy(update={"messages": [
+                        *current.messages, AgentMessage(role="assistant", text=text),
+                        AgentMessage(role="user", text=REPAIR_INSTRUCTION.format(
+                            answer=text[:4000], problems=problems))]})
+            result.cost, warnings = price(request.provider, request.model, result.tokens_in,
+                                          result.tokens_out, result.cached_tokens)
+            result.warnings = warnings
+            result.latency_ms = (time.perf_counter() - started) * 1000
+            return result
+
+    async def _call(self, request: AgentTurnRequest,
+                    ) -> tuple[str, list[AgentToolCall], tuple[int, int, int]]:
+        provider = self.llm.provider(request.provider)
+        tools = [(t.name, *tool_parameters(t)) for t in request.tools]
+        if isinstance(provider, OpenAIProvider):
+            params: dict[str, Any] = {"model": request.model,
+                                      "messages": openai_messages(request)}
+            if tools:
+                params["tools"] = [{"type": "function", "function": {
+                    "name": name, "description": about, "parameters": schema}}
+                    for name, about, schema in tools]
+            if request.temperature is not None:
+                params["temperature"] = request.temperature
+            if request.max_tokens is not None:
+                params["max_completion_tokens"] = request.max_tokens
+            with errors.sdk_errors(provider.name, openai):
+                response = await provider.client.chat.completions.create(**params)
+            try:
+                message = response.choices[0].message
+            except (AttributeError, IndexError, TypeError) as exc:
+                raise errors.bad_response(provider.name, "no choices in the completion") from exc
+            calls = [AgentToolCall(id=c.id, name=c.function.name,
+                                   arguments=_arguments(c.function.arguments))
+                     for c in (message.tool_calls or []) if c.type == "function"]
+            usage = response.usage
+            details = usage.prompt_tokens_details if usage else None
+            return message.content or "", calls, (
+                usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0,
+                (details.cached_tokens or 0) if details else 0)
+        if isinstance(provider, AnthropicProvider):
+            system = request.system or ""
+            if request.output_schema is not None:
+                instruction = SCHEMA_INSTRUCTION + json.dumps(request.output_schema)
+                system = f"{system}\n\n{instruction}" if system else instruction
+            aparams: dict[str, Any] = {
+                "model": request.model, "messages": anthropic_messages(request),
+                "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS}
+            if system:
+                aparams["system"] = system
+            if tools:
+                aparams["tools"] = [{"name": name, "description": about, "input_schema": schema}
+                                    for name, about, schema in tools]
+            if request.temperature is not None:
+                aparams["extra_body"] = {"temperature": request.temperature}
+            with errors.sdk_errors(provider.name, anthropic):
+                reply = await provider.client.messages.create(**aparams)
+            text = "".join(b.text for b in reply.content if b.type == "text")
+            acalls = [AgentToolCall(id=b.id, name=b.name,
+                                    arguments=b.input if isinstance(b.input, dict) else {})
+                      for b in reply.content if b.type == "tool_use"]
+            cached = reply.usage.cache_read_input_tokens or 0
+            written = reply.usage.cache_creation_input_tokens or 0
+            return text, acalls, ((reply.usage.input_tokens or 0) + cached + written,
+                                  reply.usage.output_tokens or 0, cached)
+        raise ApplicationError(
+            f"provider '{request.provider}' does not support agent steps (tool calls): use an "
+            "OpenAI, OpenAI-compatible or Anthropic model", type=ErrorType.PROVIDER_BAD_REQUEST,
+            non_retryable=True)

@@ -1,0 +1,95 @@
+"""Agent steps end to end: the model chooses tools over turns (OpenAI tool calls and Anthropic
+tool use through the real SDKs against the fake server), and the step's turns are recorded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import Service, unique_slug
+from tests.fakes.llm_server import ANTHROPIC_PATH, OPENAI_PATH, FakeLlmServer, ok, tool_calls
+
+
+def agent(slug: str, model: str, **step: Any) -> dict[str, Any]:
+    return {"id": slug, "name": "agent", "variables": [{"name": "topic"}], "steps": [{
+        "id": "research", "type": "agent", "model": model,
+        "promptSystem": "You research.", "promptUser": "Find out about {{ topic }}",
+        "inputMapping": {"topic": "input.topic"}, "tools": ["web_search"], "maxTurns": 4,
+        **step}]}
+
+
+async def run(service: Service, definition: dict[str, Any]) -> dict[str, Any]:
+    await service.create_workflow(definition)
+    response = await service.run(definition["id"], {"topic": "otters"})
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()["run"]
+    return result
+
+
+@pytest.mark.parametrize(("model", "path"), [("gpt-4o-mini", OPENAI_PATH),
+                                             ("anthropic/claude-3-5-haiku-latest",
+                                              ANTHROPIC_PATH)])
+async def test_agent_searches_then_answers_in_two_turns(
+        service: Service, llm: FakeLlmServer, model: str, path: str) -> None:
+    llm.enqueue(tool_calls([("web_search", {"query": "otters"})], tokens_in=20),
+                ok("Otters hold hands.", tokens_in=40, tokens_out=5))
+    result = await run(service, agent(unique_slug("agent"), model))
+    assert result["status"] == "completed", result
+    step = result["steps"][0]
+    assert step["outputJson"] == "Otters hold hands."
+    turns = step["rendered"]["turns"]
+    assert len(turns) == 2
+    call = turns[0]["toolCalls"][0]
+    assert call["name"] == "web_search"
+    assert call["arguments"] == {"query": "otters"}
+    assert "error" not in call
+    assert call["result"]
+    assert step["tokensIn"] == 60
+    assert step["tokensOut"] == 12
+    sent = [r.body for r in llm.requests if r.path == path]
+    assert len(sent) == 2
+    assert sent[0]["tools"][0]["name" if path == ANTHROPIC_PATH else "function"]
+    second = str(sent[1]["messages"])
+    # The tool's result (the offline search's answer) went back to the model.
+    assert ("tool_result" if path == ANTHROPIC_PATH else "'role': 'tool'") in second
+    assert "otters" in second.lower()
+
+
+async def test_max_turns_fails_agent_max_turns(service: Service, llm: FakeLlmServer) -> None:
+    llm.enqueue(*[tool_calls([("web_search", {"query": f"q{i}"})]) for i in range(2)])
+    result = await run(service, agent(unique_slug("agentmax"), "gpt-4o-mini", maxTurns=2))
+    assert result["status"] == "failed"
+    step = result["steps"][0]
+    assert step["error"]["type"] == "agent_max_turns"
+    assert len(step["rendered"]["turns"]) == 2
+    assert llm.count(OPENAI_PATH) == 2
+
+
+async def test_unlisted_tool_is_refused_and_not_run(service: Service,
+                                                    llm: FakeLlmServer) -> None:
+    llm.enqueue(tool_calls([("http_request", {"url": "http://127.0.0.1:9/x"})]),
+                ok("gave up"))
+    result = await run(service, agent(unique_slug("agentno"), "gpt-4o-mini"))
+    assert result["status"] == "completed"
+    call = result["steps"][0]["rendered"]["turns"][0]["toolCalls"][0]
+    assert call["error"] == "tool http_request is not available to this step"
+    assert call.get("refused") is True
+    assert "result" not in call
+    second = [r.body for r in llm.requests if r.path == OPENAI_PATH][1]
+    assert "not available to this step" in str(second["messages"])
+
+
+@pytest.mark.parametrize(("tools", "message"), [
+    (["no_such_tool"], "unknown tool 'no_such_tool'"),
+    (["workflow:no-such-workflow"], "unknown workflow 'no-such-workflow'"),
+    (["http_request"], "allowedHosts"),
+])
+async def test_save_refuses_bad_agent_tools(service: Service, tools: list[str],
+                                            message: str) -> None:
+    response = await service.http.post("/api/workflows", json=agent(
+        unique_slug("agentbad"), "gpt-4o-mini", tools=tools))
+    assert response.status_code == 422, response.text
+    problems = response.json()["error"]["problems"]
+    assert any(message in p["message"] and p["pointer"].startswith("/steps/0/")
+               for p in problems), problems
