@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import TracerProvider
@@ -16,6 +17,7 @@ from tests.conftest import Service, unique_slug
 from tests.definitions import chain
 from tests.fakes.llm_server import FakeLlmServer, ok
 from tests.fakes.otlp_receiver import OtlpReceiver
+from tests.ui_login import sign_in
 
 SECRET_TOPIC = "zebra-topic-7731"
 
@@ -37,6 +39,7 @@ def receiver() -> Iterator[OtlpReceiver]:
 @pytest.fixture
 def settings(settings: Settings, receiver: OtlpReceiver) -> Settings:
     """The test settings, made after tracing is on (the service's clients take it)."""
+    settings.tracing.ui_url = "http://traces.example/trace/{trace_id}"
     return settings
 
 
@@ -74,6 +77,11 @@ async def test_a_run_is_one_trace_with_a_span_per_step(
     assert first.attributes["gen_ai.usage.input_tokens"] == 100
     assert first.attributes["gen_ai.usage.output_tokens"] == 10
     assert "promptpilot.cost_usd" in first.attributes
+    # The inspector's run page links the trace.
+    async with httpx.AsyncClient(base_url=service.url, timeout=30) as browser:
+        await sign_in(browser)
+        page = await browser.get(f"/ui/runs/{run['id']}")
+    assert f'href="http://traces.example/trace/{fetched["traceId"]}"' in page.text
     # No prompt or output text by default.
     everything = repr([s.attributes for s in receiver.spans])
     assert SECRET_TOPIC not in everything
