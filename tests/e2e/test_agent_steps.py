@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
+from promptpilot.temporal import connect
 from tests.conftest import Service, unique_slug
+from tests.e2e.test_replay import replayer
 from tests.fakes.llm_server import ANTHROPIC_PATH, OPENAI_PATH, FakeLlmServer, ok, tool_calls
 
 
@@ -93,3 +95,28 @@ async def test_save_refuses_bad_agent_tools(service: Service, tools: list[str],
     problems = response.json()["error"]["problems"]
     assert any(message in p["message"] and p["pointer"].startswith("/steps/0/")
                for p in problems), problems
+
+
+async def test_agent_history_replays_and_counts_events_per_turn(
+        service: Service, llm: FakeLlmServer) -> None:
+    llm.enqueue(tool_calls([("web_search", {"query": "a"}), ("web_search", {"query": "b"})]),
+                ok("done"))
+    result = await run(service, agent(unique_slug("agentreplay"), "gpt-4o-mini"))
+    assert result["status"] == "completed"
+    calls = result["steps"][0]["rendered"]["turns"][0]["toolCalls"]
+    assert [c["arguments"]["query"] for c in calls] == ["a", "b"]
+    client = await connect(service.settings, "dev")
+    history = await client.get_workflow_handle(result["id"]).fetch_history()
+    replayed = await replayer(service.settings).replay_workflow(
+        history, raise_on_replay_failure=False)
+    assert replayed.replay_failure is None, replayed.replay_failure
+    scheduled = [e.activity_task_scheduled_event_attributes.activity_type.name
+                 for e in history.events if e.HasField("activity_task_scheduled_event_attributes")]
+    # Two model turns, and the turn's two tool calls as their own activities.
+    assert scheduled.count("agent_turn") == 2
+    assert scheduled.count("tool_call") == 2
+    # Measured: 29 events for the whole run; per model turn 6 (the activity's scheduled,
+    # started, completed and a workflow task's three), per tool call 3 more (plus a workflow
+    # task when its result wakes the workflow). The conversation is in each turn's input
+    # only, compact, with tool results cut to RESULT_CHARS.
+    assert len(history.events) < 40
