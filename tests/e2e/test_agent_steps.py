@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 
 from promptpilot.temporal import connect
 from tests.conftest import Service, unique_slug
 from tests.e2e.test_replay import replayer
 from tests.fakes.llm_server import ANTHROPIC_PATH, OPENAI_PATH, FakeLlmServer, ok, tool_calls
+from tests.ui_login import sign_in
 
 
 def agent(slug: str, model: str, **step: Any) -> dict[str, Any]:
@@ -120,3 +122,14 @@ async def test_agent_history_replays_and_counts_events_per_turn(
     # task when its result wakes the workflow). The conversation is in each turn's input
     # only, compact, with tool results cut to RESULT_CHARS.
     assert len(history.events) < 40
+
+
+async def test_inspector_shows_the_conversation(service: Service, llm: FakeLlmServer) -> None:
+    llm.enqueue(tool_calls([("web_search", {"query": "otters"})]), ok("Otters hold hands."))
+    result = await run(service, agent(unique_slug("agentui"), "gpt-4o-mini"))
+    async with httpx.AsyncClient(base_url=service.url, timeout=30) as browser:
+        await sign_in(browser)
+        page = await browser.get(f"/ui/runs/{result['id']}")
+    assert page.status_code == 200, page.text
+    assert "Conversation (2 turns)" in page.text
+    assert "web_search" in page.text
