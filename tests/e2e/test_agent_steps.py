@@ -133,3 +133,17 @@ async def test_inspector_shows_the_conversation(service: Service, llm: FakeLlmSe
     assert page.status_code == 200, page.text
     assert "Conversation (2 turns)" in page.text
     assert "web_search" in page.text
+
+
+async def test_workflow_tool_runs_as_a_child_run(service: Service, llm: FakeLlmServer) -> None:
+    child_slug = unique_slug("agentchild")
+    await service.create_workflow({
+        "id": child_slug, "name": "child", "variables": [{"name": "text"}],
+        "steps": [{"id": "shout", "type": "transform", "expression": "{loud: t}",
+                   "inputMapping": {"t": "input.text"}}]})
+    llm.enqueue(tool_calls([(f"workflow__{child_slug}", {"text": "hi"})]), ok("ok"))
+    result = await run(service, agent(unique_slug("agentwf"), "gpt-4o-mini",
+                                      tools=[f"workflow:{child_slug}"]))
+    assert result["status"] == "completed", result
+    call = result["steps"][0]["rendered"]["turns"][0]["toolCalls"][0]
+    assert call["result"] == {"loud": "hi"}, call
