@@ -18,7 +18,7 @@ import openai
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.llm import LlmActivities
+from activities.llm import LlmActivities, _heartbeating
 from activities.log_context import working_on
 from activities.pricing import price
 from activities.providers import errors
@@ -121,7 +121,8 @@ class AgentActivities:
             result = AgentTurnResult(attempt=activity.info().attempt)
             current = request
             for repair in range(request.repair_attempts + 1):
-                text, calls, usage = await self._call(current)
+                # Heartbeats while the model answers: a lost worker shows in seconds.
+                text, calls, usage = await _heartbeating(self._call(current))
                 result.tokens_in += usage[0]
                 result.tokens_out += usage[1]
                 result.cached_tokens += usage[2]

@@ -201,7 +201,7 @@ class _Agent:
             result = await workflow.execute_activity(
                 AGENT_TURN_ACTIVITY, request, result_type=AgentTurnResult,
                 start_to_close_timeout=timedelta(seconds=self.step.timeout_seconds or 120),
-                heartbeat_timeout=None,
+                heartbeat_timeout=timedelta(seconds=10),
                 retry_policy=retry_policy(self.step.retry_config or DEFAULT_LLM_RETRY),
                 summary=f"{self.step.id} · agent turn {request.turn} "
                         f"{request.provider}/{request.model}")
