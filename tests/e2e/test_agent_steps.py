@@ -147,3 +147,19 @@ async def test_workflow_tool_runs_as_a_child_run(service: Service, llm: FakeLlmS
     assert result["status"] == "completed", result
     call = result["steps"][0]["rendered"]["turns"][0]["toolCalls"][0]
     assert call["result"] == {"loud": "hi"}, call
+
+
+async def test_preview_does_not_send_an_agents_http_writes(service: Service,
+                                                           llm: FakeLlmServer) -> None:
+    slug = unique_slug("agentprev")
+    await service.create_workflow(agent(slug, "gpt-4o-mini", tools=["http_request"],
+                                        allowedHosts=["example.com"]))
+    llm.enqueue(tool_calls([("http_request", {"url": "https://example.com/orders",
+                                              "method": "POST"})]), ok("skipped it"))
+    response = await service.http.post(f"/api/workflows/{slug}/preview",
+                                       json={"input": {"topic": "x"}})
+    assert response.status_code == 200, response.text
+    step = response.json()["preview"]["steps"][0]
+    call = step["rendered"]["turns"][0]["toolCalls"][0]
+    assert "a POST is a side effect" in call["error"]
+    assert "result" not in call
