@@ -163,3 +163,17 @@ async def test_preview_does_not_send_an_agents_http_writes(service: Service,
     call = step["rendered"]["turns"][0]["toolCalls"][0]
     assert "a POST is a side effect" in call["error"]
     assert "result" not in call
+
+
+async def test_rerun_from_an_agent_step_runs_its_turns_again(service: Service,
+                                                             llm: FakeLlmServer) -> None:
+    llm.enqueue(ok("first"))
+    first = await run(service, agent(slug := unique_slug("agentrerun"), "gpt-4o-mini"))
+    assert first["steps"][0]["outputJson"] == "first"
+    llm.enqueue(tool_calls([("web_search", {"query": "again"})]), ok("second"))
+    response = await service.run(slug, {"topic": "otters"}, fromStepId="research",
+                                 sourceRunId=first["id"])
+    assert response.status_code == 200, response.text
+    rerun = response.json()["run"]
+    assert rerun["steps"][0]["outputJson"] == "second"
+    assert len(rerun["steps"][0]["rendered"]["turns"]) == 2
