@@ -79,6 +79,9 @@ async def test_400_fails_at_once(service: Service, llm: FakeLlmServer, record: R
 
 async def test_3mb_answer_fails_clearly_without_retries(service: Service, llm: FakeLlmServer,
                                                         record: Record) -> None:
+    # Answers over Temporal's 2 MB leave history (payload storage); the step output limit,
+    # lowered to 2 MB here, is what bounds one.
+    service.settings.limits.max_step_output_bytes = 2_000_000
     llm.enqueue(ok("x" * 3_000_000))
     run, seconds = await _run(service)
     assert run["status"] == "failed", run
