@@ -9,6 +9,7 @@ import re
 import sys
 from typing import IO, Any
 
+from opentelemetry import trace
 from pythonjsonlogger.json import JsonFormatter
 
 from activities.log_context import current
@@ -25,7 +26,8 @@ def redact(text: str) -> str:
 
 
 class WorkContext(logging.Filter):
-    """Adds run_id, step_id and environment to every record, and redacts its message."""
+    """Adds run_id, step_id, environment and trace_id to every record, and redacts its
+    message (trace_id: the current span's trace when tracing is on, else null)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         work = current()
@@ -35,6 +37,8 @@ class WorkContext(logging.Filter):
         record.run_id = run_id or temporal.get("workflow_id")
         record.step_id = step_id
         record.environment = environment or temporal.get("namespace")
+        span = trace.get_current_span().get_span_context()
+        record.trace_id = format(span.trace_id, "032x") if span.is_valid else None
         record.msg, record.args = redact(record.getMessage()), None
         return True
 
@@ -46,7 +50,7 @@ def configure(fmt: str = "text", level: str = "INFO", stream: IO[str] | None = N
     if fmt == "json":
         handler.setFormatter(JsonFormatter(
             "%(asctime)s %(levelname)s %(name)s %(message)s %(run_id)s %(step_id)s "
-            "%(environment)s", rename_fields={"asctime": "time", "levelname": "level",
+            "%(environment)s %(trace_id)s", rename_fields={"asctime": "time", "levelname": "level",
                                               "name": "logger"}))
     else:
         handler.setFormatter(logging.Formatter(TEXT_FORMAT))

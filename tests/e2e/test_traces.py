@@ -3,6 +3,9 @@ the GenAI conventions on the model calls; no prompt text unless capture_content 
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 from collections.abc import Iterator
 
 import httpx
@@ -11,7 +14,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from promptpilot import tracing
+from promptpilot import logs, tracing
 from promptpilot.settings import Settings
 from tests.conftest import Service, unique_slug
 from tests.definitions import chain
@@ -45,11 +48,18 @@ def settings(settings: Settings, receiver: OtlpReceiver) -> Settings:
 
 async def test_a_run_is_one_trace_with_a_span_per_step(
         service: Service, llm: FakeLlmServer, receiver: OtlpReceiver) -> None:
+    lines = io.StringIO()
+    handler = logs.configure("json", "INFO", lines)
+    level = logging.getLogger().level
     slug = unique_slug("traces")
     await service.create_workflow(chain(slug, 2))
     llm.enqueue(ok("first answer", tokens_in=100, tokens_out=10),
                 ok("second answer", tokens_in=200, tokens_out=20))
-    run = (await service.run(slug, {"topic": SECRET_TOPIC})).json()["run"]
+    try:
+        run = (await service.run(slug, {"topic": SECRET_TOPIC})).json()["run"]
+    finally:
+        logging.getLogger().removeHandler(handler)
+        logging.getLogger().setLevel(level)
     assert run["status"] == "completed"
     fetched = (await service.http.get(f"/api/workflows/runs/{run['id']}")).json()["run"]
 
@@ -65,6 +75,10 @@ async def test_a_run_is_one_trace_with_a_span_per_step(
     # Every span of this run shares its trace; the run's record names it.
     assert {s.trace_id for s in receiver.spans if s.attributes.get("promptpilot.run_id")
             == run["id"]} == {fetched["traceId"]}
+    # The run's JSON log lines carry its trace id.
+    logged = [json.loads(line) for line in lines.getvalue().splitlines()]
+    traced = {e["trace_id"] for e in logged if e.get("run_id") == run["id"] and e["trace_id"]}
+    assert traced == {fetched["traceId"]}, logged[-3:]
     step = next(s for s in spans if s.name == "step s1")
     assert step.attributes["step.id"] == "s1"
     assert step.attributes["step.type"] == "llm"
