@@ -127,10 +127,27 @@ def _money(value: float | None) -> str:
     return f"${value:.6f}" if value < 0.01 else f"${value:.4f}"
 
 
+def _delta_money(value: float | None) -> str:
+    """A cost difference with its sign: +$0.0012, -$0.000300, or $0 when equal."""
+    if value is None:
+        return "unknown"
+    if value == 0:
+        return "$0"
+    return ("+" if value > 0 else "-") + _money(abs(value))
+
+
+def _delta_duration(value: float | None) -> str:
+    """A latency difference with its sign."""
+    if value is None:
+        return "—"
+    return ("+" if value >= 0 else "-") + _duration_ms(abs(value))
+
+
 def _short(value: str | None) -> str:
     return (value or "")[:8]
 
 
 templates.env.filters.update(pretty=_pretty, clip=_clip, when=_when, duration=_duration_ms,
-                             money=_money, short=_short)
+                             money=_money, short=_short,
+                             delta_money=_delta_money, delta_duration=_delta_duration)
 templates.env.globals.update(TERMINAL=TERMINAL, run_duration_ms=run_duration_ms)

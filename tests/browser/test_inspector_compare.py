@@ -1,0 +1,66 @@
+"""Comparing runs in the inspector: a rerun links to its diff against its source run, which
+marks exactly the steps that changed, and "Compare with…" takes any run of the environment."""
+
+from __future__ import annotations
+
+from playwright.async_api import Page, expect
+
+from tests.browser.inspector_support import sign_in
+from tests.conftest import Service, unique_slug
+from tests.fakes.llm_server import FakeLlmServer, ok
+
+
+async def test_a_rerun_links_to_its_diff_which_marks_the_changed_steps(
+        service: Service, llm: FakeLlmServer, page: Page) -> None:
+    slug = unique_slug("uicompare")
+    await service.create_workflow({
+        "id": slug, "name": "two calls and a transform",
+        "variables": [{"name": "topic", "type": "string", "required": True}],
+        "steps": [
+            {"id": "s1", "type": "llm", "model": "gpt-4o-mini", "promptUser": "Name {{topic}}",
+             "inputMapping": {"topic": "input.topic"}},
+            {"id": "s2", "type": "llm", "model": "gpt-4o-mini",
+             "promptUser": "Describe {{name}}", "inputMapping": {"name": "outputs.s1"}},
+            {"id": "s3", "type": "transform", "inputMapping": {"described": "outputs.s2"}}]})
+    llm.enqueue(ok("Nile"), ok("long river"), ok("a <b>very</b> long river"))
+    source = (await service.run(slug, {"topic": "rivers"})).json()["run"]
+    rerun = await service.http.post(f"/api/workflows/runs/{source['id']}/rerun", json={
+        "fromStepId": "s2", "stepOverrides": {"s2": {"promptUser": "Describe {{name}} well"}}})
+    assert rerun.status_code == 200, rerun.text
+    rerun_id = rerun.json()["run"]["id"]
+
+    await sign_in(page, service.url, f"/ui/runs/{rerun_id}")
+    await page.get_by_role("link", name="Compare with source run").click()
+    await expect(page).to_have_url(
+        f"{service.url}/ui/runs/{rerun_id}/compare?against={source['id']}")
+    await expect(page.locator("#changed-steps")).to_have_text("s2, s3")
+    rows = page.locator("tr.diff-step")
+    assert await rows.evaluate_all("rows => rows.map(r => [r.dataset.stepId, r.dataset.changed])"
+                                   ) == [["s1", "no"], ["s2", "yes"], ["s3", "yes"]]
+    prompt = page.locator("#diff-s2 .prompt-diff")
+    await expect(prompt).to_contain_text("-user: Describe Nile")
+    await expect(prompt).to_contain_text("+user: Describe Nile well")
+    # The model's answer is shown as text, not markup.
+    await expect(page.locator("#diff-s2")).to_contain_text("a <b>very</b> long river")
+    assert await page.locator("#diff-s2 b").count() == 0
+
+
+async def test_compare_with_takes_a_run_id_and_names_a_bad_one(
+        service: Service, page: Page) -> None:
+    slug = unique_slug("uicompare2")
+    await service.create_workflow({"id": slug, "name": "t", "variables": [
+        {"name": "n", "type": "integer", "required": True}],
+        "steps": [{"id": "a", "type": "transform", "inputMapping": {"n": "input.n"}}]})
+    first = (await service.run(slug, {"n": 1})).json()["run"]
+    second = (await service.run(slug, {"n": 2})).json()["run"]
+
+    await sign_in(page, service.url, f"/ui/runs/{second['id']}")
+    await page.get_by_role("link", name="Compare with…").click()
+    field = page.get_by_label("Compare with")
+    await field.fill("not-a-run")
+    await page.get_by_role("button", name="Compare").click()
+    await expect(page.get_by_role("alert")).to_contain_text("'not-a-run' is not a run id")
+    # The recent runs of the workflow are offered; the first is one of them.
+    await page.locator(f"a[href$='against={first['id']}']").click()
+    await expect(page.locator("#changed-steps")).to_have_text("a")
+    await expect(page.locator("#diff-a")).to_contain_text("/n")
