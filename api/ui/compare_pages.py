@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
@@ -38,7 +39,7 @@ async def compare_page(run_id: str, request: Request, state: StateDep, key: UiKe
     slug = workflow.slug if workflow else None
     recent = [r for r in await state.store.list_runs(
         key.environment, workflow_id=run.workflow_id, limit=CHOICES + 1) if r.id != run.id]
-    context = {"run": run_public(run, slug=slug), "choices": [
+    context: dict[str, Any] = {"run": run_public(run, slug=slug), "choices": [
         run_public(r, slug=slug) for r in recent[:CHOICES]], "against": against or ""}
     if against is None:
         return page(request, "compare.html", key, title=f"Compare run {str(run.id)[:8]}",
