@@ -6,6 +6,7 @@ import uuid
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlmodel import col, select
 
 from store.columns import utcnow
 from store.tables import EvaluationRow
@@ -42,3 +43,13 @@ class Evaluations:
             row = await session.get(EvaluationRow, evaluation_id)
         return row if row is not None and row.environment == environment else None
 
+
+    async def list_for_workflow(self, environment: str, workflow_id: uuid.UUID,
+                                limit: int = 50) -> list[EvaluationRow]:
+        """The workflow's evaluations in this environment, newest first."""
+        query = (select(EvaluationRow)
+                 .where(EvaluationRow.environment == environment,
+                        EvaluationRow.workflow_id == workflow_id)
+                 .order_by(col(EvaluationRow.created_at).desc()).limit(limit))
+        async with self._sessions() as session:
+            return list((await session.execute(query)).scalars())

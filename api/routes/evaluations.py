@@ -117,7 +117,7 @@ async def start_evaluation(slug: str, body: EvaluationRequest, state: StateDep,
                                  f"the evaluation could not start: {exc}")
         raise ApiError(503, "temporal_unavailable",
                        f"could not start the evaluation: {exc}") from exc
-    return EvaluationEnvelope(evaluation=_public(record))
+    return EvaluationEnvelope(evaluation=evaluation_public(record))
 
 
 @router.get("/api/evaluations/{evaluation_id}", response_model=EvaluationEnvelope)
@@ -127,10 +127,11 @@ async def get_evaluation(evaluation_id: uuid.UUID, state: StateDep,
     row = await Evaluations(state.store.engine).get(key.environment, evaluation_id)
     if row is None:
         raise not_found(f"evaluation '{evaluation_id}'")
-    return EvaluationEnvelope(evaluation=_public(row))
+    return EvaluationEnvelope(evaluation=evaluation_public(row))
 
 
-def _public(row: EvaluationRow) -> EvaluationPublic:
+def evaluation_public(row: EvaluationRow) -> EvaluationPublic:
+    """An evaluation row as the API and the inspector show it."""
     cases: list[Any] = row.cases or []
     return EvaluationPublic(
         id=str(row.id), workflow_id=str(row.workflow_id),

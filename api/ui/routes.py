@@ -19,7 +19,7 @@ from api.deps import StateDep, client_address
 from api.errors import ApiError
 from api.presenters import readable_definition
 from api.trigger_views import schedule_state, triggers
-from api.ui import compare_pages, editor_pages, run_pages
+from api.ui import compare_pages, editor_pages, evaluation_pages, run_pages
 from api.ui.headers import InspectorHeaders
 from api.ui.queries import last_runs
 from api.ui.session import (
@@ -234,5 +234,6 @@ def install(app: FastAPI) -> None:
     app.include_router(editor_pages.router)  # before /ui/workflows/{slug}: it has /new
     app.include_router(router)
     app.include_router(compare_pages.router, include_in_schema=False)
+    app.include_router(evaluation_pages.router, include_in_schema=False)
     app.include_router(run_pages.router, include_in_schema=False)
     app.mount("/ui/static", StaticFiles(directory=HERE / "static"), name="ui-static")

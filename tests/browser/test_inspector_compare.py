@@ -3,10 +3,13 @@ marks exactly the steps that changed, and "Compare with…" takes any run of the
 
 from __future__ import annotations
 
+import json
+
 from playwright.async_api import Page, expect
 
 from tests.browser.inspector_support import sign_in
 from tests.conftest import Service, unique_slug
+from tests.e2e.test_evaluations import TITLED, _finished, _past_runs, titled
 from tests.fakes.llm_server import FakeLlmServer, ok
 
 
@@ -64,3 +67,30 @@ async def test_compare_with_takes_a_run_id_and_names_a_bad_one(
     await page.locator(f"a[href$='against={first['id']}']").click()
     await expect(page.locator("#changed-steps")).to_have_text("a")
     await expect(page.locator("#diff-a")).to_contain_text("/n")
+
+
+async def test_an_evaluation_page_shows_its_pass_rate_and_regressions(
+        service: Service, llm: FakeLlmServer, page: Page) -> None:
+    slug = unique_slug("uieval")
+    await service.create_workflow(titled(slug))
+    await _past_runs(service, llm, slug, 3)
+    llm.enqueue(ok(json.dumps({"title": "x"})), ok(json.dumps({"name": "no title"})),
+                ok(json.dumps({"title": "y"})))
+    started = await service.http.post(f"/api/workflows/{slug}/evaluations", json={
+        "candidate": {"definition": titled(slug, "A short title for {{topic}} as JSON")},
+        "dataset": {"fromRuns": {"limit": 3}}, "concurrency": 1,
+        "assertions": [{"type": "jsonSchema", "schema": TITLED}]})
+    assert started.status_code == 202, started.text
+    evaluation = await _finished(service, started.json()["evaluation"]["id"])
+    assert len(evaluation["summary"]["regressions"]) == 1, evaluation["summary"]
+
+    await sign_in(page, service.url, f"/ui/workflows/{slug}")
+    await page.get_by_role("link", name="Evaluations").click()
+    await page.get_by_role("link", name=evaluation["id"][:8]).click()
+    await expect(page.locator("#pass-rate")).to_contain_text("67% (2 of 3)")
+    regressed = evaluation["summary"]["regressions"][0]
+    await expect(page.locator("#regressions")).to_have_text(f"case {regressed}")
+    case = page.locator(f"#case-{regressed}")
+    await expect(case).to_contain_text("regression")
+    await case.get_by_role("link", name="Compare the runs").click()
+    await expect(page.locator("#changed-steps")).to_have_text("title")
