@@ -22,7 +22,8 @@ def save_checks(settings: Settings, raw: Any, where: str = "") -> WorkflowDefini
     checked by the routes. Saving, previewing an unsaved definition and a rerun's step
     overrides all meet these."""
     check_definition_size(raw, settings.limits, where)
-    return parse_definition(raw, known_providers(settings), tools=known_tools(),
+    tools = [*known_tools(), *(f"mcp:{name}" for name in settings.mcp.servers)]
+    return parse_definition(raw, known_providers(settings), tools=tools,
                             multi_model=settings.workflow.multi_model,
                             limits=template_limits(settings.limits),
                             url_refusal=None if settings.tools.http_allow_private

@@ -210,7 +210,11 @@ def _check_agent(step: AgentStep, known_providers: Collection[str], tools: Colle
             if not re.match(SLUG_PATTERN, tool.removeprefix("workflow:")):
                 add(f"'{tool}' does not name a workflow slug", "tools", index)
         elif tool.startswith("mcp:"):
-            add(f"'{tool}': MCP servers are not available to agent steps yet", "tools", index)
+            server = tool.removeprefix("mcp:").partition("/")[0]
+            if f"mcp:{server}" not in tools:
+                servers = sorted(t for t in tools if t.startswith("mcp:")) or ["none"]
+                add(f"'{tool}': no MCP server '{server}' is configured "
+                    f"(configured: {', '.join(servers)})", "tools", index)
         elif tool not in tools:
             add(f"unknown tool '{tool}'; known tools: {', '.join(sorted(tools))}, "
                 "workflow:<slug>", "tools", index)

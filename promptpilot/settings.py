@@ -35,6 +35,30 @@ class ToolSettings(BaseModel):
     web_search_api_key: SecretStr | None = None
 
 
+class McpServer(BaseModel):
+    """One MCP server: a stdio command (with args and env) or a streamable-HTTP URL."""
+
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] | None = None
+    url: str | None = None
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> McpServer:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("an MCP server needs exactly one of 'command' or 'url'")
+        return self
+
+
+class McpSettings(BaseModel):
+    """MCP servers whose tools steps may call as ``mcp:<server>`` or ``mcp:<server>/<tool>``."""
+
+    servers: dict[str, McpServer] = Field(default_factory=dict)
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    """Longest one MCP session (start, list or call) may take; over it the call fails
+    ``tool_failed``."""
+
+
 class TemporalSettings(BaseModel):
     """Where the Temporal server is and which queue the worker serves."""
 
@@ -226,6 +250,7 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     tools: ToolSettings = Field(default_factory=ToolSettings)
+    mcp: McpSettings = Field(default_factory=McpSettings)
     workflow: WorkflowFeatures = Field(default_factory=WorkflowFeatures)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     payloads: PayloadSettings = Field(default_factory=PayloadSettings)

@@ -120,7 +120,7 @@ class _Agent:
         """One tool call's entry in the turn: arguments, result or error, duration."""
         started = workflow.now()
         entry: dict[str, Any] = {"id": call.id, "name": call.name, "arguments": call.arguments}
-        tool = self.tools.get(call.name)
+        tool = self.tools.get(call.name) or self._server_tool(call.name)
         try:
             if tool is None:
                 entry["refused"] = True
@@ -140,6 +140,15 @@ class _Agent:
             entry["errorType"] = str(exc.error.type)
         entry["durationMs"] = (workflow.now() - started).total_seconds() * 1000
         return entry
+
+    def _server_tool(self, name: str) -> AgentTool | None:
+        """``mcp__<server>__<tool>`` when the step lists the whole server ``mcp:<server>``."""
+        for entry in self.step.tools:
+            prefix = model_name(entry) + "__"
+            if entry.startswith("mcp:") and "/" not in entry and name.startswith(prefix) \
+                    and len(name) > len(prefix):
+                return AgentTool(name=name, entry=f"{entry}/{name.removeprefix(prefix)}")
+        return None
 
     async def _run(self, turn: int, call: AgentToolCall, tool: AgentTool) -> Any:
         if tool.entry.startswith("workflow:"):

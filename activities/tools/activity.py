@@ -14,6 +14,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.expected_failures import is_expected
 from activities.log_context import working_on
+from activities.mcp_client import McpUnavailable, call_tool, parse_entry
 from activities.tools.registry import ToolContext, ToolSpec, get_tool, known_tools
 from promptpilot.settings import Settings
 from schema.activities import ToolRequest, ToolResult, ToolTrace
@@ -42,6 +43,9 @@ class ToolActivities:
     @activity.defn(name="tool_call")
     async def call(self, request: ToolRequest) -> ToolResult:
         """Run one tool call; errors are ApplicationErrors typed with schema.errors.ErrorType."""
+        if request.tool_name.startswith("mcp:"):
+            with working_on(request.run_id, request.step_id):
+                return await self._mcp(request)
         spec = get_tool(request.tool_name)
         if spec is None:
             raise ApplicationError(
@@ -50,6 +54,26 @@ class ToolActivities:
             )
         with working_on(request.run_id, request.step_id):
             return await self._call(spec, request)
+
+    async def _mcp(self, request: ToolRequest) -> ToolResult:
+        """An MCP server's tool (``mcp:<server>/<tool>``): its error is the step's, unretried."""
+        server, tool = parse_entry(request.tool_name)
+        started = time.perf_counter()
+        if tool is None:
+            raise ApplicationError(f"{request.tool_name!r} names no tool of the server",
+                                   type=ErrorType.UNKNOWN_TOOL, non_retryable=True)
+        try:
+            output, is_error = await call_tool(self._context.settings.mcp, server, tool,
+                                               request.args)
+        except McpUnavailable as exc:
+            raise ApplicationError(str(exc), type=ErrorType.TOOL_FAILED) from exc
+        if is_error:
+            raise ApplicationError(f"{request.tool_name}: {output}",
+                                   type=ErrorType.TOOL_FAILED, non_retryable=True)
+        trace = ToolTrace(tool_name=request.tool_name, args=_redacted(request.args),
+                          result=_traced(output),
+                          duration_ms=(time.perf_counter() - started) * 1000)
+        return ToolResult(output=output, trace=trace, attempt=activity.info().attempt)
 
     async def _call(self, spec: ToolSpec, request: ToolRequest) -> ToolResult:
         args = _validate(spec, request.args)
