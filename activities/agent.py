@@ -20,7 +20,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.llm import LlmActivities, _heartbeating
 from activities.log_context import working_on
-from activities.mcp_client import McpTool, McpUnavailable, list_tools, parse_entry
+from activities.mcp_client import McpTool, McpUnavailable, ToolLists, parse_entry
 from activities.pricing import price
 from activities.providers import errors
 from activities.providers.anthropic_provider import (
@@ -42,8 +42,6 @@ from schema.activities import (
 from schema.errors import ErrorType
 
 _ANY_OBJECT: dict[str, Any] = {"type": "object", "additionalProperties": True}
-MCP_LIST_SECONDS = 60.0
-"""How long a worker reuses an MCP server's tool list for agent turns."""
 
 
 def tool_parameters(tool: AgentTool) -> tuple[str, dict[str, Any]]:
@@ -114,19 +112,14 @@ class AgentActivities:
 
     def __init__(self, llm: LlmActivities) -> None:
         self.llm = llm
-        self._mcp_tools: dict[str, tuple[float, list[McpTool]]] = {}
+        self._mcp_tools = ToolLists()
 
     async def _server_tools(self, server: str) -> list[McpTool]:
         """A server's tools, listed at most once a minute per worker."""
-        cached = self._mcp_tools.get(server)
-        if cached is not None and time.monotonic() - cached[0] < MCP_LIST_SECONDS:
-            return cached[1]
         try:
-            tools = await list_tools(self.llm.settings.mcp, server)
+            return await self._mcp_tools.get(self.llm.settings.mcp, server)
         except McpUnavailable as exc:
             raise ApplicationError(str(exc), type=ErrorType.TOOL_FAILED) from exc
-        self._mcp_tools[server] = (time.monotonic(), tools)
-        return tools
 
     async def _offered(self, offered: list[AgentTool]) -> list[tuple[str, str, dict[str, Any]]]:
         """(name, description, schema) of every tool the model may call; an ``mcp:<server>``

@@ -5,6 +5,7 @@ cannot poison later calls; a stdio start costs about 1.5 s of a Python server's 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -91,3 +92,22 @@ async def call_tool(settings: McpSettings, name: str, tool: str,
     if structured is not None and set(structured) == {"result"}:
         structured = structured["result"]
     return (text if result.is_error or structured is None else structured), result.is_error
+
+
+class ToolLists:
+    """Servers' tool lists, each reused for ``max_age`` seconds (a failed listing is not kept),
+    keyed by the server's configuration so two deployments' same-named servers never mix."""
+
+    def __init__(self, max_age: float = 60.0) -> None:
+        self.max_age = max_age
+        self._lists: dict[str, tuple[float, list[McpTool]]] = {}
+
+    async def get(self, settings: McpSettings, name: str) -> list[McpTool]:
+        """The tools of server ``name``, listed again once the kept list is too old."""
+        key = f"{name}:{_server(settings, name).model_dump_json()}"
+        kept = self._lists.get(key)
+        if kept is not None and time.monotonic() - kept[0] < self.max_age:
+            return kept[1]
+        tools = await list_tools(settings, name)
+        self._lists[key] = (time.monotonic(), tools)
+        return tools

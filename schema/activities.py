@@ -79,13 +79,9 @@ class CostEstimate(CamelModel):
     basis: str
 
 
-class LlmResult(CamelModel):
-    """The model's answer with usage; `output` is parsed JSON when a schema was given."""
+class ModelUsage(CamelModel):
+    """What one model call used: tokens, cost, latency, the attempt that answered, warnings."""
 
-    output: Any = None
-    text: str = ""
-    provider: str
-    model: str
     tokens_in: int = 0
     tokens_out: int = 0
     cached_tokens: int = 0
@@ -93,6 +89,15 @@ class LlmResult(CamelModel):
     latency_ms: float = 0.0
     attempt: int = 1
     warnings: list[str] = Field(default_factory=list)
+
+
+class LlmResult(ModelUsage):
+    """The model's answer with usage; `output` is parsed JSON when a schema was given."""
+
+    output: Any = None
+    text: str = ""
+    provider: str
+    model: str
     attempt_log: list[AttemptEntry] = Field(default_factory=list)
     repairs: list[RepairEntry] = Field(default_factory=list)
 
@@ -232,16 +237,9 @@ class AgentTurnRequest(CamelModel):
     max_tokens: int | None = None
 
 
-class AgentTurnResult(CamelModel):
+class AgentTurnResult(ModelUsage):
     """The model's turn: tool calls to make, or the final answer (``output``)."""
 
     text: str = ""
     tool_calls: list[AgentToolCall] = Field(default_factory=list)
     output: Any = None
-    tokens_in: int = 0
-    tokens_out: int = 0
-    cached_tokens: int = 0
-    cost: float | None = None
-    latency_ms: float = 0.0
-    attempt: int = 1
-    warnings: list[str] = Field(default_factory=list)

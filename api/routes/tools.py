@@ -1,5 +1,6 @@
 """`GET /api/tools`: the registered tools and every configured MCP server's, with their argument
-schemas (an MCP server that does not answer is listed with its error, not a 500)."""
+schemas (an MCP server that does not answer is listed with its error, not a 500; a server's
+listing is reused for a minute)."""
 
 from __future__ import annotations
 
@@ -8,19 +9,21 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from activities.mcp_client import McpUnavailable, list_tools
+from activities.mcp_client import McpUnavailable, ToolLists
 from activities.tools.registry import tool_catalog
 from api.deps import CurrentKey, StateDep
 from promptpilot.settings import McpSettings
 
 router = APIRouter(prefix="/api/tools", tags=["tools"])
+# Listing a stdio server starts it (about 1.7 s): a listing is reused for a minute.
+_LISTS = ToolLists()
 
 
 async def _server(settings: McpSettings, name: str) -> list[dict[str, Any]]:
     try:
         return [{"name": tool.entry, "description": tool.description,
                  "inputSchema": tool.input_schema, "server": name}
-                for tool in await list_tools(settings, name)]
+                for tool in await _LISTS.get(settings, name)]
     except McpUnavailable as exc:
         return [{"name": f"mcp:{name}", "server": name, "error": str(exc)}]
 

@@ -10,21 +10,14 @@ from playwright.async_api import Page, expect
 from tests.browser.inspector_support import sign_in
 from tests.conftest import Service, unique_slug
 from tests.e2e.test_evaluations import TITLED, _finished, _past_runs, titled
+from tests.e2e.test_run_diff import two_calls_and_a_transform
 from tests.fakes.llm_server import FakeLlmServer, ok
 
 
 async def test_a_rerun_links_to_its_diff_which_marks_the_changed_steps(
         service: Service, llm: FakeLlmServer, page: Page) -> None:
     slug = unique_slug("uicompare")
-    await service.create_workflow({
-        "id": slug, "name": "two calls and a transform",
-        "variables": [{"name": "topic", "type": "string", "required": True}],
-        "steps": [
-            {"id": "s1", "type": "llm", "model": "gpt-4o-mini", "promptUser": "Name {{topic}}",
-             "inputMapping": {"topic": "input.topic"}},
-            {"id": "s2", "type": "llm", "model": "gpt-4o-mini",
-             "promptUser": "Describe {{name}}", "inputMapping": {"name": "outputs.s1"}},
-            {"id": "s3", "type": "transform", "inputMapping": {"described": "outputs.s2"}}]})
+    await service.create_workflow(two_calls_and_a_transform(slug))
     llm.enqueue(ok("Nile"), ok("long river"), ok("a <b>very</b> long river"))
     source = (await service.run(slug, {"topic": "rivers"})).json()["run"]
     rerun = await service.http.post(f"/api/workflows/runs/{source['id']}/rerun", json={

@@ -4,15 +4,16 @@ exactly that step's prompt and the outputs from it on."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from tests.conftest import Service, unique_slug
 from tests.fakes.llm_server import FakeLlmServer, ok
 
 
-async def test_a_rerun_with_an_edited_prompt_diffs_on_that_prompt_and_the_outputs_after(
-        service: Service, llm: FakeLlmServer) -> None:
-    slug = unique_slug("diff")
-    await service.create_workflow({
+def two_calls_and_a_transform(slug: str) -> dict[str, Any]:
+    """s1 names a thing, s2 describes it, s3 maps the description: a rerun from s2 with an
+    edited prompt changes s2 and s3 only."""
+    return {
         "id": slug, "name": "two calls and a transform",
         "variables": [{"name": "topic", "type": "string", "required": True}],
         "steps": [
@@ -20,7 +21,13 @@ async def test_a_rerun_with_an_edited_prompt_diffs_on_that_prompt_and_the_output
              "inputMapping": {"topic": "input.topic"}},
             {"id": "s2", "type": "llm", "model": "gpt-4o-mini",
              "promptUser": "Describe {{name}}", "inputMapping": {"name": "outputs.s1"}},
-            {"id": "s3", "type": "transform", "inputMapping": {"described": "outputs.s2"}}]})
+            {"id": "s3", "type": "transform", "inputMapping": {"described": "outputs.s2"}}]}
+
+
+async def test_a_rerun_with_an_edited_prompt_diffs_on_that_prompt_and_the_outputs_after(
+        service: Service, llm: FakeLlmServer) -> None:
+    slug = unique_slug("diff")
+    await service.create_workflow(two_calls_and_a_transform(slug))
     llm.enqueue(ok("Nile", tokens_in=10, tokens_out=2), ok("long river", tokens_in=12,
                                                            tokens_out=3),
                 ok("a very long river", tokens_in=14, tokens_out=5))
