@@ -17,6 +17,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities import metrics
 from api.errors import ApiError
 from api.state import AppState
+from api.stored_definitions import definition_of
 from definition.inputs import validate_input
 from definition.limits import check_input_size
 from payloads.size_guard import run_limits
@@ -68,8 +69,7 @@ async def start_run(state: AppState, request: StartRequest) -> str:
     before anything is written. The input is checked against ``limits.max_run_input_bytes``.
     """
     check_input_size(request.input, state.settings.limits)
-    definition = request.definition or WorkflowDefinition.model_validate(
-        request.version.definition)
+    definition = request.definition or definition_of(request.version)
     run_input = validate_input(definition, request.input)
     # Stored prompts and child workflows are resolved now, into the snapshot and the input.
     definition, children = await References(state.store, request.environment).resolve(

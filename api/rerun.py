@@ -22,6 +22,7 @@ from api.definition_checks import save_checks
 from api.errors import ApiError, not_found
 from api.launcher import StartRequest
 from api.state import AppState
+from api.stored_definitions import definition_of
 from definition.validation import DefinitionInvalid
 from promptpilot.settings import Settings
 from schema.api import RunRequest
@@ -169,7 +170,7 @@ async def plan_rerun(state: AppState, environment: str, workflow: WorkflowRow,
         if pinned is None:
             raise not_found(f"version {source.workflow_version} of workflow '{workflow.slug}'")
         version = pinned
-    definition = WorkflowDefinition.model_validate(version.definition)
+    definition = definition_of(version)
     ask.from_step_id = _map_owner(definition, ask.from_step_id) or ask.from_step_id
     try:
         start = definition.step_index(ask.from_step_id)

@@ -13,11 +13,11 @@ from api.errors import ApiError, not_found
 from api.presenters import as_object
 from api.schedules import Schedules, build_schedule, config_problems, next_fire_times
 from api.state import AppState
+from api.stored_definitions import definition_of
 from api.workflow_lookup import find_workflow
 from definition.expressions import compile_expression
 from definition.inputs import validate_input
 from definition.validation import DefinitionInvalid, problems_from_pydantic
-from schema.definition import WorkflowDefinition
 from schema.problems import Problem, pointer
 from schema.triggers import (
     EventConfig,
@@ -99,7 +99,7 @@ async def checked_version(state: AppState, row: TriggerRow, workflow: WorkflowRo
         raise _invalid([Problem(pointer=pointer("pinnedVersion"), field="pinnedVersion",
                                 message=str(exc))]) from None
     if check_input:
-        definition = WorkflowDefinition.model_validate(version.definition)
+        definition = definition_of(version)
         validate_input(definition, row.input_json or {})
     return version
 

@@ -15,6 +15,7 @@ from api.definition_checks import save_checks
 from api.deps import CurrentKey, StateDep
 from api.errors import ApiError, not_found
 from api.state import AppState
+from api.stored_definitions import definition_of
 from api.workflow_lookup import load_workflow
 from definition.validation import DefinitionInvalid
 from payloads.size_guard import run_limits
@@ -52,7 +53,7 @@ async def _definition(state: AppState, row: WorkflowRow, candidate: Candidate,
     if version is None:
         raise ApiError(422, "validation_error", f"workflow '{row.slug}' has no version "
                        f"{candidate.version}", [])
-    return WorkflowDefinition.model_validate(version.definition), candidate.version
+    return definition_of(version), candidate.version
 
 
 async def _cases(state: AppState, environment: str, row: WorkflowRow,

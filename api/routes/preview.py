@@ -8,8 +8,8 @@ from api.definition_checks import save_checks
 from api.deps import CurrentKey, StateDep
 from api.preview import relocate, run_preview
 from api.routes.workflows import load_workflow
+from api.stored_definitions import definition_of
 from definition.validation import DefinitionInvalid
-from schema.definition import WorkflowDefinition
 from schema.preview import DefinitionPreviewRequest, PreviewEnvelope, PreviewRequest
 
 router = APIRouter(prefix="/api/workflows", tags=["preview"])
@@ -36,7 +36,7 @@ async def preview_workflow(slug: str, body: PreviewRequest, state: StateDep,
                            key: CurrentKey) -> PreviewEnvelope:
     """Dry-run the current version of a workflow; writes nothing to the runs tables."""
     row, version = await load_workflow(state, key.environment, slug)
-    definition = WorkflowDefinition.model_validate(version.definition)
+    definition = definition_of(version)
     return PreviewEnvelope(preview=await run_preview(
         state, key.environment, definition, workflow_id=str(row.id), version=version.version,
         given=body.input, use_sample_data=body.use_sample_data, wait_seconds=body.timeout_seconds,

@@ -14,13 +14,17 @@ from tests.conftest import DEV_KEY, Service, unique_slug
 from tests.definitions import chain
 from tests.fakes.llm_server import FakeLlmServer, ok
 
-SDK_PORT = free_port()
+_SDK_PORT: list[int] = []
+"""Picked when the first test here starts (not at collection: minutes before, when another
+process could take it); the SDK's runtime keeps serving it for the others."""
 
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     """The test settings with the Temporal SDK's metrics on a port of their own."""
-    settings.metrics.temporal_sdk_port = SDK_PORT
+    if not _SDK_PORT:
+        _SDK_PORT.append(free_port())
+    settings.metrics.temporal_sdk_port = _SDK_PORT[0]
     return settings
 
 
@@ -90,7 +94,7 @@ async def test_the_worker_serves_the_temporal_sdks_own_metrics(
     await service.create_workflow(chain(slug, 1))
     assert (await service.run(slug, {"topic": "x"})).json()["run"]["status"] == "completed"
     async with httpx.AsyncClient() as http:
-        response = await http.get(f"http://127.0.0.1:{SDK_PORT}/metrics")
+        response = await http.get(f"http://127.0.0.1:{_SDK_PORT[0]}/metrics")
     assert response.status_code == 200
     assert "temporal_workflow_task_execution_latency" in response.text
     assert "temporal_activity_execution_latency" in response.text
