@@ -15,6 +15,7 @@ from typing import Any
 
 import anthropic
 import openai
+from anthropic.types import TextBlock, ToolUseBlock
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -28,9 +29,12 @@ from activities.providers.anthropic_provider import (
     SCHEMA_INSTRUCTION,
     AnthropicProvider,
 )
-from activities.providers.openai_provider import OpenAIProvider
+from activities.providers.anthropic_provider import read_stream as read_anthropic_stream
+from activities.providers.openai_provider import STREAM_PARAMS, OpenAIProvider
+from activities.providers.openai_provider import read_stream as read_openai_stream
 from activities.providers.validation import validated_output
 from activities.repair import REPAIR_INSTRUCTION
+from activities.streaming import TextStream
 from activities.tools.registry import get_tool
 from schema.activities import (
     AgentMessage,
@@ -146,7 +150,7 @@ class AgentActivities:
             current = request
             for repair in range(request.repair_attempts + 1):
                 # Heartbeats while the model answers: a lost worker shows in seconds.
-                text, calls, usage = await _heartbeating(self._call(current))
+                text, calls, usage = await _heartbeating(self._call(current, repair))
                 result.tokens_in += usage[0]
                 result.tokens_out += usage[1]
                 result.cached_tokens += usage[2]
@@ -171,61 +175,88 @@ class AgentActivities:
             result.latency_ms = (time.perf_counter() - started) * 1000
             return result
 
-    async def _call(self, request: AgentTurnRequest,
+    async def _call(self, request: AgentTurnRequest, repair: int = 0,
                     ) -> tuple[str, list[AgentToolCall], tuple[int, int, int]]:
         provider = self.llm.provider(request.provider)
         tools = await self._offered(request.tools)
-        if isinstance(provider, OpenAIProvider):
-            params: dict[str, Any] = {"model": request.model,
-                                      "messages": openai_messages(request)}
-            if tools:
-                params["tools"] = [{"type": "function", "function": {
-                    "name": name, "description": about, "parameters": schema}}
-                    for name, about, schema in tools]
-            if request.temperature is not None:
-                params["temperature"] = request.temperature
-            if request.max_tokens is not None:
-                params["max_completion_tokens"] = request.max_tokens
-            with errors.sdk_errors(provider.name, openai):
-                response = await provider.client.chat.completions.create(**params)
-            try:
-                message = response.choices[0].message
-            except (AttributeError, IndexError, TypeError) as exc:
-                raise errors.bad_response(provider.name, "no choices in the completion") from exc
-            calls = [AgentToolCall(id=c.id, name=c.function.name,
-                                   arguments=_arguments(c.function.arguments))
-                     for c in (message.tool_calls or []) if c.type == "function"]
-            usage = response.usage
-            details = usage.prompt_tokens_details if usage else None
-            return message.content or "", calls, (
-                usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0,
-                (details.cached_tokens or 0) if details else 0)
-        if isinstance(provider, AnthropicProvider):
-            system = request.system or ""
-            if request.output_schema is not None:
-                instruction = SCHEMA_INSTRUCTION + json.dumps(request.output_schema)
-                system = f"{system}\n\n{instruction}" if system else instruction
-            aparams: dict[str, Any] = {
-                "model": request.model, "messages": anthropic_messages(request),
-                "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS}
-            if system:
-                aparams["system"] = system
-            if tools:
-                aparams["tools"] = [{"name": name, "description": about, "input_schema": schema}
-                                    for name, about, schema in tools]
-            if request.temperature is not None:
-                aparams["extra_body"] = {"temperature": request.temperature}
-            with errors.sdk_errors(provider.name, anthropic):
-                reply = await provider.client.messages.create(**aparams)
-            text = "".join(b.text for b in reply.content if b.type == "text")
-            acalls = [AgentToolCall(id=b.id, name=b.name,
-                                    arguments=b.input if isinstance(b.input, dict) else {})
-                      for b in reply.content if b.type == "tool_use"]
-            cached = reply.usage.cache_read_input_tokens or 0
-            written = reply.usage.cache_creation_input_tokens or 0
-            return text, acalls, ((reply.usage.input_tokens or 0) + cached + written,
-                                  reply.usage.output_tokens or 0, cached)
+        live = self.llm.streams.open(request.run_id, request.step_id, activity.info().attempt,
+                                     turn=request.turn, **({"repair": repair} if repair else {}))
+        try:
+            if isinstance(provider, OpenAIProvider):
+                return await _openai_turn(provider, request, tools, live)
+            if isinstance(provider, AnthropicProvider):
+                return await _anthropic_turn(provider, request, tools, live)
+        finally:
+            if live is not None:
+                await live.close()
         raise ApplicationError(
             f"provider '{request.provider}' does not support agent steps (tool calls): use an "
             "OpenAI, OpenAI-compatible or Anthropic model", type=ErrorType.PROVIDER_BAD_REQUEST,
             non_retryable=True)
+
+
+Tools = list[tuple[str, str, dict[str, Any]]]
+TurnAnswer = tuple[str, list[AgentToolCall], tuple[int, int, int]]
+
+
+async def _openai_turn(provider: OpenAIProvider, request: AgentTurnRequest, tools: Tools,
+                       live: TextStream | None) -> TurnAnswer:
+    params: dict[str, Any] = {"model": request.model, "messages": openai_messages(request)}
+    if tools:
+        params["tools"] = [{"type": "function", "function": {
+            "name": name, "description": about, "parameters": schema}}
+            for name, about, schema in tools]
+    if request.temperature is not None:
+        params["temperature"] = request.temperature
+    if request.max_tokens is not None:
+        params["max_completion_tokens"] = request.max_tokens
+    with errors.sdk_errors(provider.name, openai):
+        if live is not None:
+            streamed = await read_openai_stream(
+                provider.name, await provider.client.chat.completions.create(
+                    **params, **STREAM_PARAMS), live.write)
+            text, usage = streamed.text, streamed.usage
+            calls = [AgentToolCall(id=c.id, name=c.name, arguments=_arguments(c.arguments))
+                     for _, c in sorted(streamed.calls.items())]
+        else:
+            response = await provider.client.chat.completions.create(**params)
+            try:
+                message = response.choices[0].message
+            except (AttributeError, IndexError, TypeError) as exc:
+                raise errors.bad_response(provider.name, "no choices in the completion") from exc
+            text, usage = message.content or "", response.usage
+            calls = [AgentToolCall(id=c.id, name=c.function.name,
+                                   arguments=_arguments(c.function.arguments))
+                     for c in (message.tool_calls or []) if c.type == "function"]
+    details = usage.prompt_tokens_details if usage else None
+    return text, calls, (usage.prompt_tokens if usage else 0,
+                         usage.completion_tokens if usage else 0,
+                         (details.cached_tokens or 0) if details else 0)
+
+
+async def _anthropic_turn(provider: AnthropicProvider, request: AgentTurnRequest, tools: Tools,
+                          live: TextStream | None) -> TurnAnswer:
+    system = request.system or ""
+    if request.output_schema is not None:
+        instruction = SCHEMA_INSTRUCTION + json.dumps(request.output_schema)
+        system = f"{system}\n\n{instruction}" if system else instruction
+    params: dict[str, Any] = {"model": request.model, "messages": anthropic_messages(request),
+                              "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS}
+    if system:
+        params["system"] = system
+    if tools:
+        params["tools"] = [{"name": name, "description": about, "input_schema": schema}
+                           for name, about, schema in tools]
+    if request.temperature is not None:
+        params["extra_body"] = {"temperature": request.temperature}
+    with errors.sdk_errors(provider.name, anthropic):
+        reply = (await read_anthropic_stream(provider.name, provider.client, params, live.write)
+                 if live is not None else await provider.client.messages.create(**params))
+    text = "".join(b.text for b in reply.content if isinstance(b, TextBlock))
+    calls = [AgentToolCall(id=b.id, name=b.name,
+                           arguments=b.input if isinstance(b.input, dict) else {})
+             for b in reply.content if isinstance(b, ToolUseBlock)]
+    cached = reply.usage.cache_read_input_tokens or 0
+    written = reply.usage.cache_creation_input_tokens or 0
+    return text, calls, ((reply.usage.input_tokens or 0) + cached + written,
+                         reply.usage.output_tokens or 0, cached)

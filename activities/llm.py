@@ -34,6 +34,7 @@ from activities.providers.limits import ProviderLimiter
 from activities.providers.validation import validated_output
 from activities.recorded_answers import RecordedAnswers
 from activities.repair import repair_request
+from activities.streaming import Streams
 from promptpilot.settings import Settings
 from schema.activities import AttemptEntry, LlmRequest, LlmResult, RepairEntry
 from schema.errors import ErrorType
@@ -105,9 +106,11 @@ class LlmActivities:
 
     def __init__(self, settings: Settings, gate: ProviderGate | None = None,
                  daily: DailySpend | None = None,
-                 records: RecordedAnswers | None = None) -> None:
+                 records: RecordedAnswers | None = None,
+                 streams: Streams | None = None) -> None:
         self.settings = settings
         self.records = records
+        self.streams = streams or Streams(None, enabled=False, interval=0)
         self.limits = ProviderLimiter(gate, settings.llm)
         self.daily = DailyBudgets(daily, settings.budgets)
         self._providers: dict[str, Provider] = {}
@@ -184,12 +187,19 @@ class LlmActivities:
                 as queued,
             ):
                 started = time.monotonic()
+                live = self.streams.open(request.run_id, request.step_id,
+                                         activity.info().attempt,
+                                         **({"repair": number} if number else {}))
                 try:
-                    completion = await _heartbeating(provider.complete(current, model), beat)
+                    completion = await _heartbeating(provider.complete(
+                        current, model, live.write if live else None), beat)
                 except ApplicationError as exc:
                     if exc.type != ErrorType.PROVIDER_TIMEOUT:
                         billed.append(0.0)  # the provider answered an error: not billed
                     raise
+                finally:
+                    if live is not None:
+                        await live.close()
                 latency_ms = (time.monotonic() - started) * 1000
                 cost, price_warnings = price(provider_name, model, completion.tokens_in,
                                              completion.tokens_out, completion.cached_tokens,

@@ -3,7 +3,8 @@
 ``python -m bench.model_server`` prints its port and serves ``POST /<lane>/v1/chat/completions``
 until stdin closes or SIGTERM. Lanes: ``fast`` answers at once, ``slow`` after
 ``--latency`` seconds (default 1). A request with a ``json_schema`` response format gets a JSON
-object answering the bench's query schema; others get one sentence. Both with usage figures.
+object answering the bench's query schema; others get one sentence. Both with usage figures;
+asked to stream, the answer comes as Chat Completions stream chunks.
 It runs in its own process so its CPU is not the worker's.
 """
 
@@ -22,9 +23,28 @@ QUERY = {"query": "durable execution for llm pipelines", "angle": "cost"}
 _TEXT = "Durable execution keeps every step's result, so a crash costs no model call."
 
 
+def _content(body: dict[str, object]) -> str:
+    return json.dumps(QUERY) if isinstance(body.get("response_format"), dict) else _TEXT
+
+
+def _chunks(body: dict[str, object]) -> bytes:
+    """The answer as a Chat Completions stream: a few words a chunk, usage last."""
+    head = {"id": "chatcmpl-bench", "object": "chat.completion.chunk",
+            "created": int(time.time()), "model": body.get("model", "bench")}
+    words = _content(body).split(" ")
+    pieces = [" ".join(words[i:i + 4]) + (" " if i + 4 < len(words) else "")
+              for i in range(0, len(words), 4)]
+    events = [{**head, "choices": [{"index": 0, "delta": {"content": piece},
+                                    "finish_reason": None}]} for piece in pieces]
+    events.append({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    events.append({**head, "choices": [], "usage": {"prompt_tokens": 40,
+                                                    "completion_tokens": 12,
+                                                    "total_tokens": 52}})
+    return b"".join(f"data: {json.dumps(e)}\n\n".encode() for e in events) + b"data: [DONE]\n\n"
+
+
 def _answer(body: dict[str, object]) -> bytes:
-    structured = isinstance(body.get("response_format"), dict)
-    content = json.dumps(QUERY) if structured else _TEXT
+    content = _content(body)
     return json.dumps({
         "id": "chatcmpl-bench", "object": "chat.completion", "created": int(time.time()),
         "model": body.get("model", "bench"),
@@ -43,6 +63,8 @@ def app(latency: float) -> web.Application:
         if request.match_info["lane"] == "slow":
             await asyncio.sleep(latency)
         served["n"] += 1
+        if body.get("stream"):
+            return web.Response(body=_chunks(body), content_type="text/event-stream")
         return web.Response(body=_answer(body), content_type="application/json")
 
     async def count(_request: web.Request) -> web.Response:

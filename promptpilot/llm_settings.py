@@ -64,6 +64,12 @@ class LlmSettings(BaseModel):
     """Added to the one-second and one-minute windows, so network jitter between the grant
     and the request cannot put one call too many in the provider's window."""
     request_timeout_seconds: float = 120.0
+    stream: bool = True
+    """Stream llm and agent answers from OpenAI, compatible servers and Anthropic, sending
+    the text to the run's event stream as ``delta`` events while the step runs."""
+    stream_interval_ms: float = Field(default=50, ge=0, le=5000)
+    """Streamed text is sent at most this often per step (the first piece at once): one
+    Postgres NOTIFY per batch however fast the tokens come."""
 
 
 class BudgetSettings(BaseModel):

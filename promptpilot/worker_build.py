@@ -28,11 +28,13 @@ from activities.expected_failures import ExpectedFailures
 from activities.llm import LlmActivities
 from activities.mirror import MirrorActivities
 from activities.recorded_answers import RecordedAnswers
+from activities.streaming import Streams
 from activities.tools import ToolActivities
 from activities.transform import TransformActivities
 from activities.triggers import TriggerActivities
 from promptpilot import tracing
 from store.daily_spend import DailySpend
+from store.deltas import StepDeltas
 from store.evaluations import Evaluations
 from store.llm_answers import LlmAnswers
 from store.provider_gate import ProviderGate
@@ -52,8 +54,11 @@ class WorkerParts:
         self.settings = settings
         # Provider limits, 429 pauses and breakers are shared through Postgres.
         self.records = RecordedAnswers(LlmAnswers(store.engine, store.raw), settings.llm_cache)
+        # Streamed text goes to the run's subscribers as NOTIFYs, never into history.
+        self.streams = Streams(StepDeltas(store.raw).publish, enabled=settings.llm.stream,
+                               interval=settings.llm.stream_interval_ms / 1000)
         self.llm = LlmActivities(settings, ProviderGate(store.engine), DailySpend(store.engine),
-                                 self.records)
+                                 self.records, self.streams)
         self.agents = AgentActivities(self.llm)
         self.evaluations = EvaluationActivities(Evaluations(store.engine), self.llm)
         self.tools = ToolActivities(settings)

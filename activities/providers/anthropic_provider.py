@@ -11,6 +11,7 @@ from anthropic.types import Message
 from activities.providers import errors
 from activities.providers.completion import Completion
 from activities.providers.registry import register
+from activities.streaming import TextSink
 from promptpilot.settings import Settings
 from schema.activities import LlmRequest
 
@@ -45,11 +46,15 @@ class AnthropicProvider:
             params["extra_body"] = {"temperature": request.temperature}
         return params
 
-    async def complete(self, request: LlmRequest, model: str) -> Completion:
-        """One message; SDK errors become typed ``ApplicationError``s."""
+    async def complete(self, request: LlmRequest, model: str,
+                       on_text: TextSink | None = None) -> Completion:
+        """One message, streamed when ``on_text`` is given; SDK errors become typed
+        ``ApplicationError``s."""
+        params = self._params(request, model)
         with errors.sdk_errors(self.name, anthropic):
-            response = await self.client.messages.create(**self._params(request, model))
-        return self._completion(response)
+            if on_text is None:
+                return self._completion(await self.client.messages.create(**params))
+            return self._completion(await read_stream(self.name, self.client, params, on_text))
 
     async def aclose(self) -> None:
         """Close the SDK client's connection pool."""
@@ -70,6 +75,22 @@ class AnthropicProvider:
         # Anthropic counts cache reads/writes apart from input_tokens; ours includes them.
         return Completion(text=text, tokens_in=tokens_in, tokens_out=tokens_out,
                           cached_tokens=cached, cache_write_tokens=written)
+
+
+async def read_stream(provider: str, client: anthropic.AsyncAnthropic, params: dict[str, Any],
+                      on_text: TextSink) -> Message:
+    """Stream a message, passing each piece of text on as it comes; the whole message. A
+    stream that ends before its ``message_stop`` is a broken connection (retryable), not a
+    short answer."""
+    stopped = False
+    async with client.messages.stream(**params) as stream:
+        async for event in stream:
+            if event.type == "text":
+                await on_text(event.text)
+            stopped = stopped or event.type == "message_stop"
+        if not stopped:
+            raise errors.unreachable(provider, "the stream ended before the answer did")
+        return await stream.get_final_message()
 
 
 @register("anthropic")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from activities.streaming import TextSink
 from schema.activities import LlmRequest
 
 
@@ -23,8 +24,10 @@ class Completion:
 class Provider(Protocol):
     """Something that can answer an ``LlmRequest`` for a given model name."""
 
-    async def complete(self, request: LlmRequest, model: str) -> Completion:
-        """Send one request (no SDK retries) and return the answer."""
+    async def complete(self, request: LlmRequest, model: str,
+                       on_text: TextSink | None = None) -> Completion:
+        """Send one request (no SDK retries) and return the answer; with ``on_text``, stream
+        it, calling ``on_text`` with each piece of text as it comes."""
         ...
 
     async def aclose(self) -> None:

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from types import ModuleType
 
+import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -184,3 +185,10 @@ def sdk_errors(provider: str, sdk: ModuleType) -> Iterator[None]:
         raise unreachable(provider, str(exc)) from exc
     except (sdk.APIResponseValidationError, json.JSONDecodeError) as exc:
         raise bad_response(provider, type(exc).__name__) from exc
+    except sdk.APIError as exc:  # an error event inside a streamed answer
+        raise bad_response(provider, f"error in the stream: {exc.message}") from exc
+    # A stream broken after its headers: the SDK's own errors cover only the request.
+    except httpx.TimeoutException as exc:
+        raise timed_out(provider) from exc
+    except httpx.TransportError as exc:
+        raise unreachable(provider, f"the stream broke off: {type(exc).__name__}") from exc

@@ -14,6 +14,7 @@ from typing import Any
 
 from activities.providers.completion import Completion
 from activities.providers.registry import register
+from activities.streaming import TextSink
 from promptpilot.settings import Settings
 from schema.activities import LlmRequest
 
@@ -133,9 +134,14 @@ def offline_answer(request: LlmRequest, model: str) -> str:
 class OfflineProvider:
     """Deterministic, free and local; never touches the network."""
 
-    async def complete(self, request: LlmRequest, model: str) -> Completion:
-        """Answer from the request alone."""
+    async def complete(self, request: LlmRequest, model: str,
+                       on_text: TextSink | None = None) -> Completion:
+        """Answer from the request alone; streamed a few words at a time."""
         text = offline_answer(request, model)
+        if on_text is not None:
+            words = re.findall(r"\s*\S+\s*|\s+", text)
+            for start in range(0, len(words), 3):
+                await on_text("".join(words[start:start + 3]))
         prompt = (request.system or "") + request.user
         return Completion(text=text, tokens_in=estimate_tokens(prompt),
                           tokens_out=estimate_tokens(text))

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import openai
-from openai.types.chat import ChatCompletion
+from openai.types import CompletionUsage
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from activities.providers import errors
 from activities.providers.completion import Completion
 from activities.providers.registry import COMPATIBLE, register
+from activities.streaming import TextSink
 from promptpilot.settings import Settings
 from schema.activities import LlmRequest
 
@@ -38,11 +42,17 @@ class OpenAIProvider:
                 "name": "output", "schema": request.output_schema, "strict": False}}
         return params
 
-    async def complete(self, request: LlmRequest, model: str) -> Completion:
-        """One chat completion; SDK errors become typed ``ApplicationError``s."""
+    async def complete(self, request: LlmRequest, model: str,
+                       on_text: TextSink | None = None) -> Completion:
+        """One chat completion, streamed when ``on_text`` is given; SDK errors become typed
+        ``ApplicationError``s."""
+        params = self._params(request, model)
         with errors.sdk_errors(self.name, openai):
-            response = await self.client.chat.completions.create(**self._params(request, model))
-        return self._completion(response)
+            if on_text is None:
+                return self._completion(await self.client.chat.completions.create(**params))
+            streamed = await read_stream(self.name, await self.client.chat.completions.create(
+                **params, **STREAM_PARAMS), on_text)
+        return _usage(streamed.text, streamed.usage)
 
     async def aclose(self) -> None:
         """Close the SDK client's connection pool."""
@@ -56,12 +66,66 @@ class OpenAIProvider:
             usage = response.usage
         except (AttributeError, IndexError, TypeError) as exc:
             raise errors.bad_response(self.name, "no choices in the completion") from exc
-        if usage is None:
-            return Completion(text=text)
-        details = usage.prompt_tokens_details
-        cached = (details.cached_tokens or 0) if details is not None else 0
-        return Completion(text=text, tokens_in=usage.prompt_tokens or 0,
-                          tokens_out=usage.completion_tokens or 0, cached_tokens=cached)
+        return _usage(text, usage)
+
+
+STREAM_PARAMS: dict[str, Any] = {"stream": True, "stream_options": {"include_usage": True}}
+"""A streamed completion whose last chunk carries the usage."""
+
+
+@dataclass
+class StreamedCall:
+    """A tool call put together from its streamed fragments."""
+
+    id: str = ""
+    name: str = ""
+    arguments: str = ""
+
+
+@dataclass
+class Streamed:
+    """A streamed chat completion, put together: the text, tool calls and usage."""
+
+    text: str = ""
+    calls: dict[int, StreamedCall] = field(default_factory=dict)
+    usage: CompletionUsage | None = None
+
+
+async def read_stream(provider: str, stream: AsyncIterator[ChatCompletionChunk],
+                      on_text: TextSink) -> Streamed:
+    """Read a completion stream, passing each piece of text on as it comes; a stream that
+    ends before the answer's ``finish_reason`` is a broken connection (retryable), not a
+    short answer."""
+    result, parts, finished = Streamed(), list[str](), False
+    async for chunk in stream:
+        if chunk.usage is not None:
+            result.usage = chunk.usage
+        for choice in chunk.choices:
+            if choice.index != 0:
+                continue
+            finished = finished or choice.finish_reason is not None
+            if choice.delta.content:
+                parts.append(choice.delta.content)
+                await on_text(choice.delta.content)
+            for fragment in choice.delta.tool_calls or []:
+                call = result.calls.setdefault(fragment.index, StreamedCall())
+                call.id = fragment.id or call.id
+                if fragment.function is not None:
+                    call.name += fragment.function.name or ""
+                    call.arguments += fragment.function.arguments or ""
+    if not finished:
+        raise errors.unreachable(provider, "the stream ended before the answer did")
+    result.text = "".join(parts)
+    return result
+
+
+def _usage(text: str, usage: CompletionUsage | None) -> Completion:
+    if usage is None:
+        return Completion(text=text)
+    details = usage.prompt_tokens_details
+    cached = (details.cached_tokens or 0) if details is not None else 0
+    return Completion(text=text, tokens_in=usage.prompt_tokens or 0,
+                      tokens_out=usage.completion_tokens or 0, cached_tokens=cached)
 
 
 def _client(api_key: str, base_url: str | None, settings: Settings) -> openai.AsyncOpenAI:

@@ -1,11 +1,13 @@
 """`GET /api/workflows/runs/{runId}/events`: a run's step transitions as Server-Sent Events.
 
-Each event is `step` (one step transition) or `run` (a run status); the last one is `run` with
-the finished run in full, then the stream closes. A late subscriber first gets the current
-state of every step, then live transitions (Postgres LISTEN/NOTIFY through RunEventHub). Each
-transition is sent once and never goes backwards: a step's status only moves
-pending -> running -> finished. If no notification arrives for a while the tables are read
-again, so a lost LISTEN connection only slows the stream down.
+Each event is `step` (one step transition), `delta` (text an llm or agent step is streaming
+from its provider, sent while the step runs and before its finished `step` event) or `run`
+(a run status); the last one is `run` with the finished run in full, then the stream closes.
+Deltas are not stored: a subscriber sees the text streamed after it subscribed. A late
+subscriber first gets the current state of every step, then live transitions (Postgres
+LISTEN/NOTIFY through RunEventHub). Each transition is sent once and never goes backwards:
+a step's status only moves pending -> running -> finished. If no notification arrives for a
+while the tables are read again, so a lost LISTEN connection only slows the stream down.
 """
 
 from __future__ import annotations
@@ -60,6 +62,12 @@ class _Stream:
 
     def accept(self, event: RunEvent) -> list[dict[str, str]]:
         """The SSE messages a notification (or a row read) adds; empty if already sent."""
+        if event.get("kind") == "delta":
+            # Text of a step still running; once its finished event went out, the stored
+            # output says it all.
+            if _rank(self.steps.get(str(event.get("stepId")))) >= _rank("completed"):
+                return []
+            return [self._sse("delta", {k: v for k, v in event.items() if k != "kind"})]
         status = str(event.get("status"))
         if event.get("kind") == "step":
             step_id = str(event.get("stepId"))
@@ -129,10 +137,14 @@ def run_event_hub(request: Request) -> RunEventHub:
 
 @router.get("/{run_id}/events", response_class=EventSourceResponse,
             responses={200: {"content": {"text/event-stream": {}},
-                             "description": "`step` and `run` events; the last is the run"}})
+                             "description": "`step`, `delta` and `run` events; the last "
+                                            "is the run"}})
 async def run_events(run_id: uuid.UUID, request: Request, state: StateDep,
                      key: CurrentKey) -> EventSourceResponse:
-    """Stream a run's step transitions live, ending with its final status."""
+    """Stream a run's step transitions live, with the text of llm and agent steps as they
+    write it (`delta`: `stepId`, `text`, `attempt`, `seq`, and `turn` of an agent step or
+    `repair` of a repair call; text starts over when `attempt`, `turn` or `repair` changes),
+    ending with its final status."""
     if await state.store.get_run(key.environment, run_id) is None:
         raise not_found(f"run '{run_id}'")
     stream = _Stream(state, key.environment, run_id)

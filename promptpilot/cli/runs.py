@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 from typing import Any
+
+import httpx
+from httpx_sse import SSEError, aconnect_sse
 
 from promptpilot.cli.client import OK, REFUSED, USAGE, Api, CliError, connect, err, out, segment
 from promptpilot.settings import Settings
@@ -15,7 +19,9 @@ FINISHED = ("completed", "failed", "cancelled")
 
 def _step_line(step: dict[str, Any]) -> str:
     cost = "" if step.get("cost") is None else f" cost=${step['cost']:.6f}"
-    error = f" error={step['error']['message']}" if step.get("error") else ""
+    problem = step.get("error")
+    message = problem.get("message") if isinstance(problem, dict) else problem
+    error = f" error={message}" if message else ""
     return f"  {step['stepId']:<20} {step['status']:<10}{cost}{error}"
 
 
@@ -25,23 +31,100 @@ def approval_hint(run_id: str, step_id: str) -> str:
             "(or --reject, with --comment TEXT)")
 
 
+class _Printer:
+    """Step transitions one line each; a step's streamed text as it comes, after a
+    ``  <step> | `` lead, on a line of its own."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self.seen: dict[str, str] = {}
+        self._live: tuple[Any, ...] | None = None
+
+    def end_text(self) -> None:
+        """End a line of streamed text."""
+        if self._live is not None:
+            sys.stdout.write("\n")
+            self._live = None
+
+    def text(self, delta: dict[str, Any]) -> None:
+        key = (delta.get("stepId"), delta.get("attempt"), delta.get("turn"),
+               delta.get("repair"))
+        if key != self._live:
+            self.end_text()
+            notes = [f"{name} {delta[name]}" for name in ("turn", "repair") if delta.get(name)]
+            if (delta.get("attempt") or 1) > 1:
+                notes.append(f"attempt {delta['attempt']}")
+            lead = f" ({', '.join(notes)})" if notes else ""
+            sys.stdout.write(f"  {delta.get('stepId')}{lead} | ")
+            self._live = key
+        sys.stdout.write(str(delta.get("text", "")))
+        sys.stdout.flush()
+
+    def step(self, step: dict[str, Any], kind: str | None = None) -> bool:
+        """Print a step whose status changed; True when it is an approval now waiting."""
+        if self.seen.get(step["stepId"]) == step["status"]:
+            return False
+        self.seen[step["stepId"]] = step["status"]
+        self.end_text()
+        out(_step_line(step))
+        return step["status"] == "waiting" and kind in (None, "approval")
+
+    def line(self, message: str) -> None:
+        """A line of its own."""
+        self.end_text()
+        out(message)
+
+
+async def _approval(api: Api, printer: _Printer, step_id: str) -> None:
+    """Say how to decide a step that began to wait, when it is an approval."""
+    _, body = await api.call("GET", f"/api/workflows/runs/{printer.run_id}")
+    for step in body["run"].get("steps") or []:
+        if step["stepId"] == step_id and step.get("type") == "approval":
+            printer.line(approval_hint(printer.run_id, step_id))
+
+
 async def _follow(api: Api, run: dict[str, Any]) -> dict[str, Any]:
-    """Print each step as its status changes until the run finishes; the final run."""
-    seen: dict[str, str] = {}
+    """Print each step as its status changes, and streamed text as it comes, until the run
+    finishes (the run's event stream; polling when the stream cannot be had); the final
+    run."""
+    printer = _Printer(run["id"])
+    status = run["status"]
+    try:
+        async with aconnect_sse(api.http, "GET", f"/api/workflows/runs/{run['id']}/events",
+                                timeout=httpx.Timeout(60, read=None)) as source:
+            if source.response.status_code != 200:
+                raise httpx.TransportError(f"event stream answered {source.response.status_code}")
+            async for event in source.aiter_sse():
+                data = event.json()
+                if event.event == "delta":
+                    printer.text(data)
+                elif event.event == "step":
+                    if printer.step(data):
+                        await _approval(api, printer, data["stepId"])
+                elif event.event == "run" and data.get("status") != status:
+                    status = data.get("status")
+                    if status == "stalled":
+                        error = (data.get("error") or {}).get("message", "")
+                        printer.line(f"run stalled: {error}".rstrip())
+    except (httpx.TransportError, SSEError):
+        pass  # the run is read below (and, if it is not finished, polled)
+    printer.end_text()
+    return await _poll(api, run, printer)
+
+
+async def _poll(api: Api, run: dict[str, Any], printer: _Printer) -> dict[str, Any]:
+    """Read the run until it finishes, printing steps the stream did not show."""
     status = run["status"]
     while True:
         _, body = await api.call("GET", f"/api/workflows/runs/{run['id']}")
         run = body["run"]
         if run["status"] != status and run["status"] == "stalled":
             # Not finished: a fixed deploy resumes it, a cancel ends it.
-            out(f"run stalled: {(run.get('error') or {}).get('message', '')}")
+            printer.line(f"run stalled: {(run.get('error') or {}).get('message', '')}")
         status = run["status"]
         for step in run.get("steps") or []:
-            if seen.get(step["stepId"]) != step["status"]:
-                seen[step["stepId"]] = step["status"]
-                out(_step_line(step))
-                if step["status"] == "waiting" and step.get("type") == "approval":
-                    out(approval_hint(run["id"], step["stepId"]))
+            if printer.step(step, step.get("type")):
+                printer.line(approval_hint(run["id"], step["stepId"]))
         if run["status"] in FINISHED:
             return run
         await asyncio.sleep(0.3)

@@ -18,12 +18,15 @@ Scripted replies (FIFO, shared by both endpoints, rendered in the endpoint's own
 With the queue empty, or for ``ok()`` without content, the answer is generated: a JSON value
 satisfying the requested schema (OpenAI ``response_format`` json_schema, or the schema the
 Anthropic provider puts in its system prompt), else ``"echo: <user prompt>"``. Token counts
-default to ceil(chars / 4). Recorded headers have their key values redacted.
+default to ceil(chars / 4). Recorded headers have their key values redacted. A request asking
+to stream (``"stream": true``) gets the same answer as server-sent events in the API's own
+stream format (chunks, tool-call fragments, usage), as the SDKs' streaming calls read them.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections import deque
@@ -57,6 +60,10 @@ class Reply:
     seconds: float = 0.0
     tool_calls: list[tuple[str, dict[str, Any]]] | None = None
     """Tool calls the model makes (OpenAI ``tool_calls``, Anthropic ``tool_use`` blocks)."""
+    chunk_delay: float = 0.0
+    """Asked to stream, the pause before each chunk after the first."""
+    cut_after: int | None = None
+    """Asked to stream, drop the connection after this many chunks."""
 
 
 @dataclass
@@ -72,20 +79,26 @@ class RecordedRequest:
 
 def ok(content: str | None = None, *, tokens_in: int | None = None,
        tokens_out: int | None = None, cached: int = 0, cache_written: int = 0,
-       model: str | None = None) -> Reply:
+       model: str | None = None, chunk_delay: float = 0.0,
+       cut_after: int | None = None, wait: float = 0.0) -> Reply:
     """A successful answer; ``content=None`` generates one from the request. ``cached`` and
     ``cache_written`` (Anthropic only) are the part of ``tokens_in`` read from or written to
-    the prompt cache."""
+    the prompt cache; ``wait`` seconds pass before the answer starts. Asked to stream, the
+    answer goes out in chunks of up to three words, ``chunk_delay`` seconds apart;
+    ``cut_after`` drops the connection after that many (a long answer in bigger chunks)."""
     return Reply(content=content, tokens_in=tokens_in, tokens_out=tokens_out, cached=cached,
-                 cache_written=cache_written, model=model)
+                 cache_written=cache_written, model=model, chunk_delay=chunk_delay,
+                 cut_after=cut_after, seconds=wait)
 
 
 def tool_calls(calls: list[tuple[str, dict[str, Any]]], content: str = "",
-               *, tokens_in: int | None = None, tokens_out: int | None = None) -> Reply:
+               *, tokens_in: int | None = None, tokens_out: int | None = None,
+               chunk_delay: float = 0.0, wait: float = 0.0) -> Reply:
     """The model calls these tools, e.g. ``tool_calls([("web_search", {"query": "x"})])``;
-    call ids are ``call_0``, ``call_1``… (OpenAI) or ``toolu_0``… (Anthropic)."""
+    call ids are ``call_0``, ``call_1``… (OpenAI) or ``toolu_0``… (Anthropic). Streamed,
+    each call's arguments arrive in two fragments."""
     return Reply(content=content, tool_calls=list(calls), tokens_in=tokens_in,
-                 tokens_out=tokens_out or 7)
+                 tokens_out=tokens_out or 7, chunk_delay=chunk_delay, seconds=wait)
 
 
 def status(code: int, message: str = "scripted error") -> Reply:
@@ -201,6 +214,74 @@ def _render_tool_calls(path: str, model: str, reply: Reply, tokens_in: int,
             "usage": {"input_tokens": tokens_in, "output_tokens": tokens_out}}
 
 
+STREAM_CHUNKS = 400
+"""A long answer streams in at most about this many chunks (a 5 MB one in 3-word chunks
+would be a million events for the SDK to parse)."""
+
+
+def _pieces(text: str) -> list[str]:
+    """Text in chunks of three words or more (whitespace kept), as a provider streams it."""
+    words = re.findall(r"\s*\S+\s*|\s+", text)
+    size = max(3, -(-len(words) // STREAM_CHUNKS))
+    return ["".join(words[i:i + size]) for i in range(0, len(words), size)]
+
+
+def _halves(text: str) -> list[str]:
+    middle = len(text) // 2
+    return [part for part in (text[:middle], text[middle:]) if part]
+
+
+def _openai_chunks(answer: dict[str, Any], body: dict[str, Any]) -> list[tuple[str, Any]]:
+    """A chat completion as Chat Completions stream chunks (``data:`` only), then [DONE]."""
+    message = answer["choices"][0]["message"]
+    head = {"id": answer["id"], "object": "chat.completion.chunk", "created": answer["created"],
+            "model": answer["model"]}
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> tuple[str, Any]:
+        return "", {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+    chunks = [chunk({"role": "assistant", "content": ""})]
+    chunks += [chunk({"content": piece}) for piece in _pieces(message.get("content") or "")]
+    for index, call in enumerate(message.get("tool_calls") or []):
+        first, *rest = _halves(call["function"]["arguments"]) or [""]
+        chunks.append(chunk({"tool_calls": [{"index": index, "id": call["id"], "type": "function",
+                                             "function": {"name": call["function"]["name"],
+                                                          "arguments": first}}]}))
+        chunks += [chunk({"tool_calls": [{"index": index, "function": {"arguments": part}}]})
+                   for part in rest]
+    chunks.append(chunk({}, answer["choices"][0]["finish_reason"]))
+    if (body.get("stream_options") or {}).get("include_usage"):
+        chunks.append(("", {**head, "choices": [], "usage": answer["usage"]}))
+    return [*chunks, ("", "[DONE]")]
+
+
+def _anthropic_events(answer: dict[str, Any]) -> list[tuple[str, Any]]:
+    """A message as Messages stream events."""
+    usage = answer["usage"]
+    start = {**answer, "content": [], "stop_reason": None,
+             "usage": {**usage, "output_tokens": 1}}
+    events: list[tuple[str, Any]] = [("message_start", {"type": "message_start",
+                                                        "message": start})]
+    for index, block in enumerate(answer["content"]):
+        if block["type"] == "text":
+            opened: dict[str, Any] = {"type": "text", "text": ""}
+            deltas: list[dict[str, Any]] = [
+                {"type": "text_delta", "text": piece} for piece in _pieces(block["text"])]
+        else:
+            opened = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
+            deltas = [{"type": "input_json_delta", "partial_json": part}
+                      for part in _halves(json.dumps(block["input"]))]
+        events.append(("content_block_start", {"type": "content_block_start", "index": index,
+                                               "content_block": opened}))
+        events += [("content_block_delta", {"type": "content_block_delta", "index": index,
+                                            "delta": delta}) for delta in deltas]
+        events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+    events.append(("message_delta", {"type": "message_delta", "delta": {
+        "stop_reason": answer["stop_reason"], "stop_sequence": None},
+        "usage": {"output_tokens": usage["output_tokens"]}}))
+    return [*events, ("message_stop", {"type": "message_stop"})]
+
+
 def _render_error(path: str, reply: Reply) -> dict[str, Any]:
     if path == OPENAI_PATH:
         return {"error": {"message": reply.message, "type": "fake_error", "code": reply.status}}
@@ -225,15 +306,42 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, json.dumps({"error": {"message": "no such route"}}).encode())
             return
         reply = fake.next_reply(self.path)
-        if reply.kind == "hang":
+        if reply.seconds:  # a hang, or an answer that waits before it starts
             time.sleep(reply.seconds)
         if reply.kind == "malformed":
             self._send(200, b'{"id": "chatcmpl-fake", "choices": [ this is not json')
         elif reply.kind == "error":
             payload = _render_error(self.path, reply)
             self._send(reply.status, json.dumps(payload).encode(), reply.headers)
+        elif body.get("stream"):
+            answer = _render_ok(self.path, body, reply)
+            events = (_openai_chunks(answer, body) if self.path == OPENAI_PATH
+                      else _anthropic_events(answer))
+            self._stream(events, reply)
         else:
             self._send(200, json.dumps(_render_ok(self.path, body, reply)).encode())
+
+    def _stream(self, events: list[tuple[str, Any]], reply: Reply) -> None:
+        """Server-sent events, one write each, then the connection closes."""
+        self.close_connection = True
+        try:
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream")
+            self.send_header("connection", "close")
+            self.end_headers()
+            for number, (name, data) in enumerate(events):
+                if reply.cut_after is not None and number >= reply.cut_after:
+                    return
+                if number > 1 and reply.chunk_delay:
+                    time.sleep(reply.chunk_delay)
+                text = data if isinstance(data, str) else json.dumps(data)
+                self.wfile.write((f"event: {name}\n" if name else "").encode()
+                                 + f"data: {text}\n\n".encode())
+                self.wfile.flush()
+                if number == 1:
+                    self.server.fake.first_chunks.append(time.monotonic())
+        except OSError:
+            pass  # the client gave up
 
     def _send(self, code: int, data: bytes, headers: dict[str, str] | None = None) -> None:
         try:
@@ -261,6 +369,9 @@ class FakeLlmServer:
 
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
+        self.first_chunks: list[float] = []
+        """When each streamed answer's first chunk after the opening one was written
+        (monotonic seconds)."""
         self._script: deque[Reply] = deque()
         self._by_path: dict[str, deque[Reply]] = {}
         self._lock = threading.Lock()
@@ -343,3 +454,4 @@ class FakeLlmServer:
             self._script.clear()
             self._by_path.clear()
             self.requests.clear()
+            self.first_chunks.clear()

@@ -164,6 +164,19 @@
         if (span) span.textContent = text;
       }
     });
+    // Text an llm or agent step is writing, as the provider streams it; a new attempt, turn
+    // or repair call starts the text over.
+    const streams = {};
+    source.addEventListener("delta", (event) => {
+      const data = JSON.parse(event.data);
+      const box = document.querySelector(`#step-${CSS.escape(data.stepId)} [data-live-text]`);
+      if (!box) return;
+      const key = `${data.attempt}/${data.turn || 0}/${data.repair || 0}`;
+      if (streams[data.stepId] !== key) { streams[data.stepId] = key; box.textContent = ""; }
+      box.hidden = false;
+      box.textContent += data.text;
+      box.scrollTop = box.scrollHeight;
+    });
     source.addEventListener("run", (event) => {
       const data = JSON.parse(event.data);
       if (data.status) setRunStatus(data.status);
