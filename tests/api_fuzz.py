@@ -13,10 +13,16 @@ import os
 import sys
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from promptpilot.settings import Settings
+from schema.definition import WorkflowDefinition
 from tests.conftest import DEV_KEY, Service, unique_slug
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,6 +69,22 @@ async def fuzz_targets(service: Service) -> dict[str, Any]:
         "scheduled_trigger": await trigger("scheduled", config={
             "cronExpressions": ["0 0 1 1 *"]}),
     }
+
+
+async def unreadable_versions(engine: AsyncEngine, since: datetime) -> list[str]:
+    """Versions stored since then that do not read as a definition, each with its problem
+    and what it holds: every save was checked, so the list should be empty."""
+    async with engine.connect() as connection:
+        rows = (await connection.execute(text(
+            "SELECT version, definition FROM workflow_versions WHERE created_at >= :since"),
+            {"since": since})).all()
+    found = []
+    for version, definition in rows:
+        try:
+            WorkflowDefinition.model_validate(definition)
+        except ValidationError as exc:
+            found.append(f"v{version}: {exc}\n{json.dumps(definition)[:3000]}")
+    return found
 
 
 def open_throttle(settings: Settings) -> Settings:

@@ -5,12 +5,14 @@ envelope. ``tests/reliability/test_api_fuzz.py`` runs the long version."""
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from promptpilot.settings import Settings
-from tests.api_fuzz import fuzz_targets, open_throttle, run_schemathesis
+from tests.api_fuzz import fuzz_targets, open_throttle, run_schemathesis, unreadable_versions
 from tests.conftest import Service
 
 MAX_EXAMPLES = 7  # 40 in tests/reliability
@@ -24,7 +26,9 @@ def settings(settings: Settings) -> Settings:
 
 @pytest.mark.timeout(240)
 async def test_every_operation_answers_as_documented(
-        service: Service, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        service: Service, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        engine: AsyncEngine) -> None:
+    since = datetime.now(UTC)
     targets = await fuzz_targets(service)
     result = await run_schemathesis(service, targets, max_examples=MAX_EXAMPLES,
                                     phases="examples,fuzzing", seed=12,
@@ -34,4 +38,6 @@ async def test_every_operation_answers_as_documented(
               if r.name == "promptpilot.api" and r.levelno >= logging.ERROR]
     assert result.server_errors == [], result.output[-4000:] + "\n".join(logged)[-6000:]
     assert result.returncode == 0, result.output[-6000:]
+    # Whatever the fuzzer saved reads back as it was checked.
+    assert await unreadable_versions(engine, since) == []
     assert result.cases > 200  # every operation was reached, several times

@@ -5,12 +5,14 @@ every check, boundary values (the coverage phase) and more generated cases than 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from promptpilot.settings import Settings
-from tests.api_fuzz import fuzz_targets, open_throttle, run_schemathesis
+from tests.api_fuzz import fuzz_targets, open_throttle, run_schemathesis, unreadable_versions
 from tests.conftest import Service
 from tests.reliability.conftest import Record
 
@@ -26,7 +28,9 @@ def settings(settings: Settings) -> Settings:
 @pytest.mark.timeout(1200)
 async def test_fuzz_the_openapi_document(service: Service, record: Record,
                                          tmp_path: Path,
-                                         caplog: pytest.LogCaptureFixture) -> None:
+                                         caplog: pytest.LogCaptureFixture,
+                                         engine: AsyncEngine) -> None:
+    since = datetime.now(UTC)
     targets = await fuzz_targets(service)
     result = await run_schemathesis(service, targets, max_examples=MAX_EXAMPLES,
                                     phases="examples,coverage,fuzzing", seed=8,
@@ -41,3 +45,5 @@ async def test_fuzz_the_openapi_document(service: Service, record: Record,
               if r.name == "promptpilot.api" and r.levelno >= logging.ERROR]
     assert result.server_errors == [], result.output[-4000:] + "\n".join(logged)[-6000:]
     assert result.returncode == 0, result.output[-6000:]
+    # Whatever the fuzzer saved reads back as it was checked.
+    assert await unreadable_versions(engine, since) == []
