@@ -87,11 +87,14 @@ async def unreadable_versions(engine: AsyncEngine, since: datetime) -> list[str]
     return found
 
 
-def open_throttle(settings: Settings) -> Settings:
+def fuzz_settings(settings: Settings) -> Settings:
     """The fuzzer sends invalid credentials on purpose, thousands of times from one address:
-    past the throttle they would be 429s (tests/e2e/test_auth_throttle.py tests that)."""
+    past the throttle they would be 429s (tests/e2e/test_auth_throttle.py tests that). And a
+    start without `?wait` of a workflow that waits for approval holds its request for the
+    whole default wait, past schemathesis's 10 s response-time check: waits are short here."""
     settings.api.auth_throttle.client_failures = 1_000_000
     settings.api.auth_throttle.prefix_failures = 1_000_000
+    settings.api.run_wait_seconds = 3
     return settings
 
 

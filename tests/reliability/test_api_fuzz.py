@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from promptpilot.settings import Settings
-from tests.api_fuzz import fuzz_targets, open_throttle, run_schemathesis, unreadable_versions
+from tests.api_fuzz import fuzz_settings, fuzz_targets, run_schemathesis, unreadable_versions
 from tests.conftest import Service
 from tests.reliability.conftest import Record
 
@@ -21,8 +21,8 @@ MAX_EXAMPLES = 40
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    """The test settings with the failed-auth throttle out of the fuzzer's way."""
-    return open_throttle(settings)
+    """The test settings for fuzzing (tests/api_fuzz.py: fuzz_settings)."""
+    return fuzz_settings(settings)
 
 
 @pytest.mark.timeout(1200)
