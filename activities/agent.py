@@ -15,7 +15,7 @@ from typing import Any
 
 import anthropic
 import openai
-from anthropic.types import TextBlock, ToolUseBlock
+from anthropic.types import ToolUseBlock
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -30,7 +30,7 @@ from activities.providers.anthropic_provider import (
     AnthropicProvider,
 )
 from activities.providers.anthropic_provider import read_stream as read_anthropic_stream
-from activities.providers.openai_provider import STREAM_PARAMS, OpenAIProvider
+from activities.providers.openai_provider import STREAM_PARAMS, OpenAIProvider, completion_of
 from activities.providers.openai_provider import read_stream as read_openai_stream
 from activities.providers.validation import validated_output
 from activities.repair import REPAIR_INSTRUCTION
@@ -215,7 +215,7 @@ async def _openai_turn(provider: OpenAIProvider, request: AgentTurnRequest, tool
             streamed = await read_openai_stream(
                 provider.name, await provider.client.chat.completions.create(
                     **params, **STREAM_PARAMS), live.write)
-            text, usage = streamed.text, streamed.usage
+            done = completion_of(streamed.text, streamed.usage)
             calls = [AgentToolCall(id=c.id, name=c.name, arguments=_arguments(c.arguments))
                      for _, c in sorted(streamed.calls.items())]
         else:
@@ -224,14 +224,11 @@ async def _openai_turn(provider: OpenAIProvider, request: AgentTurnRequest, tool
                 message = response.choices[0].message
             except (AttributeError, IndexError, TypeError) as exc:
                 raise errors.bad_response(provider.name, "no choices in the completion") from exc
-            text, usage = message.content or "", response.usage
+            done = completion_of(message.content or "", response.usage)
             calls = [AgentToolCall(id=c.id, name=c.function.name,
                                    arguments=_arguments(c.function.arguments))
                      for c in (message.tool_calls or []) if c.type == "function"]
-    details = usage.prompt_tokens_details if usage else None
-    return text, calls, (usage.prompt_tokens if usage else 0,
-                         usage.completion_tokens if usage else 0,
-                         (details.cached_tokens or 0) if details else 0)
+    return done.text, calls, (done.tokens_in, done.tokens_out, done.cached_tokens)
 
 
 async def _anthropic_turn(provider: AnthropicProvider, request: AgentTurnRequest, tools: Tools,
@@ -252,11 +249,8 @@ async def _anthropic_turn(provider: AnthropicProvider, request: AgentTurnRequest
     with errors.sdk_errors(provider.name, anthropic):
         reply = (await read_anthropic_stream(provider.name, provider.client, params, live.write)
                  if live is not None else await provider.client.messages.create(**params))
-    text = "".join(b.text for b in reply.content if isinstance(b, TextBlock))
+    done = provider.completion(reply)
     calls = [AgentToolCall(id=b.id, name=b.name,
                            arguments=b.input if isinstance(b.input, dict) else {})
              for b in reply.content if isinstance(b, ToolUseBlock)]
-    cached = reply.usage.cache_read_input_tokens or 0
-    written = reply.usage.cache_creation_input_tokens or 0
-    return text, calls, ((reply.usage.input_tokens or 0) + cached + written,
-                         reply.usage.output_tokens or 0, cached)
+    return done.text, calls, (done.tokens_in, done.tokens_out, done.cached_tokens)

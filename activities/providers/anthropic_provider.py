@@ -53,14 +53,15 @@ class AnthropicProvider:
         params = self._params(request, model)
         with errors.sdk_errors(self.name, anthropic):
             if on_text is None:
-                return self._completion(await self.client.messages.create(**params))
-            return self._completion(await read_stream(self.name, self.client, params, on_text))
+                return self.completion(await self.client.messages.create(**params))
+            return self.completion(await read_stream(self.name, self.client, params, on_text))
 
     async def aclose(self) -> None:
         """Close the SDK client's connection pool."""
         await self.client.close()
 
-    def _completion(self, response: Any) -> Completion:
+    def completion(self, response: Any) -> Completion:
+        """A message's text and token counts (cache reads and writes in ``tokens_in``)."""
         if not isinstance(response, Message):
             raise errors.bad_response(self.name, "not a message")
         try:

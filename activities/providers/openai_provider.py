@@ -52,7 +52,7 @@ class OpenAIProvider:
                 return self._completion(await self.client.chat.completions.create(**params))
             streamed = await read_stream(self.name, await self.client.chat.completions.create(
                 **params, **STREAM_PARAMS), on_text)
-        return _usage(streamed.text, streamed.usage)
+        return completion_of(streamed.text, streamed.usage)
 
     async def aclose(self) -> None:
         """Close the SDK client's connection pool."""
@@ -66,7 +66,7 @@ class OpenAIProvider:
             usage = response.usage
         except (AttributeError, IndexError, TypeError) as exc:
             raise errors.bad_response(self.name, "no choices in the completion") from exc
-        return _usage(text, usage)
+        return completion_of(text, usage)
 
 
 STREAM_PARAMS: dict[str, Any] = {"stream": True, "stream_options": {"include_usage": True}}
@@ -119,7 +119,8 @@ async def read_stream(provider: str, stream: AsyncIterator[ChatCompletionChunk],
     return result
 
 
-def _usage(text: str, usage: CompletionUsage | None) -> Completion:
+def completion_of(text: str, usage: CompletionUsage | None) -> Completion:
+    """An answer's text with the token counts of its usage (none reported: zeros)."""
     if usage is None:
         return Completion(text=text)
     details = usage.prompt_tokens_details
