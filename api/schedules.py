@@ -6,6 +6,7 @@ the definition is resolved by version policy when it fires, never copied into th
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from datetime import UTC, datetime, timedelta
@@ -16,7 +17,7 @@ from temporalio.client import (
     Client,
     Schedule,
     ScheduleActionStartWorkflow,
-    ScheduleBackfill,
+    ScheduleAlreadyRunningError,
     ScheduleHandle,
     ScheduleIntervalSpec,
     ScheduleOverlapPolicy,
@@ -27,6 +28,7 @@ from temporalio.client import (
     ScheduleUpdateInput,
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.service import RPCError, RPCStatusCode
 
 from schema.problems import Problem, pointer
 from schema.run_priority import scheduled_priority
@@ -189,20 +191,25 @@ class Schedules:
         await self._client.create_schedule(schedule_id(trigger_id), schedule)
 
     async def replace(self, schedule: Schedule, trigger_id: str) -> None:
-        """Swap spec, policy and action; keep the paused state Temporal holds."""
+        """Swap spec, policy and action; keep the paused state Temporal holds. A schedule
+        Temporal no longer has (deleted in the Temporal UI) is made again as given."""
         def updater(current: ScheduleUpdateInput) -> ScheduleUpdate:
             state = current.description.schedule.state
             schedule.state = ScheduleState(paused=state.paused, note=state.note)
             return ScheduleUpdate(schedule=schedule)
 
-        await self.handle(trigger_id).update(updater)
+        try:
+            await self.handle(trigger_id).update(updater)
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise
+            await self.restore(schedule, trigger_id)
+
+    async def restore(self, schedule: Schedule, trigger_id: str) -> None:
+        """Make a schedule Temporal has lost again (another request may just have)."""
+        with contextlib.suppress(ScheduleAlreadyRunningError):
+            await self.create(schedule, trigger_id)
 
     async def delete(self, trigger_id: str) -> None:
         """Delete the schedule (running actions carry on)."""
         await self.handle(trigger_id).delete()
-
-    async def backfill(self, trigger_id: str, start: datetime, end: datetime,
-                       overlap: OverlapPolicy) -> None:
-        """Fire every action the spec would have fired in [start, end)."""
-        await self.handle(trigger_id).backfill(
-            ScheduleBackfill(start_at=start, end_at=end, overlap=OVERLAP[overlap]))

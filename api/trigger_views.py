@@ -104,14 +104,35 @@ async def checked_version(state: AppState, row: TriggerRow, workflow: WorkflowRo
     return version
 
 
+def stored_schedule(row: TriggerRow) -> ScheduleConfig:
+    """A scheduled trigger's stored config; 409 ``trigger_config_unreadable`` when it no
+    longer reads (written before a change to what a config may hold)."""
+    try:
+        return ScheduleConfig.model_validate(row.config)
+    except ValidationError as exc:
+        raise ApiError(409, "trigger_config_unreadable",
+                       f"the stored config of trigger '{row.id}' no longer reads as a schedule:"
+                       " send a new one (PUT /api/triggers/{id} with config)",
+                       problems_from_pydantic(exc, row.config, ("config",))) from None
+
+
 def schedule_of(row: TriggerRow, state: AppState, slug: str, *,
                 paused: bool | None = None) -> Any:
     """The Temporal Schedule for a scheduled trigger row of the workflow `slug`."""
-    return build_schedule(str(row.id), row.environment, ScheduleConfig.model_validate(row.config),
+    return build_schedule(str(row.id), row.environment, stored_schedule(row),
                           task_queue=state.settings.temporal.task_queue,
                           paused=not row.enabled if paused is None else paused,
                           note=None if row.enabled else "trigger disabled",
                           summary=f"schedule '{row.name}' of {slug}")
+
+
+async def restore_schedule(state: AppState, row: TriggerRow) -> None:
+    """Make a scheduled trigger's schedule again from its row, when Temporal has none
+    (deleted in the Temporal UI, or a create cut short): the row is what the user set."""
+    workflow = await state.store.get_workflow_by_id(row.workflow_id)
+    slug = workflow.slug if workflow is not None else str(row.workflow_id)
+    await (await schedules(state, row.environment)).restore(schedule_of(row, state, slug),
+                                                            str(row.id))
 
 
 async def schedule_state(state: AppState, row: TriggerRow, count: int) -> ScheduleState:
@@ -135,7 +156,9 @@ async def schedule_state(state: AppState, row: TriggerRow, count: int) -> Schedu
         if exc.status != RPCStatusCode.NOT_FOUND:
             raise ApiError(503, "temporal_unavailable", f"could not read the schedule: {exc}") \
                 from exc
+        result.exists = False
         return result
+    result.exists = True
     result.paused = described.schedule.state.paused
     result.note = described.schedule.state.note
     result.temporal_next_action_times = list(described.info.next_action_times[:count])

@@ -103,6 +103,9 @@ class ScheduleState(CamelModel):
     """Live schedule facts from Temporal plus the next fire times computed from the config."""
 
     schedule_id: str
+    exists: bool | None = None
+    """False when Temporal has no such schedule (deleted in the Temporal UI): the trigger's
+    next change, pause, unpause, trigger or backfill makes it again from the trigger."""
     paused: bool | None = None
     note: str | None = None
     next_fire_times: list[datetime] = Field(default_factory=list)

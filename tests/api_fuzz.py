@@ -20,9 +20,12 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from promptpilot.settings import Settings
 from schema.definition import WorkflowDefinition
+from schema.triggers import ScheduleConfig
 from tests.conftest import DEV_KEY, Service, unique_slug
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,6 +90,38 @@ async def unreadable_versions(engine: AsyncEngine, since: datetime) -> list[str]
     return found
 
 
+async def trigger_problems(service: Service, engine: AsyncEngine, since: datetime,
+                           writes: Path) -> list[str]:
+    """Scheduled triggers made since then whose stored config does not read, or which are
+    enabled with no schedule in Temporal, each with every write the fuzzer sent it."""
+    async with engine.connect() as connection:
+        rows = (await connection.execute(text(
+            "SELECT id, environment, enabled, config FROM triggers "
+            "WHERE type = 'scheduled' AND created_at >= :since"), {"since": since})).all()
+    sent = writes.read_text(encoding="utf-8").splitlines() if writes.exists() else []
+    found = []
+    for trigger_id, environment, enabled, config in rows:
+        problems = []
+        try:
+            ScheduleConfig.model_validate(config)
+        except ValidationError as exc:
+            problems.append(f"config does not read: {exc}")
+        if enabled:
+            client = await Client.connect(service.settings.temporal.address,
+                                          namespace=environment)
+            try:
+                await client.get_schedule_handle(f"pp-trigger-{trigger_id}").describe()
+            except RPCError as exc:
+                if exc.status != RPCStatusCode.NOT_FOUND:
+                    raise
+                problems.append("enabled, and Temporal has no schedule for it")
+        if problems:
+            history = [line for line in sent if str(trigger_id) in line]
+            found.append(f"trigger {trigger_id}: {'; '.join(problems)}\nconfig: "
+                         f"{json.dumps(config)}\nwrites:\n" + "\n".join(history)[-4000:])
+    return found
+
+
 def fuzz_settings(settings: Settings) -> Settings:
     """The fuzzer sends invalid credentials on purpose, thousands of times from one address:
     past the throttle they would be 429s (tests/e2e/test_auth_throttle.py tests that). And a
@@ -110,7 +145,7 @@ class FuzzRun:
 
 
 async def run_schemathesis(service: Service, targets: dict[str, Any], *, max_examples: int,
-                           phases: str, seed: int, calls: Path,
+                           phases: str, seed: int, calls: Path, writes: Path | None = None,
                            extra: tuple[str, ...] = ()) -> FuzzRun:
     """Every operation but the event stream, with every check (tests/schemathesis.toml). One
     worker: with the seed fixed the cases drawn are the same every run (two workers drew them
@@ -130,7 +165,8 @@ async def run_schemathesis(service: Service, targets: dict[str, Any], *, max_exa
         "--suppress-health-check", "all", "--no-color", "--continue-on-failure", *extra,
     ]
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.fuzz_checks", "PYTHONPATH": str(ROOT),
-           "PP_FUZZ_TARGETS": json.dumps(targets), "PP_FUZZ_CALLS": str(calls)}
+           "PP_FUZZ_TARGETS": json.dumps(targets), "PP_FUZZ_CALLS": str(calls),
+           "PP_FUZZ_WRITES": str(writes or calls.with_name("writes.jsonl"))}
     began = time.monotonic()
     process = await asyncio.create_subprocess_exec(
         *command, env=env, cwd=ROOT, stdout=asyncio.subprocess.PIPE,

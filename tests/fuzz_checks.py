@@ -24,6 +24,9 @@ sys.setrecursionlimit(10_000)
 TARGETS: dict[str, Any] = json.loads(os.environ.get("PP_FUZZ_TARGETS", "{}"))
 CALLS = os.environ.get("PP_FUZZ_CALLS")
 """Where every answer's status, method and path go, one line each (the 5xx count)."""
+WRITES = os.environ.get("PP_FUZZ_WRITES")
+"""Where every call that writes a trigger goes, a JSON line each: what a trigger that ends up
+inconsistent was sent (see ``tests.api_fuzz.trigger_problems``)."""
 
 
 @schemathesis.check
@@ -142,3 +145,11 @@ def after_call(context: Any, case: Any, response: Any) -> None:
     if CALLS:
         with open(CALLS, "a", encoding="utf-8") as calls:
             calls.write(f"{response.status_code} {case.method} {case.formatted_path}\n")
+    if WRITES and case.path.startswith(("/api/triggers", "/api/webhooks")) \
+            and case.method.upper() != "GET":
+        with open(WRITES, "a", encoding="utf-8") as writes:
+            writes.write(json.dumps({
+                "status": response.status_code, "method": case.method,
+                "path": case.formatted_path, "body": case.body if isinstance(
+                    case.body, dict | list | str | int | float | bool) else repr(case.body),
+                "answer": response.text[:2000]}, default=repr) + "\n")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter
 from temporalio.client import (
     ScheduleActionExecutionStartWorkflow,
+    ScheduleBackfill,
     ScheduleDescription,
     ScheduleHandle,
 )
@@ -19,30 +21,51 @@ from api.deps import CurrentKey, StateDep
 from api.errors import ApiError
 from api.schedules import OVERLAP, next_fire_times
 from api.state import AppState
-from api.trigger_views import load_trigger, schedule_state, schedules
+from api.trigger_views import (
+    load_trigger,
+    restore_schedule,
+    schedule_state,
+    schedules,
+    stored_schedule,
+)
 from schema.problems import Problem
-from schema.triggers import BackfillRequest, PauseRequest, ScheduleConfig, ScheduleState
+from schema.triggers import BackfillRequest, PauseRequest, ScheduleState
 from store.trigger_tables import TriggerRow
 from workflows.triggered import run_id_for
 
 router = APIRouter(prefix="/api/triggers", tags=["triggers"])
+T = TypeVar("T")
 TRIGGER_NOW_WAIT_SECONDS = 5.0
 """How long "trigger now" waits for the schedule to show the start it asked for."""
 
 
-async def _scheduled(state: AppState, environment: str,
-                     trigger_id: uuid.UUID) -> tuple[TriggerRow, ScheduleHandle]:
+async def _scheduled(state: AppState, environment: str, trigger_id: uuid.UUID) -> TriggerRow:
     row = await load_trigger(state, environment, trigger_id)
     if row.type != "scheduled":
         raise ApiError(409, "not_scheduled", f"trigger '{trigger_id}' is a {row.type} trigger, "
                        "not a scheduled one")
     if not row.enabled:
         raise ApiError(409, "trigger_disabled", "the trigger is disabled: enable it first")
-    return row, (await schedules(state, environment)).handle(str(row.id))
+    return row
 
 
 def _unavailable(exc: Exception) -> ApiError:
     return ApiError(503, "temporal_unavailable", f"the schedule did not answer: {exc}")
+
+
+async def _on_schedule(state: AppState, row: TriggerRow,
+                       act: Callable[[ScheduleHandle], Awaitable[T]]) -> T:
+    """`act` on the trigger's schedule; a schedule Temporal has lost (deleted in the Temporal
+    UI) is made again from the trigger first. Temporal's other refusals are left to `act`'s
+    caller (RPCError)."""
+    handle = (await schedules(state, row.environment)).handle(str(row.id))
+    try:
+        return await act(handle)
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+    await restore_schedule(state, row)
+    return await act(handle)
 
 
 async def _state(state: AppState, row: TriggerRow) -> dict[str, Any]:
@@ -54,9 +77,10 @@ async def _state(state: AppState, row: TriggerRow) -> dict[str, Any]:
 async def pause(trigger_id: uuid.UUID, state: StateDep, key: CurrentKey,
                 body: PauseRequest | None = None) -> dict[str, Any]:
     """Pause the schedule with a note (shown in the Temporal UI)."""
-    row, handle = await _scheduled(state, key.environment, trigger_id)
+    row = await _scheduled(state, key.environment, trigger_id)
+    note = (body.note if body else None) or "paused through the API"
     try:
-        await handle.pause(note=(body.note if body else None) or "paused through the API")
+        await _on_schedule(state, row, lambda handle: handle.pause(note=note))
     except RPCError as exc:
         raise _unavailable(exc) from exc
     return await _state(state, row)
@@ -66,9 +90,10 @@ async def pause(trigger_id: uuid.UUID, state: StateDep, key: CurrentKey,
 async def unpause(trigger_id: uuid.UUID, state: StateDep, key: CurrentKey,
                   body: PauseRequest | None = None) -> dict[str, Any]:
     """Resume the schedule with a note."""
-    row, handle = await _scheduled(state, key.environment, trigger_id)
+    row = await _scheduled(state, key.environment, trigger_id)
+    note = (body.note if body else None) or "unpaused through the API"
     try:
-        await handle.unpause(note=(body.note if body else None) or "unpaused through the API")
+        await _on_schedule(state, row, lambda handle: handle.unpause(note=note))
     except RPCError as exc:
         raise _unavailable(exc) from exc
     return await _state(state, row)
@@ -79,11 +104,15 @@ async def trigger_now(trigger_id: uuid.UUID, state: StateDep,
                       key: CurrentKey) -> dict[str, Any]:
     """Fire the schedule's action once now (even while paused; overlap: allow all); `runId`
     is the run it started (null if Temporal had not started it within a few seconds)."""
-    row, handle = await _scheduled(state, key.environment, trigger_id)
-    try:
+    row = await _scheduled(state, key.environment, trigger_id)
+
+    async def fire(handle: ScheduleHandle) -> str | None:
         before = _started(await handle.describe())
         await handle.trigger(overlap=OVERLAP["allow_all"])
-        launcher = await _new_start(handle, before)
+        return await _new_start(handle, before)
+
+    try:
+        launcher = await _on_schedule(state, row, fire)
     except RPCError as exc:
         raise _unavailable(exc) from exc
     return {**await _state(state, row),
@@ -112,7 +141,7 @@ async def _new_start(handle: ScheduleHandle, before: set[str]) -> str | None:
 def _check_backfill_size(row: TriggerRow, body: BackfillRequest, limit: int) -> None:
     """422 when the range holds more fires than a backfill may start: every one is a run,
     all at once (a yearly schedule over the years 1-9999 is ten thousand)."""
-    config = ScheduleConfig.model_validate(row.config)
+    config = stored_schedule(row)
     start, end = (t if t.tzinfo else t.replace(tzinfo=UTC) for t in (body.start_at, body.end_at))
     try:
         fires = next_fire_times(config, start - timedelta(microseconds=1), limit + 1)
@@ -133,11 +162,11 @@ async def backfill(trigger_id: uuid.UUID, body: BackfillRequest, state: StateDep
     if body.end_at <= body.start_at:
         raise ApiError(422, "validation_error", "endAt must be after startAt",
                        [Problem(pointer="/endAt", field="endAt", message="must be after startAt")])
-    row, _ = await _scheduled(state, key.environment, trigger_id)
+    row = await _scheduled(state, key.environment, trigger_id)
     _check_backfill_size(row, body, state.settings.limits.max_backfill_runs)
     try:
-        await (await schedules(state, key.environment)).backfill(
-            str(row.id), body.start_at, body.end_at, body.overlap_policy)
+        await _on_schedule(state, row, lambda handle: handle.backfill(ScheduleBackfill(
+            start_at=body.start_at, end_at=body.end_at, overlap=OVERLAP[body.overlap_policy])))
     except RPCError as exc:
         if exc.status == RPCStatusCode.INVALID_ARGUMENT:  # a range Temporal cannot take
             raise ApiError(422, "validation_error", f"Temporal refused the backfill: "

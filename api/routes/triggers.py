@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import secrets
 import uuid
 from typing import Annotated
@@ -13,6 +15,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.deps import CurrentKey, IdempotencyKey, StateDep
 from api.errors import ApiError, not_found
 from api.launcher import StartRequest, start_run
+from api.state import AppState
 from api.trigger_views import (
     checked_config,
     checked_version,
@@ -68,10 +71,20 @@ async def create_trigger(body: TriggerCreate, state: StateDep, key: CurrentKey) 
         try:
             await (await schedules(state, key.environment)).create(
                 schedule_of(row, state, workflow.slug), str(row.id))
-        except (RPCError, RuntimeError) as exc:
-            await triggers(state).delete(row.id)  # nothing half-written
-            raise _schedule_refused(exc, "create") from exc
+        except BaseException as exc:  # cancelled too: nothing half-written
+            await asyncio.shield(_unmake(state, row))
+            if isinstance(exc, RPCError | RuntimeError):
+                raise _schedule_refused(exc, "create") from exc
+            raise
     return TriggerEnvelope(trigger=trigger_public(row, workflow.slug, **shown))
+
+
+async def _unmake(state: AppState, row: TriggerRow) -> None:
+    """Undo a scheduled trigger whose schedule was not made (or not surely: its answer may
+    have been lost), so neither a trigger that never fires nor a schedule without one stays."""
+    with contextlib.suppress(RPCError):
+        await (await schedules(state, row.environment)).delete(str(row.id))
+    await triggers(state).delete(row.id)
 
 
 def _schedule_refused(exc: Exception, doing: str) -> ApiError:
