@@ -211,7 +211,7 @@ async def _openai_turn(provider: OpenAIProvider, request: AgentTurnRequest, tool
     if request.max_tokens is not None:
         params["max_completion_tokens"] = request.max_tokens
     with errors.sdk_errors(provider.name, openai):
-        if live is not None:
+        if live is not None and provider.streams:
             streamed = await read_openai_stream(
                 provider.name, await provider.client.chat.completions.create(
                     **params, **STREAM_PARAMS), live.write)

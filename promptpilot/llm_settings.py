@@ -30,6 +30,10 @@ class CompatibleProvider(BaseModel):
 
     base_url: str
     api_key: SecretStr | None = None
+    stream: bool = True
+    """Stream this server's answers (``llm.stream`` on). Off for a server that refuses
+    ``stream`` or ``stream_options`` (older vLLM, some proxies): its answers come whole,
+    with the response's token counts, and its steps send no ``delta`` events."""
 
 
 class ProviderLimits(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -23,6 +23,7 @@ from activities.providers.registry import (
     providers_missing_credentials,
     resolve_model,
 )
+from activities.streaming import Streams
 from promptpilot.llm_settings import (
     AnthropicSettings,
     CompatibleProvider,
@@ -434,3 +435,34 @@ def test_an_output_schema_checked_once_still_refuses_bad_answers_and_bad_schemas
             validated_output('{"q": 1}', schema)
         with pytest.raises(ApplicationError, match="not a valid JSON Schema"):
             validated_output("{}", {"type": "no-such-type"})
+
+
+async def test_a_compatible_server_that_cannot_stream_is_asked_for_whole_answers(
+    fake: FakeLlmServer,
+) -> None:
+    fake.refuses_streams = True  # answers a streamed request 400, as some proxies do
+    published: list[dict[str, Any]] = []
+
+    async def publish(deltas: Sequence[dict[str, Any]]) -> None:
+        published.extend(deltas)
+
+    settings = make_settings(fake)
+    settings.llm.compatible["plain"] = CompatibleProvider(base_url=fake.openai_base_url,
+                                                          stream=False)
+    llm = LlmActivities(settings, streams=Streams(publish, enabled=True, interval=0))
+    try:
+        fake.enqueue(ok("a whole answer", tokens_in=12, tokens_out=3))
+        result = await run(llm, req("llama3-local-unpriced", provider="plain"))
+        assert result.output == "a whole answer"
+        assert (result.tokens_in, result.tokens_out) == (12, 3)
+        assert "stream" not in fake.requests[0].body
+        assert "stream_options" not in fake.requests[0].body
+        assert published == []  # nothing streamed, so no deltas
+
+        # The same server with streaming left on: refused, which is what the switch is for.
+        error = await failure(llm, req("llama3-local-unpriced", provider="local"))
+        assert error.type == ErrorType.PROVIDER_BAD_REQUEST
+        assert "stream_options" in str(error)
+        assert fake.requests[-1].body["stream"] is True
+    finally:
+        await llm.aclose()

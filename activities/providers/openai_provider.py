@@ -21,9 +21,12 @@ from schema.activities import LlmRequest
 class OpenAIProvider:
     """Chat Completions on one ``AsyncOpenAI`` client, built once and reused."""
 
-    def __init__(self, name: str, client: openai.AsyncOpenAI, *, modern: bool) -> None:
+    def __init__(self, name: str, client: openai.AsyncOpenAI, *, modern: bool,
+                 streams: bool = True) -> None:
         self.name = name
         self.client = client
+        self.streams = streams
+        """Whether the server takes streamed requests (a compatible server's ``stream``)."""
         # OpenAI itself wants max_completion_tokens; compatible servers widely know max_tokens.
         self._max_tokens_field = "max_completion_tokens" if modern else "max_tokens"
 
@@ -48,7 +51,7 @@ class OpenAIProvider:
         ``ApplicationError``s."""
         params = self._params(request, model)
         with errors.sdk_errors(self.name, openai):
-            if on_text is None:
+            if on_text is None or not self.streams:
                 return self._completion(await self.client.chat.completions.create(**params))
             streamed = await read_stream(self.name, await self.client.chat.completions.create(
                 **params, **STREAM_PARAMS), on_text)
@@ -151,4 +154,5 @@ def build_compatible(name: str, settings: Settings) -> OpenAIProvider:
     """A server from ``settings.llm.compatible[name]``; local servers often need no key."""
     section = settings.llm.compatible[name]
     key = section.api_key.get_secret_value() if section.api_key is not None else "unused"
-    return OpenAIProvider(name, _client(key, section.base_url, settings), modern=False)
+    return OpenAIProvider(name, _client(key, section.base_url, settings), modern=False,
+                          streams=section.stream)

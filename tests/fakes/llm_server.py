@@ -305,6 +305,10 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path not in (OPENAI_PATH, ANTHROPIC_PATH):
             self._send(404, json.dumps({"error": {"message": "no such route"}}).encode())
             return
+        if fake.refuses_streams and (body.get("stream") or "stream_options" in body):
+            self._send(400, json.dumps({"error": {"message": "Unrecognized request argument "
+                                                  "supplied: stream_options"}}).encode())
+            return
         reply = fake.next_reply(self.path)
         if reply.seconds:  # a hang, or an answer that waits before it starts
             time.sleep(reply.seconds)
@@ -369,6 +373,8 @@ class FakeLlmServer:
 
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
+        self.refuses_streams = False
+        """Answer a streamed request 400, as servers that cannot stream do."""
         self.first_chunks: list[float] = []
         """When each streamed answer's first chunk after the opening one was written
         (monotonic seconds)."""
@@ -455,3 +461,4 @@ class FakeLlmServer:
             self._by_path.clear()
             self.requests.clear()
             self.first_chunks.clear()
+            self.refuses_streams = False
