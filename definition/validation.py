@@ -170,9 +170,12 @@ class _Checker:
                     "'model'", "models")
         elif isinstance(step, AgentStep):
             _check_agent(step, self.known_providers, self.tools, add)
+        elif isinstance(step, ToolStep) and step.tool_name.startswith("mcp:"):
+            if problem := mcp_problem(step.tool_name, self.tools, whole_server=False):
+                add(problem, "toolName")
         elif isinstance(step, ToolStep) and step.tool_name not in self.tools:
-            add(f"unknown tool '{step.tool_name}'; known tools: {', '.join(sorted(self.tools))}",
-                "toolName")
+            add(f"unknown tool '{step.tool_name}'; known tools: {', '.join(sorted(self.tools))}"
+                ", mcp:<server>/<tool>", "toolName")
         elif isinstance(step, ToolStep) and step.tool_name == "http_request":
             url = step.args.get("url")
             if (self.url_refusal is not None and isinstance(url, str) and "{" not in url
@@ -210,11 +213,8 @@ def _check_agent(step: AgentStep, known_providers: Collection[str], tools: Colle
             if not re.match(SLUG_PATTERN, tool.removeprefix("workflow:")):
                 add(f"'{tool}' does not name a workflow slug", "tools", index)
         elif tool.startswith("mcp:"):
-            server = tool.removeprefix("mcp:").partition("/")[0]
-            if f"mcp:{server}" not in tools:
-                servers = sorted(t for t in tools if t.startswith("mcp:")) or ["none"]
-                add(f"'{tool}': no MCP server '{server}' is configured "
-                    f"(configured: {', '.join(servers)})", "tools", index)
+            if problem := mcp_problem(tool, tools, whole_server=True):
+                add(problem, "tools", index)
         elif tool not in tools:
             add(f"unknown tool '{tool}'; known tools: {', '.join(sorted(tools))}, "
                 "workflow:<slug>", "tools", index)
@@ -224,6 +224,19 @@ def _check_agent(step: AgentStep, known_providers: Collection[str], tools: Colle
     for source, name in ((step.prompt_system, "promptSystem"), (step.prompt_user, "promptUser")):
         if source and (error := parse_error(source)):
             add(f"template does not parse: {error}", name)
+
+
+def mcp_problem(entry: str, tools: Collection[str], *, whole_server: bool) -> str | None:
+    """What is wrong with ``mcp:<server>/<tool>`` (or ``mcp:<server>``, every tool of it, where
+    ``whole_server``): the server must be configured; the tool is the server's to know."""
+    server, _, tool = entry.removeprefix("mcp:").partition("/")
+    if f"mcp:{server}" not in tools:
+        servers = sorted(t for t in tools if t.startswith("mcp:")) or ["none"]
+        return (f"'{entry}': no MCP server '{server}' is configured "
+                f"(configured: {', '.join(servers)})")
+    if not tool and not whole_server:
+        return f"'{entry}' names no tool: a tool step calls one, as 'mcp:{server}/<tool>'"
+    return None
 
 
 def add_mapping_problem(path: str, earlier: set[str], declared: set[str], add: Any) -> None:

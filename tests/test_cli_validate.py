@@ -35,7 +35,8 @@ async def test_validate_names_every_problem_by_pointer_with_no_server(tmp_path: 
     lines = refused.stdout.splitlines()
     assert f"{bad}: refused" in lines
     assert any(line.startswith("  /steps/0/provider: unknown provider") for line in lines)
-    assert "  /steps/1/toolName: unknown tool 'shell'; known tools: http_request, web_search" \
+    assert "  /steps/1/toolName: unknown tool 'shell'; known tools: http_request, web_search, "\
+        "mcp:<server>/<tool>" \
         in lines
     assert any(line.startswith("  /steps/2/inputMapping/x:") for line in lines), refused.text
     assert "Traceback" not in refused.stderr

@@ -83,7 +83,8 @@ async def test_apply_a_broken_file_exits_1_with_the_pointer(service: Service,
     lines = result.stdout.splitlines()
     assert f"{tmp_path / 'good.json'}: created {good} (version 1)" in lines
     assert f"{tmp_path / 'bad.json'}: refused: validation failed" in lines
-    assert "  /steps/1/toolName: unknown tool 'shell'; known tools: http_request, web_search" \
+    assert "  /steps/1/toolName: unknown tool 'shell'; known tools: http_request, web_search, "\
+        "mcp:<server>/<tool>" \
         in lines
     assert f"{tmp_path / 'garbled.json'}: refused" in lines
     assert "{" not in result.stdout.replace("{x: `1`}", ""), "raw JSON printed"

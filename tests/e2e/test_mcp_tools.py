@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,3 +61,55 @@ async def test_an_mcp_server_that_is_not_configured_is_refused_at_save(
     assert response.status_code == 422
     assert "/steps/0/tools/0" in response.text
     assert "no MCP server 'nowhere'" in response.text
+
+
+def reader(slug: str, tool: str, **args: Any) -> dict[str, Any]:
+    return {"id": slug, "name": "read", "variables": [{"name": "file"}], "steps": [
+        {"id": "read", "type": "tool", "toolName": tool, "args": args,
+         "inputMapping": {"name": "input.file"}},
+        {"id": "keep", "type": "transform", "inputMapping": {"text": "steps.read.output"}}]}
+
+
+async def test_a_tool_step_calls_one_tool_of_the_mcp_server(service: Service) -> None:
+    slug = unique_slug("mcpstep")
+    await service.create_workflow(reader(slug, "mcp:files/read_file"))
+    response = await service.run(slug, {"file": "notes.txt"})
+    assert response.status_code == 200, response.text
+    run = response.json()["run"]
+    assert run["status"] == "completed", run
+    step = run["steps"][0]
+    assert step["outputJson"] == "otters sleep holding hands"
+    assert run["outputJson"] == {"text": "otters sleep holding hands"}
+    [trace] = step["toolTrace"]
+    assert trace["toolName"] == "mcp:files/read_file"
+    assert trace["args"] == {"name": "notes.txt"}
+
+
+async def test_an_mcp_tools_error_fails_the_tool_step_with_it(service: Service) -> None:
+    slug = unique_slug("mcpfail")
+    await service.create_workflow(reader(slug, "mcp:files/fail", reason="disk on fire"))
+    response = await service.run(slug, {"file": "notes.txt"})
+    assert response.status_code == 200, response.text
+    run = response.json()["run"]
+    assert run["status"] == "failed", run
+    step = run["steps"][0]
+    assert step["status"] == "failed"
+    assert step["error"]["type"] == "tool_failed"
+    assert "disk on fire" in step["error"]["message"], step["error"]
+    assert step["retryCount"] == 0  # the server's own answer: not retried
+
+
+@pytest.mark.parametrize(("tool", "says"), [
+    ("mcp:files", "names no tool: a tool step calls one, as 'mcp:files/<tool>'"),
+    ("mcp:nowhere/read", "no MCP server 'nowhere' is configured (configured: mcp:files, "
+     "mcp:gone)"),
+])
+async def test_a_tool_step_naming_no_mcp_tool_is_refused_at_save(
+        service: Service, tool: str, says: str) -> None:
+    slug = unique_slug("mcpbadstep")
+    response = await service.http.post("/api/workflows", json=reader(slug, tool))
+    assert response.status_code == 422, response.text
+    [problem] = response.json()["error"]["problems"]
+    assert problem["pointer"] == "/steps/0/toolName"
+    assert says in problem["message"]
+    assert (await service.http.get(f"/api/workflows/{slug}")).status_code == 404

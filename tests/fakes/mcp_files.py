@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 
 server = MCPServer("files")
 ROOT = Path(os.environ.get("PROMPTPILOT_TEST_MCP_ROOT", "."))
@@ -26,8 +27,9 @@ def list_files() -> list[str]:
 
 @server.tool()
 def fail(reason: str) -> str:
-    """Always fails with the reason given."""
-    raise ValueError(reason)
+    """Always fails with the reason given (as the SDK's ToolError, whose message the client
+    sees; any other exception reaches it as "Error executing tool fail")."""
+    raise ToolError(reason)
 
 
 if __name__ == "__main__":
