@@ -173,6 +173,8 @@ class AgentActivities:
                                           result.tokens_out, result.cached_tokens)
             result.warnings = warnings
             result.latency_ms = (time.perf_counter() - started) * 1000
+            if self.llm.records is not None:
+                await self.llm.records.record_turn(request, result)
             return result
 
     async def _call(self, request: AgentTurnRequest, repair: int = 0,

@@ -74,6 +74,7 @@ class WorkerParts:
             self.agents.turn,
             llm_worst_case,
             self.records.lookup,
+            self.records.lookup_turn,
             self.evaluations.evaluate_case,
             self.evaluations.record_evaluation,
             self.tools.call,

@@ -188,6 +188,8 @@ class RecordLookup(CamelModel):
 
 AGENT_TURN_ACTIVITY = "agent_turn"
 """One model turn of an agent step (``activities/agent.py``)."""
+AGENT_RECORDED_ACTIVITY = "agent_turn_recorded"
+"""The local activity that looks an agent turn up in the recorded answers (``llmCache: use``)."""
 
 
 class AgentToolCall(CamelModel):
@@ -235,6 +237,8 @@ class AgentTurnRequest(CamelModel):
     repair_attempts: int = 0
     temperature: float | None = None
     max_tokens: int | None = None
+    environment: str | None = None
+    """Whose recorded answers the turn is kept in and looked up in."""
 
 
 class AgentTurnResult(ModelUsage):
@@ -243,3 +247,18 @@ class AgentTurnResult(ModelUsage):
     text: str = ""
     tool_calls: list[AgentToolCall] = Field(default_factory=list)
     output: Any = None
+
+
+class RecordedTurn(CamelModel):
+    """A recorded agent turn found for an identical one: its answer and the turn it came from."""
+
+    result: AgentTurnResult
+    run_id: str
+    step_id: str
+    recorded_at: datetime
+
+
+class TurnLookup(CamelModel):
+    """What the recorded answers hold for one agent turn: ``turn`` is None on a miss."""
+
+    turn: RecordedTurn | None = None

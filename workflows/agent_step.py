@@ -12,8 +12,10 @@ tool calls are replayed, never made again.
 - A tool's failure goes back to the model as the tool's result, up to ``MAX_TOOL_ERRORS`` per
   step; then the step fails ``tool_failed``.
 - ``maxTurns`` model turns without a final answer fail the step ``agent_max_turns``.
-- Under a run budget every turn first reserves its worst case (``llm_worst_case``) and settles
-  at what it was billed.
+- Every model turn is ``workflows.agent_turn.model_turn``: under a run budget it first reserves
+  its worst case and settles at what it was billed; with ``llmCache: use`` an identical turn
+  recorded before answers it (cost 0, the turn's ``cachedFrom`` naming it). Tool calls are
+  always made.
 - History stays bounded: the conversation travels compact (``AgentMessage``), each tool result
   cut to ``RESULT_CHARS`` in it (the record keeps the full result).
 """
@@ -31,20 +33,14 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 with workflow.unsafe.imports_passed_through():
     from schema.activities import (
-        AGENT_TURN_ACTIVITY,
-        LLM_WORST_CASE_ACTIVITY,
         AgentMessage,
         AgentTool,
         AgentToolCall,
         AgentTurnRequest,
-        AgentTurnResult,
-        CostEstimate,
-        LlmRequest,
         ToolRequest,
         ToolResult,
     )
     from schema.definition import (
-        DEFAULT_LLM_RETRY,
         DEFAULT_TOOL_RETRY,
         AgentStep,
         WorkflowStep,
@@ -55,7 +51,7 @@ with workflow.unsafe.imports_passed_through():
 
 from definition.templates import TemplateError, render
 from workflows import child
-from workflows.ledger import BudgetRefused
+from workflows.agent_turn import TurnStopped, model_turn
 from workflows.options import retry_policy
 from workflows.outcome import OutcomeFailed, StepOutcome
 from workflows.scope import Runner
@@ -64,7 +60,6 @@ MAX_TOOL_ERRORS = 3
 """Tool failures an agent step passes back to its model before the step fails."""
 RESULT_CHARS = 16_000
 """Longest tool result (as JSON text) the conversation carries to the next turn."""
-_ESTIMATE_TIMEOUT = timedelta(seconds=10)
 
 
 def model_name(entry: str) -> str:
@@ -115,6 +110,7 @@ class _Agent:
         self.scope = runner.scope
         self.tools = {t.name: t for t in offered(step)}
         self.errors = 0
+        self.warnings: list[str] = []
 
     async def call_tool(self, turn: int, call: AgentToolCall) -> dict[str, Any]:
         """One tool call's entry in the turn: arguments, result or error, duration."""
@@ -181,62 +177,9 @@ class _Agent:
         self.runner.steps[self.step.id] = self.record
         return outcome.output
 
-    async def model_turn(self, request: AgentTurnRequest) -> AgentTurnResult:
-        ledger = self.scope.ledger
-        held = None
-        if ledger is not None:
-            worst = LlmRequest(
-                run_id=request.run_id, step_id=request.step_id, provider=request.provider,
-                model=request.model, system=request.system,
-                user="\n".join(m.text + json.dumps([c.arguments for c in m.tool_calls])
-                               for m in request.messages),
-                max_tokens=request.max_tokens, repair_attempts=request.repair_attempts)
-            estimate: CostEstimate = await workflow.execute_local_activity(
-                LLM_WORST_CASE_ACTIVITY, worst, result_type=CostEstimate,
-                start_to_close_timeout=_ESTIMATE_TIMEOUT,
-                summary=f"{request.step_id}: turn {request.turn} worst case")
-            if estimate.usd is not None:
-                try:
-                    held = await ledger.reserve(estimate.usd)
-                except BudgetRefused as refused:
-                    raise _Stop(StepError(
-                        type=ErrorType.BUDGET_EXCEEDED, retryable=False, message=(
-                            f"budget exceeded: turn {request.turn} of agent {self.step.id} "
-                            f"could cost up to ${refused.wanted:.6f} ({estimate.basis}) but "
-                            f"only ${refused.available:.6f} of the run's maxCostUsd is left; "
-                            "the turn was not made"))) from None
-        result: AgentTurnResult | None = None
-        try:
-            result = await workflow.execute_activity(
-                AGENT_TURN_ACTIVITY, request, result_type=AgentTurnResult,
-                start_to_close_timeout=timedelta(seconds=self.step.timeout_seconds or 120),
-                heartbeat_timeout=timedelta(seconds=10),
-                retry_policy=retry_policy(self.step.retry_config or DEFAULT_LLM_RETRY),
-                summary=f"{self.step.id} · agent turn {request.turn} "
-                        f"{request.provider}/{request.model}")
-            return result
-        except ActivityError as exc:
-            if isinstance(exc.cause, CancelledError):
-                raise
-            cause = exc.cause
-            raise _Stop(StepError(
-                type=(cause.type if isinstance(cause, ApplicationError) and cause.type
-                      else ErrorType.INTERNAL),
-                message=cause.message if isinstance(cause, ApplicationError) else str(exc),
-                retryable=False)) from None
-        finally:
-            if held is not None and ledger is not None:
-                ledger.settle(held, held.amount if result is None else (result.cost or 0.0))
-
 
 class _ToolError(Exception):
     pass
-
-
-class _Stop(Exception):
-    def __init__(self, error: StepError) -> None:
-        super().__init__(error.message)
-        self.error = error
 
 
 def _outcome(agent: _Agent, turns: list[dict[str, Any]], output: Any,
@@ -251,7 +194,7 @@ def _outcome(agent: _Agent, turns: list[dict[str, Any]], output: Any,
         tokens_in=sum(int(t.get("tokensIn") or 0) for t in turns),
         tokens_out=sum(int(t.get("tokensOut") or 0) for t in turns),
         cached_tokens=sum(int(t.get("cachedTokens") or 0) for t in turns),
-        cost=cost, model=model, provider=provider, rolls_up=True,
+        cost=cost, model=model, provider=provider, rolls_up=True, warnings=agent.warnings,
         rendered={**rendered, "turns": turns})
 
 
@@ -272,17 +215,22 @@ async def run_agent_step(runner: Runner, step: AgentStep, mapped: dict[str, Any]
             run_id=scope.run_id, step_id=step.id, turn=turn, provider=provider, model=model,
             system=system, messages=messages, tools=list(agent.tools.values()),
             output_schema=step.output_schema, repair_attempts=step.repair_attempts,
-            temperature=step.temperature, max_tokens=step.max_tokens)
+            temperature=step.temperature, max_tokens=step.max_tokens,
+            environment=scope.environment)
         try:
-            result = await agent.model_turn(request)
-        except _Stop as stop:
+            answered = await model_turn(scope, step, request)
+        except TurnStopped as stop:
             raise OutcomeFailed(stop.error, _outcome(agent, turns, None, rendered, provider,
                                                      model)) from None
+        result = answered.result
         entry: dict[str, Any] = {
             "turn": turn, "model": f"{provider}/{model}", "tokensIn": result.tokens_in,
             "tokensOut": result.tokens_out, "cachedTokens": result.cached_tokens,
             "cost": result.cost, "latencyMs": result.latency_ms, "text": result.text,
             "toolCalls": []}
+        if answered.cached_from is not None:
+            entry["cachedFrom"] = answered.cached_from
+            agent.warnings += result.warnings
         turns.append(entry)
         if not result.tool_calls:
             return _outcome(agent, turns, result.output, rendered, provider, model)

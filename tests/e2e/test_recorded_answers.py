@@ -1,18 +1,21 @@
-"""Recorded model answers: every model call is recorded, and an identical call made with
-``llmCache: use`` (the default for previews) is answered from the record: no model call,
-cost 0, the step pointing at the call its answer came from."""
+"""Recorded model answers: every model call and agent turn is recorded, and an identical one
+made with ``llmCache: use`` (the default for previews) is answered from the record: no model
+call, cost 0, the step (or turn) pointing at the call its answer came from."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 
 from promptpilot.llm_settings import LlmCacheSettings
 from promptpilot.settings import Settings
 from tests.conftest import Service, unique_slug
 from tests.definitions import chain
-from tests.fakes.llm_server import OPENAI_PATH, FakeLlmServer, ok
+from tests.e2e.test_agent_steps import agent
+from tests.fakes.llm_server import OPENAI_PATH, FakeLlmServer, ok, tool_calls
+from tests.ui_login import sign_in
 
 
 @pytest.fixture
@@ -111,3 +114,46 @@ async def test_a_preview_estimates_before_calling_and_keeps_to_its_budget(
     actual = spent["tokenEstimates"]
     assert actual["beforeCall"]["costUsd"] == pytest.approx(before["costUsd"])
     assert actual["estimatedCost"] <= before["costUsd"]  # the estimate is the worst case
+
+
+async def test_an_agents_turns_are_answered_from_the_record_and_its_tools_still_run(
+        service: Service, llm: FakeLlmServer) -> None:
+    slug = unique_slug("rec-agent")
+    await service.create_workflow(agent(slug, "gpt-4o-mini"))
+    topic = unique_slug("otters")  # no other test's turn was recorded with this prompt
+    llm.enqueue(tool_calls([("web_search", {"query": topic})], tokens_in=20),
+                ok("Otters hold hands.", tokens_in=40, tokens_out=5))
+    first = (await service.run(slug, {"topic": topic})).json()["run"]
+    calls = llm.count(OPENAI_PATH)
+    used = (await service.run(slug, {"topic": topic}, llmCache="use")).json()["run"]
+
+    assert [r["status"] for r in (first, used)] == ["completed"] * 2
+    assert calls == 2
+    assert llm.count(OPENAI_PATH) == 2  # neither turn called the model again
+    step, before = used["steps"][0], first["steps"][0]
+    assert step["outputJson"] == before["outputJson"] == "Otters hold hands."
+    assert (step["cost"], step["tokensIn"], step["tokensOut"]) == (0, 0, 0)
+    assert used["actualCost"] == 0
+    turns = step["rendered"]["turns"]
+    assert [t["cachedFrom"]["runId"] for t in turns] == [first["id"]] * 2
+    assert all(t["cachedFrom"]["stepId"] == "research" for t in turns)
+    assert all("cachedFrom" not in t for t in before["rendered"]["turns"])
+    assert sum("recorded turn" in w for w in step["warnings"]) == 2
+    # The recorded turn's tool call was made again: tools are not answered from the record.
+    [call] = turns[0]["toolCalls"]
+    assert call["name"] == "web_search"
+    assert call["result"] == before["rendered"]["turns"][0]["toolCalls"][0]["result"]
+
+    # The inspector says where each turn's answer came from.
+    async with httpx.AsyncClient(base_url=service.url, timeout=30) as browser:
+        await sign_in(browser)
+        page = (await browser.get(f"/ui/runs/{used['id']}")).text
+    assert page.count("<span class=\"cached\">answered from the recorded turn of run") == 2
+    assert f'href="/ui/runs/{first["id"]}"' in page
+
+    # Another conversation (another topic) misses the record and calls the model.
+    llm.enqueue(ok("Seals do not.", tokens_in=30, tokens_out=4))
+    other = (await service.run(slug, {"topic": unique_slug("seals")}, llmCache="use")).json()
+    assert other["run"]["steps"][0]["outputJson"] == "Seals do not."
+    assert "cachedFrom" not in other["run"]["steps"][0]["rendered"]["turns"][0]
+    assert llm.count(OPENAI_PATH) == 3
