@@ -70,6 +70,11 @@ class TemporalSettings(BaseModel):
     """Activity slots per worker: bounds the model and tool calls one worker makes at once."""
     max_concurrent_workflow_tasks: int | None = Field(default=None, ge=2)
     """Workflow task slots per worker; None: the SDK's default."""
+    max_concurrent_local_activities: int = Field(default=200, ge=1)
+    """Local activity slots per worker (the mirror writes, transforms, estimates, lookups)."""
+    max_cached_workflows: int = Field(default=1000, ge=0)
+    """Runs a worker keeps in memory between their tasks; a run past it is evicted and
+    replayed from its history at its next task (more CPU, less memory). 0: none kept."""
     ui_url: str = "http://localhost:8233"
     # Environments this process's worker serves, one Worker per namespace; empty means only
     # the settings' own environment (a production worker serves exactly one).

@@ -130,7 +130,8 @@ def build_worker(client: Client, task_queue: str, parts: WorkerParts, *,
         activities=parts.activities(),
         max_concurrent_activities=parts.settings.temporal.max_concurrent_activities,
         max_concurrent_workflow_tasks=parts.settings.temporal.max_concurrent_workflow_tasks,
-        max_concurrent_local_activities=200,
+        max_concurrent_local_activities=parts.settings.temporal.max_concurrent_local_activities,
+        max_cached_workflows=parts.settings.temporal.max_cached_workflows,
         # Expected failures (a refused target, a budget) log one line, not a traceback.
         interceptors=[ExpectedFailures(), *step_spans(parts.settings)],
     )
