@@ -139,6 +139,9 @@ class ReconcileSettings(BaseModel):
     per this period per run)."""
     cancel_grace_seconds: float = Field(default=10.0, ge=0, le=300)
     """How long a cancelled run may take to stop before it is terminated."""
+    schedule_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    """How often the API checks that every scheduled trigger has its Temporal schedule, and
+    makes one that is gone (deleted in the Temporal UI) again from the trigger."""
     orphan_after_seconds: float = Field(default=60.0, ge=5)
     """A ``pending`` run with no workflow in Temporal after this long is marked failed."""
 

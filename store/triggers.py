@@ -86,6 +86,13 @@ class TriggerStore:
             result = await session.execute(query.order_by(col(TriggerRow.created_at)))
             return list(result.scalars().all())
 
+    async def scheduled(self) -> Sequence[TriggerRow]:
+        """Every scheduled trigger, of every environment, oldest first."""
+        query = select(TriggerRow).where(col(TriggerRow.type) == "scheduled")
+        async with self._sessions() as session:
+            result = await session.execute(query.order_by(col(TriggerRow.created_at)))
+            return list(result.scalars().all())
+
     async def delete(self, trigger_id: uuid.UUID) -> None:
         """Remove a trigger (its deliveries and seen ids cascade; runs keep their trigger id)."""
         async with self._sessions() as session:
