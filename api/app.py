@@ -30,7 +30,7 @@ from api.routes import (
     webhooks,
     workflows,
 )
-from api.schedule_repair import ScheduleRepair
+from api.schedule_repair import repairing_schedules
 from api.security_headers import SecurityHeaders
 from api.start_dispatcher import StartDispatcher
 from api.state import AppState
@@ -59,7 +59,7 @@ def create_app(settings: Settings, database_url: str | None = None) -> FastAPI:
         state.starts = StartDispatcher(RunStarts(engine), state.temporal,
                                        settings.temporal.task_queue, settings.dispatch)
         try:
-            async with state.starts, ScheduleRepair(state):
+            async with state.starts, repairing_schedules(state):
                 yield
         finally:
             await events.close_hub(app.state)

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from temporalio.service import RPCError, RPCStatusCode
@@ -32,19 +33,9 @@ class ScheduleRepair:
 
     def __init__(self, state: AppState) -> None:
         self._state = state
-        self._task: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> ScheduleRepair:
-        self._task = asyncio.create_task(self._run_forever(), name="schedule-repair")
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-
-    async def _run_forever(self) -> None:
+    async def run_forever(self) -> None:
+        """Sweep every ``reconcile.schedule_seconds`` until cancelled."""
         while True:
             await asyncio.sleep(self._state.settings.reconcile.schedule_seconds)
             try:
@@ -96,3 +87,16 @@ class ScheduleRepair:
                      row.id)
             made.append(str(row.id))
         return made
+
+
+@contextlib.asynccontextmanager
+async def repairing_schedules(state: AppState) -> AsyncIterator[ScheduleRepair]:
+    """The sweep running in the background for as long as the block."""
+    repair = ScheduleRepair(state)
+    sweeping = asyncio.create_task(repair.run_forever(), name="schedule-repair")
+    try:
+        yield repair
+    finally:
+        sweeping.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeping
