@@ -293,24 +293,27 @@ async def scale(suite: Any, report: LlmReport, progress: Any) -> None:
 
     began = time.monotonic()
     slots = int(os.environ.get("BENCH_SCALE_SLOTS", "2000"))
+    cache = int(os.environ.get("BENCH_SCALE_CACHE", "1000"))
     settings = suite.settings.model_copy(deep=True)
     settings.temporal.task_queue = "bench-scale"
     settings.temporal.max_concurrent_activities = slots
+    settings.temporal.max_cached_workflows = cache
     settings.api.port = free_port()
     lanes = {n: p.base_url for n, p in settings.llm.compatible.items()}
     report.scale_settings = (
         f"Both workers: {slots} activity slots (`temporal.max_concurrent_activities`; "
-        "default 200), the SDK's default workflow cache (1,000 runs), workflow tasks at the "
-        "SDK default; no sandbox. Ours: `promptpilot worker` and `promptpilot api` as their "
-        "own processes; RSS per run is (peak RSS during the pass - RSS after warm-up) / runs, "
-        "of the worker process.")
+        f"default 200), a workflow cache of {cache:,} runs (`temporal.max_cached_workflows`, "
+        "`BENCH_SCALE_CACHE`; default 1,000), workflow tasks at the SDK default; no sandbox. "
+        "Ours: `promptpilot worker` and `promptpilot api` as their own processes; RSS per run "
+        "is (peak RSS during the pass - RSS after warm-up) / runs, of the worker process.")
     async with AsyncExitStack() as stack:
         env = {**_environment(settings), **pipeline_env(settings)}
         worker = await _process(stack, sys.executable, "-c",
                                 "from promptpilot.cli import main; main()", "worker", env=env)
         hand_worker = await _process(
             stack, sys.executable, "-m", "bench.hand_worker", settings.temporal.address,
-            "bench-scale-hand", str(slots), *(f"{k}={v}" for k, v in lanes.items()),
+            "bench-scale-hand", str(slots), str(cache),
+            *(f"{k}={v}" for k, v in lanes.items()),
             ready=b"ready")
         api = await stack.enter_async_context(api_process(settings, extra_env=env))
         slug = suite.pipeline_slugs["slow"]
