@@ -57,14 +57,18 @@ class ScheduleRepair:
         return made
 
     async def _repair(self, environment: str, rows: list[TriggerRow]) -> list[str]:
+        # A trigger changed a moment ago is left to the request that may be making it.
+        settled = utcnow() - timedelta(seconds=SETTLING_SECONDS)
+        rows = [row for row in rows if row.updated_at <= settled]
+        if not rows:
+            return []
         ops = await schedules(self._state, environment)
         client = await self._state.temporal(environment)
         listed = {entry.id async for entry in await client.list_schedules()}
         made = []
-        settled = utcnow() - timedelta(seconds=SETTLING_SECONDS)
         for row in rows:
-            if schedule_id(str(row.id)) in listed or row.updated_at > settled:
-                continue  # there, or being made or changed right now by a request
+            if schedule_id(str(row.id)) in listed:
+                continue
             # Listing is eventually consistent: a schedule made a moment ago may not show yet.
             try:
                 await ops.handle(str(row.id)).describe()

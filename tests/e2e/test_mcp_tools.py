@@ -70,12 +70,18 @@ def reader(slug: str, tool: str, **args: Any) -> dict[str, Any]:
         {"id": "keep", "type": "transform", "inputMapping": {"text": "steps.read.output"}}]}
 
 
-async def test_a_tool_step_calls_one_tool_of_the_mcp_server(service: Service) -> None:
+async def read_run(service: Service, tool: str, **args: Any) -> dict[str, Any]:
+    """Save a reader of `tool` and run it on notes.txt; the run as the API answers it."""
     slug = unique_slug("mcpstep")
-    await service.create_workflow(reader(slug, "mcp:files/read_file"))
+    await service.create_workflow(reader(slug, tool, **args))
     response = await service.run(slug, {"file": "notes.txt"})
     assert response.status_code == 200, response.text
-    run = response.json()["run"]
+    run: dict[str, Any] = response.json()["run"]
+    return run
+
+
+async def test_a_tool_step_calls_one_tool_of_the_mcp_server(service: Service) -> None:
+    run = await read_run(service, "mcp:files/read_file")
     assert run["status"] == "completed", run
     step = run["steps"][0]
     assert step["outputJson"] == "otters sleep holding hands"
@@ -86,11 +92,7 @@ async def test_a_tool_step_calls_one_tool_of_the_mcp_server(service: Service) ->
 
 
 async def test_an_mcp_tools_error_fails_the_tool_step_with_it(service: Service) -> None:
-    slug = unique_slug("mcpfail")
-    await service.create_workflow(reader(slug, "mcp:files/fail", reason="disk on fire"))
-    response = await service.run(slug, {"file": "notes.txt"})
-    assert response.status_code == 200, response.text
-    run = response.json()["run"]
+    run = await read_run(service, "mcp:files/fail", reason="disk on fire")
     assert run["status"] == "failed", run
     step = run["steps"][0]
     assert step["status"] == "failed"
