@@ -11,6 +11,7 @@ from promptpilot.temporal import connect
 from tests.conftest import Service
 from tests.e2e.test_control_replay import _setup
 from tests.fakes.llm_server import FakeLlmServer
+from tests.reconcile_support import wait_api
 
 
 @pytest.fixture
@@ -22,7 +23,9 @@ def settings(settings: Settings) -> Settings:
 async def test_a_worker_without_a_cache_runs_every_kind(service: Service,
                                                         llm: FakeLlmServer) -> None:
     slug = await _setup(service)
-    run = (await service.run(slug, {"topics": ["x", "y"]})).json()["run"]
+    started = (await service.run(slug, {"topics": ["x", "y"]})).json()["run"]
+    # Every task replays the run so far: slower than a cached run, past `wait` under load.
+    run = await wait_api(service, started["id"], ("completed", "failed"), within=120)
     assert run["status"] == "completed", run.get("error")
     assert run["outputJson"] == {"each": [{"t": "x"}, {"t": "y"}],
                                  "fan": [1, {"t": "y"}], "single": None}
