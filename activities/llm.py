@@ -34,6 +34,7 @@ from activities.providers.limits import ProviderLimiter
 from activities.providers.validation import validated_output
 from activities.recorded_answers import RecordedAnswers
 from activities.repair import repair_request
+from activities.self_mirror import SelfMirror, llm_completed
 from activities.streaming import Streams
 from promptpilot.settings import Settings
 from schema.activities import AttemptEntry, LlmRequest, LlmResult, RepairEntry
@@ -107,9 +108,10 @@ class LlmActivities:
     def __init__(self, settings: Settings, gate: ProviderGate | None = None,
                  daily: DailySpend | None = None,
                  records: RecordedAnswers | None = None,
-                 streams: Streams | None = None) -> None:
+                 streams: Streams | None = None, mirror: SelfMirror | None = None) -> None:
         self.settings = settings
         self.records = records
+        self.mirror = mirror or SelfMirror(None)
         self.streams = streams or Streams(None, enabled=False, interval=0)
         self.limits = ProviderLimiter(gate, settings.llm)
         self.daily = DailyBudgets(daily, settings.budgets)
@@ -144,6 +146,7 @@ class LlmActivities:
         log = prior_attempts(info.heartbeat_details, info.attempt)
         label = f"{request.provider}/{request.model}" if request.provider else request.model
         started = now()
+        run_written = await self.mirror.started(request.mirror, info.attempt)
         usage, repairs = _Usage(), list[RepairEntry]()
         try:
             result = await self._call(request, log, usage, repairs)
@@ -158,6 +161,11 @@ class LlmActivities:
             result.attempt_log = log
             if self.records is not None:
                 await self.records.record(request, result)
+            if request.mirror is not None:
+                result.finished_at = now()
+                result.mirrored = await self.mirror.finished(
+                    request.mirror, llm_completed(request.mirror, request, result),
+                    run_written=run_written)
             return result
         log.append(failed_entry(error, info.attempt, label, started, usage.known_cost))
         raise with_log(error, info.attempt, log, {

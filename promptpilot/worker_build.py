@@ -28,6 +28,7 @@ from activities.expected_failures import ExpectedFailures
 from activities.llm import LlmActivities
 from activities.mirror import MirrorActivities
 from activities.recorded_answers import RecordedAnswers
+from activities.self_mirror import SelfMirror
 from activities.streaming import Streams
 from activities.tools import ToolActivities
 from activities.transform import TransformActivities
@@ -57,11 +58,13 @@ class WorkerParts:
         # Streamed text goes to the run's subscribers as NOTIFYs, never into history.
         self.streams = Streams(StepDeltas(store.raw).publish, enabled=settings.llm.stream,
                                interval=settings.llm.stream_interval_ms / 1000)
+        # llm and tool steps write their own rows from their activities.
+        own_rows = SelfMirror(store)
         self.llm = LlmActivities(settings, ProviderGate(store.engine), DailySpend(store.engine),
-                                 self.records, self.streams)
+                                 self.records, self.streams, own_rows)
         self.agents = AgentActivities(self.llm)
         self.evaluations = EvaluationActivities(Evaluations(store.engine), self.llm)
-        self.tools = ToolActivities(settings)
+        self.tools = ToolActivities(settings, mirror=own_rows)
         self.mirror = MirrorActivities(store)
         self.transforms = TransformActivities(store.upsert_steps)
         # Wraps mirror_run to fire event triggers; without a client they do not fire.

@@ -43,6 +43,29 @@ class RepairEntry(CamelModel):
     latency_ms: float = 0.0
 
 
+class StepSelfWrite(CamelModel):
+    """A step's own mirror writes, made by its regular activity instead of a mirror local
+    activity: ``record`` (the step's "running" record, with its input) at each attempt's
+    start, then its finished form when the attempt answers; ``run`` (the run's "running"
+    row, when no write has carried it yet) first. The interpreter sends one only when no
+    other record is waiting to be written."""
+
+    record: StepRecord
+    run: RunRecord | None = None
+    prompt_ref: dict[str, Any] | None = None
+    """An llm step's stored prompt (``rendered.promptRef``)."""
+
+
+class SelfWritten(CamelModel):
+    """What an activity that wrote its own step's row says of it."""
+
+    finished_at: datetime | None = None
+    """When the work finished by the activity's clock (the time its row holds)."""
+    mirrored: str | None = None
+    """``schema.run.record_digest`` of the finished record the activity wrote; None: it
+    wrote none (the interpreter writes the record)."""
+
+
 class LlmRequest(CamelModel):
     """A rendered LLM call: what the Temporal UI shows as the activity input."""
 
@@ -62,6 +85,8 @@ class LlmRequest(CamelModel):
     environment: str | None = None
     workflow_slug: str | None = None
     """Whose daily spend limits the call counts against (README: Cost and budgets)."""
+    mirror: StepSelfWrite | None = None
+    """The step's rows, written by the activity itself (a one-model step, no budget)."""
 
 
 LLM_WORST_CASE_ACTIVITY = "llm_worst_case"
@@ -91,7 +116,7 @@ class ModelUsage(CamelModel):
     warnings: list[str] = Field(default_factory=list)
 
 
-class LlmResult(ModelUsage):
+class LlmResult(ModelUsage, SelfWritten):
     """The model's answer with usage; `output` is parsed JSON when a schema was given."""
 
     output: Any = None
@@ -112,6 +137,8 @@ class ToolRequest(CamelModel):
     call_key: str | None = None
     """The same on every attempt of this call, different for every step of every run (and
     every map item): what an ``Idempotency-Key`` is derived from."""
+    mirror: StepSelfWrite | None = None
+    """The step's rows, written by the activity itself."""
 
 
 class ToolTrace(CamelModel):
@@ -124,7 +151,7 @@ class ToolTrace(CamelModel):
     duration_ms: float
 
 
-class ToolResult(CamelModel):
+class ToolResult(SelfWritten):
     """A tool's output and its trace."""
 
     output: Any = None

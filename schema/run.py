@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Any, Literal
 
@@ -139,6 +140,13 @@ class StepRecord(StepWork):
     parent_step_id: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+
+
+def record_digest(record: StepRecord) -> str:
+    """A step record's fingerprint: an activity that writes its own step's row returns the
+    digest of what it wrote, and the interpreter skips its own write when its record has the
+    same one (anything that differs, it writes)."""
+    return hashlib.sha256(record.model_dump_json().encode(errors="surrogatepass")).hexdigest()
 
 
 class RunRecord(CamelModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -129,6 +130,14 @@ class Store(WorkflowVersions):
         connection."""
         head = [_run_upsert(run)] if run is not None else []
         await write(self._raw, [*head, *(_step_upsert(r) for r in records)])
+
+    async def finish_step(self, record: StepRecord, run: RunRecord | None = None) -> bool:
+        """An activity's own write of the step it finished (after the run's row, when
+        given); whether it landed. It leaves alone a row already finished (the interpreter
+        decided first) or taken by a later attempt (this one was given up on)."""
+        head = [_run_upsert(run)] if run is not None else []
+        step = dataclasses.replace(_step_upsert(record), held=TERMINAL_STEP, newer="attempts")
+        return (await write(self._raw, [*head, step]))[-1]
 
     async def upsert_step(self, record: StepRecord) -> None:
         """Idempotent write of one step, keyed by (run id, step id)."""

@@ -55,10 +55,12 @@ class RawPool:
 
 @lru_cache(maxsize=32)
 def upsert_sql(table: Table, keys: tuple[str, ...], conflict: tuple[str, ...],
-               terminal: tuple[str, ...], held: tuple[str, ...] = ()) -> str:
+               terminal: tuple[str, ...], held: tuple[str, ...] = (),
+               newer: str | None = None) -> str:
     """INSERT … ON CONFLICT DO UPDATE guarded so a finished row is never reopened (and a row
-    in a ``held`` status is left alone), then NOTIFY only when a row was written; the last
-    two parameters are channel and payload."""
+    in a ``held`` status is left alone, and with ``newer`` a row whose ``newer`` column is
+    past the write's is too), then NOTIFY only when a row was written; the last two
+    parameters are channel and payload."""
     params = ", ".join(
         f"${i}::jsonb" if isinstance(table.c[key].type, JSONB) else f"${i}"
         for i, key in enumerate(keys, 1))
@@ -66,6 +68,8 @@ def upsert_sql(table: Table, keys: tuple[str, ...], conflict: tuple[str, ...],
                         if key not in conflict and key not in ("id", "created_at"))
     states = ", ".join(f"'{state}'" for state in terminal)
     keep = "".join(f" AND {table.name}.status <> '{state}'" for state in held)
+    if newer is not None:
+        keep += f" AND {table.name}.{newer} <= EXCLUDED.{newer}"
     return (
         f"WITH written AS (INSERT INTO {table.name} ({', '.join(keys)}) VALUES ({params}) "
         f"ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {updates} "
@@ -93,20 +97,29 @@ class Upsert:
     event: dict[str, Any]
     held: tuple[str, ...] = ()
     """Statuses of an existing row this write leaves alone (see ``store.HELD_RUN``)."""
+    newer: str | None = None
+    """A column whose existing value, when past this write's, leaves the row alone (a late
+    attempt's write never overwrites a later attempt's)."""
 
 
-async def write(raw: RawPool, upserts: Sequence[Upsert]) -> None:
-    """Write rows (each with its NOTIFY) in order, on one connection.
+async def write(raw: RawPool, upserts: Sequence[Upsert]) -> list[bool]:
+    """Write rows (each with its NOTIFY) in order, on one connection; whether each landed
+    (a guarded row left alone did not).
 
     Each row is its own statement, committed by asyncpg outside a transaction, so a row
     that lands stays even if a later one fails (every write is an idempotent upsert).
     """
     if not upserts:
-        return
+        return []
+    landed = []
     pool = await raw.pool()
     async with pool.acquire() as connection:
         for upsert in upserts:
             keys = tuple(upsert.values)
-            sql = upsert_sql(upsert.table, keys, upsert.conflict, upsert.terminal, upsert.held)
+            sql = upsert_sql(upsert.table, keys, upsert.conflict, upsert.terminal, upsert.held,
+                             upsert.newer)
             arguments = [json_argument(upsert.table, key, upsert.values[key]) for key in keys]
-            await connection.execute(sql, *arguments, upsert.channel, json.dumps(upsert.event))
+            status = await connection.execute(sql, *arguments, upsert.channel,
+                                              json.dumps(upsert.event))
+            landed.append(status != "SELECT 0")
+    return landed

@@ -23,9 +23,7 @@ from typing import Any
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from schema.activities import (
-        LlmRequest,
-    )
+    from schema.activities import LlmRequest, StepSelfWrite
     from schema.definition import DEFAULT_LLM_RETRY, LlmStep
     from schema.errors import ErrorType
     from schema.model_ref import resolve_model
@@ -72,11 +70,17 @@ def render_requests(step: LlmStep, run_id: str, mapped: dict[str, Any],
 
 
 async def run_llm_step(step: LlmStep, scope: RunScope, mapped: dict[str, Any],
-                       context: dict[str, Any]) -> StepOutcome:
-    """Call the step's model(s); raise ``LlmStepFailed`` when no model answered."""
+                       context: dict[str, Any], own: StepSelfWrite | None = None
+                       ) -> StepOutcome:
+    """Call the step's model(s); raise ``LlmStepFailed`` when no model answered. With
+    ``own`` (one model), the call's activity writes the step's rows."""
     ledger, recorded = scope.ledger, scope.llm_cache == "use"
+    prompt_ref = {"id": step.prompt_id, "version": step.prompt_version} \
+        if step.prompt_id is not None else None
+    if own is not None:
+        own.prompt_ref = prompt_ref
     requests = [r.model_copy(update={"environment": scope.environment,
-                                     "workflow_slug": scope.workflow_slug})
+                                     "workflow_slug": scope.workflow_slug, "mirror": own})
                 for r in render_requests(step, scope.run_id, mapped, context, scope.limits)]
     max_attempts = (step.retry_config or DEFAULT_LLM_RETRY).max_attempts
     calls: list[ModelCall] = []
@@ -91,10 +95,14 @@ async def run_llm_step(step: LlmStep, scope: RunScope, mapped: dict[str, Any],
                 continue
             calls.append(await answer(step, request, ledger, max_attempts, recorded))
     rendered: dict[str, Any] = {"system": requests[0].system, "user": requests[0].user}
-    if step.prompt_id is not None:
+    if prompt_ref is not None:
         # Which stored prompt version the run used (resolved into the snapshot at start).
-        rendered["promptRef"] = {"id": step.prompt_id, "version": step.prompt_version}
-    return _combine(step, calls, rendered)
+        rendered["promptRef"] = prompt_ref
+    outcome = _combine(step, calls, rendered)
+    answered = calls[0].result
+    if own is not None and answered is not None and answered.mirrored is not None:
+        outcome.finished_at, outcome.mirrored_as = answered.finished_at, answered.mirrored
+    return outcome
 
 
 def _combine(step: LlmStep, calls: list[ModelCall], rendered: dict[str, Any]) -> StepOutcome:

@@ -25,6 +25,9 @@ class StepOutcome(StepWork):
     stands still while a chain of them runs in one workflow task)."""
     mirrored: bool = False
     """The activity already wrote the step's finished record into the mirror."""
+    mirrored_as: str | None = None
+    """The digest of the finished record the step's activity wrote (``StepSelfWrite``):
+    the runner's own record with the same digest is not written again."""
     rolls_up: bool = False
     """The cost is the sum of work recorded elsewhere (map items, a child run): add it to the
     run's total even when unknown (None)."""

@@ -16,16 +16,18 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
+    from schema.activities import StepSelfWrite
     from schema.control import ApprovalDecision
     from schema.definition import (
         LlmStep,
         MapStep,
         Step,
+        ToolStep,
         TransformStep,
         WorkflowStep,
         nested_steps,
     )
-    from schema.run import StepError, StepRecord, StepStatus
+    from schema.run import StepError, StepRecord, StepStatus, record_digest
     from schema.step_output import output_problem
 
 from definition.context import MappingError, record_step, resolve_mapping
@@ -120,13 +122,15 @@ class StepRunner:
             await self.finish(record, "failed", error=step_error(exc))
             raise StepFailed(step_error(exc)) from None
         record.input = mapped
-        if isinstance(step, TransformStep):
-            # No "running" row for a transform: it writes itself, finished, in a moment.
+        own = self.writer.own_write(record) if self._writes_itself(step) else None
+        if isinstance(step, TransformStep) or own is not None:
+            # No "running" row from here: a transform writes itself, finished, in a moment;
+            # an llm or tool step's activity writes its own rows.
             self.steps[record.step_id] = record
         else:
             await self.mirror_step(record)
         try:
-            outcome = await run_kind(self, self.writer, step, mapped, context, record)
+            outcome = await self._run_kind(step, mapped, context, record, own)
         except (LlmStepFailed, OutcomeFailed) as failed:
             # What the failed work spent still counts: tokens, cost, attempts, repairs.
             await self.finish(record, "failed", outcome=failed.partial, error=failed.error)
@@ -168,6 +172,25 @@ class StepRunner:
         await self.finish(record, "completed", outcome=outcome)
         record_step(context, step.id, mapped, outcome.output, "completed")
         self._add_spend(step, outcome)
+        return outcome
+
+    def _writes_itself(self, step: Step) -> bool:
+        """A tool step, or an llm step of one model with no budget and no recorded answers
+        (its finished record is then the activity's answer alone): its activity writes its
+        own rows."""
+        if isinstance(step, ToolStep):
+            return True
+        return isinstance(step, LlmStep) and step.models is None \
+            and self.scope.ledger is None and self.scope.llm_cache != "use"
+
+    async def _run_kind(self, step: Step, mapped: dict[str, Any], context: dict[str, Any],
+                        record: StepRecord, own: StepSelfWrite | None) -> StepOutcome:
+        try:
+            outcome = await run_kind(self, self.writer, step, mapped, context, record, own)
+        except BaseException:
+            self.writer.settled(own, landed=False)
+            raise
+        self.writer.settled(own, landed=outcome.mirrored_as is not None)
         return outcome
 
     def _add_spend(self, step: Step, outcome: StepOutcome) -> None:
@@ -223,6 +246,9 @@ class StepRunner:
             outcome.merge_into(record)
         elif attempts is not None:
             record.attempts = attempts
+        if outcome is not None and outcome.mirrored_as is not None:
+            # The step's activity wrote its finished row: written, if it is this record.
+            written = outcome.mirrored_as == record_digest(record)
         await self.mirror_step(record, written=written)
 
     def add_cost(self, cost: float | None) -> None:

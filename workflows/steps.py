@@ -12,7 +12,7 @@ from typing import Any, assert_never
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from schema.activities import ToolRequest, ToolResult
+    from schema.activities import StepSelfWrite, ToolRequest, ToolResult
     from schema.definition import (
         AgentStep,
         ApprovalStep,
@@ -39,8 +39,9 @@ __all__ = ["StepOutcome", "run_kind"]
 
 
 async def run_tool(runner: Runner, step: ToolStep, mapped: dict[str, Any],
-                   context: dict[str, Any], record: StepRecord) -> StepOutcome:
-    """The tool's activity, with the step's own retry policy; its trace on the record."""
+                   own: StepSelfWrite | None) -> StepOutcome:
+    """The tool's activity, with the step's own retry policy; its trace on the record (and,
+    with ``own``, the step's rows written by the activity)."""
     args = {**step.args, **mapped}
     method = str(args.get("method") or "GET").upper()
     if not runner.scope.side_effects and step.tool_name == "http_request" \
@@ -52,11 +53,13 @@ async def run_tool(runner: Runner, step: ToolStep, mapped: dict[str, Any],
         opts.activity,
         ToolRequest(run_id=runner.scope.run_id, step_id=step.id, tool_name=step.tool_name,
                     args=args,
-                    call_key=f"{runner.scope.id_prefix}/{step.id}"),
+                    call_key=f"{runner.scope.id_prefix}/{step.id}", mirror=own),
         result_type=ToolResult, start_to_close_timeout=opts.start_to_close,
         retry_policy=opts.retry_policy, summary=opts.summary)
     return StepOutcome(output=tool.output, attempts=tool.attempt,
-                       tool_trace=[tool.trace.model_dump(mode="json")])
+                       tool_trace=[tool.trace.model_dump(mode="json")],
+                       finished_at=tool.finished_at if tool.mirrored else None,
+                       mirrored_as=tool.mirrored)
 
 
 async def run_transform(writer: StepMirror, run_id: str, step: TransformStep,
@@ -69,14 +72,16 @@ async def run_transform(writer: StepMirror, run_id: str, step: TransformStep,
 
 
 async def run_kind(runner: Runner, writer: StepMirror, step: Step, mapped: dict[str, Any],
-                   context: dict[str, Any], record: StepRecord) -> StepOutcome:
+                   context: dict[str, Any], record: StepRecord,
+                   own: StepSelfWrite | None = None) -> StepOutcome:
     """Run one step through the handler of its kind (every kind; mypy checks the match is
-    exhaustive over the definition's step union)."""
+    exhaustive over the definition's step union); ``own``: the rows an llm or tool step's
+    activity writes itself."""
     match step:
         case LlmStep():
-            return await run_llm_step(step, runner.scope, mapped, context)
+            return await run_llm_step(step, runner.scope, mapped, context, own)
         case ToolStep():
-            return await run_tool(runner, step, mapped, context, record)
+            return await run_tool(runner, step, mapped, own)
         case TransformStep():
             return await run_transform(writer, runner.scope.run_id, step, mapped, record)
         case ConditionStep():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -15,6 +16,7 @@ from temporalio.exceptions import ApplicationError
 from activities.expected_failures import is_expected
 from activities.log_context import working_on
 from activities.mcp_client import McpUnavailable, call_tool, parse_entry
+from activities.self_mirror import SelfMirror, tool_completed
 from activities.tools.registry import ToolContext, ToolSpec, get_tool, known_tools
 from promptpilot.settings import Settings
 from schema.activities import ToolRequest, ToolResult, ToolTrace
@@ -28,7 +30,9 @@ SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x
 class ToolActivities:
     """Runs registered tools; holds the one HTTP client they share."""
 
-    def __init__(self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None):
+    def __init__(self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None,
+                 mirror: SelfMirror | None = None):
+        self._mirror = mirror or SelfMirror(None)
         # Tools decide about redirects themselves (http_request follows them by hand,
         # vetting every hop: see http_request).
         self._context = ToolContext(settings, httpx.AsyncClient(
@@ -42,7 +46,18 @@ class ToolActivities:
 
     @activity.defn(name="tool_call")
     async def call(self, request: ToolRequest) -> ToolResult:
-        """Run one tool call; errors are ApplicationErrors typed with schema.errors.ErrorType."""
+        """Run one tool call; errors are ApplicationErrors typed with schema.errors.ErrorType.
+        With ``request.mirror``, the step's rows are written here (``SelfMirror``)."""
+        own = request.mirror
+        run_written = await self._mirror.started(own, activity.info().attempt)
+        result = await self._run(request)
+        if own is not None:
+            result.finished_at = datetime.now(UTC)
+            result.mirrored = await self._mirror.finished(own, tool_completed(own, result),
+                                                          run_written=run_written)
+        return result
+
+    async def _run(self, request: ToolRequest) -> ToolResult:
         if request.tool_name.startswith("mcp:"):
             with working_on(request.run_id, request.step_id):
                 return await self._mcp(request)
