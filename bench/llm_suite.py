@@ -20,7 +20,7 @@ import psutil  # type: ignore[import-untyped]
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from bench.measure import Cell, drive, median
+from bench.measure import Cell, CpuMeter, drive, median
 from bench.variants import Runner
 
 Driver = Callable[[int, int], Awaitable[Cell]]
@@ -41,9 +41,14 @@ class LlmReport:
     slow: list[dict[str, float]] = field(default_factory=list)  # wall seconds per round
     slow_runs: int = 0
     history: dict[str, tuple[int, int]] = field(default_factory=dict)  # events, bytes
+    cpu: list[dict[str, dict[str, float]]] = field(default_factory=list)
+    """Per latency-0 round: variant -> process -> CPU ms per run."""
     scale: list[dict[str, Any]] = field(default_factory=list)
     scale_settings: str = ""
     scale_seconds: float = 0.0
+
+    def _cpu_rows(self, names: list[str]) -> list[str]:
+        return _cpu_rows_of(self, names)
 
     def markdown(self) -> list[str]:
         """The B4 and scale tables."""
@@ -69,9 +74,15 @@ class LlmReport:
             out.append(f"| wall s, {self.slow_runs} runs at once, latency {LATENCY:g} s "
                        f"(median of {len(self.slow)}; floor 2 s) | "
                        + " | ".join(f"{slow[n]:.2f}" for n in names) + f" | {wall:.3f} |")
+        out += self._cpu_rows(names)
         for name, (events, size) in self.history.items():
             out.append(f"| history of one run ({name}): events / bytes; per LLM step (÷ 2) | "
                        f"{events} / {size:,} B; {events / 2:.1f} / {size / 2:,.0f} B | | |")
+        if self.cpu:
+            out += ["", "CPU per run is measured per process while one variant's round runs "
+                    "alone (rounds are sequential); the hand-written starter shares the bench "
+                    "process with both workers, ours is started by a load client of its own "
+                    "(not counted)."]
         out += ["", "Rounds, runs/s: " + "; ".join(
             ", ".join(f"{k} {v:.1f}" for k, v in r.items()) for r in self.fast)]
         if self.slow:
@@ -92,16 +103,32 @@ class LlmReport:
         return out
 
 
+def _cpu_rows_of(report: LlmReport, names: list[str]) -> list[str]:
+    rows = []
+    processes = list(report.cpu[0][names[0]]) if report.cpu else []
+    for process in [*processes, "all"]:
+        def ms(name: str, process: str = process) -> float:
+            return median([sum(r[name].values()) if process == "all" else r[name][process]
+                           for r in report.cpu])
+        ours, hand = ms(names[0]), ms(names[1])
+        rows.append(f"| CPU ms per run, latency 0: {process} (median of {len(report.cpu)}) | "
+                    + " | ".join(f"{ms(n):.1f}" for n in names)
+                    + f" | {ours / hand if hand else float('nan'):.2f} |")
+    return rows
+
+
 @asynccontextmanager
-async def model_server(latency: float = LATENCY) -> AsyncIterator[dict[str, str]]:
-    """bench/model_server.py in its own process; yields the base URL of each lane."""
+async def model_server(latency: float = LATENCY
+                       ) -> AsyncIterator[tuple[dict[str, str], int]]:
+    """bench/model_server.py in its own process; yields the base URL of each lane, and the
+    process id."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.model_server", "--latency", str(latency),
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
     assert proc.stdout is not None
     try:
         port = int(await asyncio.wait_for(proc.stdout.readline(), 30))
-        yield {lane: f"http://127.0.0.1:{port}/{lane}/v1" for lane in LANES}
+        yield {lane: f"http://127.0.0.1:{port}/{lane}/v1" for lane in LANES}, proc.pid
     finally:
         if proc.returncode is None:
             proc.terminate()
@@ -211,17 +238,26 @@ async def history_of(client: Client, workflow_id: str) -> tuple[int, int]:
 
 
 async def b4(runners: dict[str, dict[str, Driver]], report: LlmReport, *, quick: bool,
-             progress: Any) -> None:
-    """Interleaved rounds at latency 0 (runs/s) and at 1 s (wall time)."""
-    names = list(runners)
+             progress: Any, pids: dict[str, int | None] | None = None,
+             rounds: int | None = None) -> None:
+    """Interleaved rounds at latency 0 (runs/s, and CPU per run of each process in ``pids``)
+    and at 1 s (wall time)."""
+    names = [n for n in runners if n in os.environ.get("BENCH_B4_VARIANTS", n)]
     for name in names:  # warm-up: connections, caches
         await runners[name]["fast"](16, 8)
-    rounds, runs = (2, 64) if quick else (5, 128)
+    default_rounds, runs = (2, 64) if quick else (5, 128)
+    rounds = rounds or default_rounds
     for index in range(rounds):
         order = names[index % len(names):] + names[:index % len(names)]
-        figures = {n: (await runners[n]["fast"](runs, B4_CONCURRENCY)).per_second
-                   for n in order}
+        figures, cpu = {}, {}
+        for n in order:
+            meter = CpuMeter(pids or {})
+            meter.start()
+            figures[n] = (await runners[n]["fast"](runs, B4_CONCURRENCY)).per_second
+            cpu[n] = {k: v * 1000 / runs for k, v in meter.stop().items()}
         report.fast.append({n: figures[n] for n in names})
+        if pids:
+            report.cpu.append(cpu)
         progress(f"B4 round {index + 1}/{rounds} (latency 0): "
                  + ", ".join(f"{k} {v:.1f}" for k, v in figures.items()))
     report.slow_runs = B4_CONCURRENCY

@@ -88,7 +88,7 @@ class Suite:
             environment="dev", database=DatabaseSettings(url=url, pool_size=8),
             temporal=TemporalSettings(address=self.temporal.address, task_queue="bench"),
             api=ApiSettings(port=free_port(), run_wait_seconds=30))
-        lanes = await stack.enter_async_context(llm_suite.model_server())
+        lanes, self.model_pid = await stack.enter_async_context(llm_suite.model_server())
         llm_suite.use_model_server(self.settings, lanes)
         pipeline.configure(lanes)
         self.engine = make_engine(url, pool_size=2)
@@ -201,7 +201,9 @@ class Suite:
             await llm_suite.scale(self, self.report.llm, _progress)
 
     async def _b4(self) -> None:
-        await llm_suite.b4(self.b4, self.report.llm, quick=self.args.quick, progress=_progress)
+        await llm_suite.b4(self.b4, self.report.llm, quick=self.args.quick, progress=_progress,
+                           pids={**self.meter_pids, "model server": self.model_pid},
+                           rounds=self.args.rounds)
         if self.b4_runs:
             self.report.llm.history["ours"] = await llm_suite.history_of(self.client,
                                                                          self.b4_runs[-1])
