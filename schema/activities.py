@@ -5,7 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import (
+    Field,
+    SerializerFunctionWrapHandler,
+    field_serializer,
+    model_serializer,
+    model_validator,
+)
 
 from schema.base import CamelModel
 from schema.run import RunRecord, StepRecord
@@ -54,6 +60,12 @@ class StepSelfWrite(CamelModel):
     run: RunRecord | None = None
     prompt_ref: dict[str, Any] | None = None
     """An llm step's stored prompt (``rendered.promptRef``)."""
+
+    @field_serializer("record", "run")
+    def _lean(self, value: StepRecord | RunRecord | None) -> dict[str, Any] | None:
+        """Only what differs from the defaults travels (the activity input is kept in the
+        history): reading it back gives the same record."""
+        return None if value is None else value.model_dump(mode="json", exclude_defaults=True)
 
 
 class SelfWritten(CamelModel):
@@ -126,6 +138,21 @@ class LlmResult(ModelUsage, SelfWritten):
     attempt_log: list[AttemptEntry] = Field(default_factory=list)
     repairs: list[RepairEntry] = Field(default_factory=list)
 
+    @model_serializer(mode="wrap")
+    def _text_once(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A text answer is its own output: it travels once."""
+        data: dict[str, Any] = handler(self)
+        if isinstance(self.output, str) and self.text == self.output:
+            data.pop("text", None)
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text_back(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "text" not in data and isinstance(data.get("output"), str):
+            return {**data, "text": data["output"]}
+        return data
+
 
 class ToolRequest(CamelModel):
     """A tool invocation with its final arguments."""
@@ -157,6 +184,25 @@ class ToolResult(SelfWritten):
     output: Any = None
     trace: ToolTrace
     attempt: int = 1
+
+    @model_serializer(mode="wrap")
+    def _output_once(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A trace whose result is the output itself says so instead of holding a copy (the
+        activity result is kept in the history)."""
+        data: dict[str, Any] = handler(self)
+        if self.output is not None and self.trace.result is self.output:
+            trace = {k: v for k, v in data["trace"].items() if k != "result"}
+            data["trace"] = {**trace, "resultIsOutput": True}
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _output_back(cls, data: Any) -> Any:
+        trace = data.get("trace") if isinstance(data, dict) else None
+        if isinstance(trace, dict) and trace.get("resultIsOutput"):
+            trace = {k: v for k, v in trace.items() if k != "resultIsOutput"}
+            return {**data, "trace": {**trace, "result": data.get("output")}}
+        return data
 
 
 class TransformRequest(CamelModel):
