@@ -37,7 +37,7 @@ class SelfMirror:
         record = own.record.model_copy(update={"attempts": attempt})
         try:
             async with asyncio.timeout(SELF_MIRROR_TIMEOUT_SECONDS):
-                await self._store.upsert_steps([record], run=own.run)
+                await self._store.start_step(record, own.run)
         except Exception as exc:  # the call goes on; the finished write carries the run
             _failed(record, "running", exc)
             return False

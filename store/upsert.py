@@ -65,11 +65,12 @@ async def _kept_as_is(connection: asyncpg.Connection) -> None:
 @lru_cache(maxsize=32)
 def upsert_sql(table: Table, keys: tuple[str, ...], conflict: tuple[str, ...],
                terminal: tuple[str, ...], held: tuple[str, ...] = (),
-               newer: str | None = None) -> str:
+               newer: str | None = None, reopens: str | None = None) -> str:
     """INSERT … ON CONFLICT DO UPDATE guarded so a finished row is never reopened (and a row
     in a ``held`` status is left alone, and with ``newer`` a row whose ``newer`` column is
-    past the write's is too), then NOTIFY only when a row was written; the last two
-    parameters are channel and payload."""
+    past the write's is too; with ``reopens`` as well, a row in that status whose ``newer``
+    column is behind the write's is reopened), then NOTIFY only when a row was written; the last
+    two parameters are channel and payload."""
     params = ", ".join(
         f"${i}::jsonb" if isinstance(table.c[key].type, JSONB) else f"${i}"
         for i, key in enumerate(keys, 1))
@@ -77,12 +78,17 @@ def upsert_sql(table: Table, keys: tuple[str, ...], conflict: tuple[str, ...],
                         if key not in conflict and key not in ("id", "created_at"))
     states = ", ".join(f"'{state}'" for state in terminal)
     keep = "".join(f" AND {table.name}.status <> '{state}'" for state in held)
+    reopen = ""
     if newer is not None:
         keep += f" AND {table.name}.{newer} <= EXCLUDED.{newer}"
+        if reopens is not None:
+            reopen = (f" OR ({table.name}.status = '{reopens}'"
+                      f" AND {table.name}.{newer} < EXCLUDED.{newer})")
     return (
         f"WITH written AS (INSERT INTO {table.name} ({', '.join(keys)}) VALUES ({params}) "
         f"ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {updates} "
-        f"WHERE ({table.name}.status NOT IN ({states}) OR EXCLUDED.status IN ({states})){keep} "
+        f"WHERE ({table.name}.status NOT IN ({states}) OR EXCLUDED.status IN ({states}){reopen})"
+        f"{keep} "
         f"RETURNING 1) SELECT pg_notify(${len(keys) + 1}, ${len(keys) + 2}) FROM written"
     )
 
@@ -109,6 +115,9 @@ class Upsert:
     newer: str | None = None
     """A column whose existing value, when past this write's, leaves the row alone (a late
     attempt's write never overwrites a later attempt's)."""
+    reopens: str | None = None
+    """With ``newer``: a row in this status whose ``newer`` value is behind this write's is
+    reopened (a retry's start after an attempt that wrote its answer but was lost)."""
 
 
 async def write(raw: RawPool, upserts: Sequence[Upsert]) -> list[bool]:
@@ -126,7 +135,7 @@ async def write(raw: RawPool, upserts: Sequence[Upsert]) -> list[bool]:
         for upsert in upserts:
             keys = tuple(upsert.values)
             sql = upsert_sql(upsert.table, keys, upsert.conflict, upsert.terminal, upsert.held,
-                             upsert.newer)
+                             upsert.newer, upsert.reopens)
             arguments = [json_argument(upsert.table, key, upsert.values[key]) for key in keys]
             status = await connection.execute(sql, *arguments, upsert.channel,
                                               json.dumps(upsert.event))

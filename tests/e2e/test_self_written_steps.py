@@ -146,6 +146,29 @@ async def test_a_given_up_attempt_never_overwrites_a_later_one(
     assert (row["status"], row["output_json"]) == ("failed", "fresh")
 
 
+async def test_a_retry_after_a_lost_answer_shows_running_again(
+        service: Service, llm: FakeLlmServer) -> None:
+    # Attempt 1 wrote its answer, then its worker died before Temporal heard of it: attempt 2
+    # runs, and the row says so. A cancelled or failed row is never reopened, and a late
+    # start of an earlier attempt never rolls a later one back.
+    llm.enqueue(ok('{"query": "q"}'))
+    run_id = await _a_run(service)
+    store = service.store
+    await store.finish_step(_record(run_id, "completed", attempts=1))
+
+    await store.start_step(_record(run_id, attempts=2))
+    row = (await _rows(service, run_id))["s1"]
+    assert (row["status"], row["attempts"]) == ("running", 2)
+
+    await store.start_step(_record(run_id, attempts=1))
+    assert (await _rows(service, run_id))["s1"]["attempts"] == 2
+
+    for final in ("cancelled", "failed"):
+        await store.upsert_steps([_record(run_id, final, attempts=0)])
+        await store.start_step(_record(run_id, attempts=3))
+        assert (await _rows(service, run_id))["s1"]["status"] == final
+
+
 async def test_a_tool_answers_when_its_own_writes_cannot_reach_postgres(
         settings: Settings) -> None:
     # Postgres unreachable: the tool still answers, says it wrote nothing (the interpreter
