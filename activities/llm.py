@@ -146,7 +146,7 @@ class LlmActivities:
         log = prior_attempts(info.heartbeat_details, info.attempt)
         label = f"{request.provider}/{request.model}" if request.provider else request.model
         started = now()
-        run_written = await self.mirror.started(request.mirror, info.attempt)
+        await self.mirror.started(request.mirror, info.attempt)
         usage, repairs = _Usage(), list[RepairEntry]()
         try:
             result = await self._call(request, log, usage, repairs)
@@ -164,8 +164,7 @@ class LlmActivities:
             if request.mirror is not None:
                 result.finished_at = now()
                 result.mirrored = await self.mirror.finished(
-                    request.mirror, llm_completed(request.mirror, request, result),
-                    run_written=run_written)
+                    request.mirror, llm_completed(request.mirror, request, result))
             return result
         log.append(failed_entry(error, info.attempt, label, started, usage.known_cost))
         raise with_log(error, info.attempt, log, {

@@ -1,8 +1,9 @@
 """A regular activity's own writes of its step's row (``StepSelfWrite``).
 
-An llm or tool step whose activity writes its own rows needs no mirror local activity
-around it: the "running" row is written when an attempt starts and the finished row when
-it answers, each in one round trip, best effort. A write that fails or takes over
+An llm or tool step whose activity writes its own rows needs no mirror local activity of its
+own: the "running" row is written when an attempt starts (unless the interpreter wrote it
+with records that were waiting, such as the run's own row) and the finished row when it
+answers, each in one round trip, best effort. A write that fails or takes over
 ``SELF_MIRROR_TIMEOUT_SECONDS`` costs the call nothing: the activity says it wrote nothing
 and the interpreter writes the record through its retried mirror activity.
 """
@@ -29,29 +30,25 @@ class SelfMirror:
     def __init__(self, store: Store | None) -> None:
         self._store = store
 
-    async def started(self, own: StepSelfWrite | None, attempt: int) -> bool:
-        """The step's "running" row for this attempt (after the run's row, when given);
-        whether it landed."""
-        if own is None or self._store is None:
-            return False
+    async def started(self, own: StepSelfWrite | None, attempt: int) -> None:
+        """The step's "running" row for this attempt (the first attempt's, unless the
+        interpreter wrote it)."""
+        if own is None or self._store is None or (own.started and attempt == 1):
+            return
         record = own.record.model_copy(update={"attempts": attempt})
         try:
             async with asyncio.timeout(SELF_MIRROR_TIMEOUT_SECONDS):
-                await self._store.start_step(record, own.run)
-        except Exception as exc:  # the call goes on; the finished write carries the run
+                await self._store.start_step(record)
+        except Exception as exc:  # the call goes on
             _failed(record, "running", exc)
-            return False
-        return True
 
-    async def finished(self, own: StepSelfWrite | None, record: StepRecord, *,
-                       run_written: bool) -> str | None:
+    async def finished(self, own: StepSelfWrite | None, record: StepRecord) -> str | None:
         """The step's finished row; the digest of what landed, or None."""
         if own is None or self._store is None:
             return None
         try:
             async with asyncio.timeout(SELF_MIRROR_TIMEOUT_SECONDS):
-                landed = await self._store.finish_step(
-                    record, None if run_written else own.run)
+                landed = await self._store.finish_step(record)
         except Exception as exc:  # the interpreter writes it
             _failed(record, record.status, exc)
             return None

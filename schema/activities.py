@@ -52,20 +52,20 @@ class RepairEntry(CamelModel):
 class StepSelfWrite(CamelModel):
     """A step's own mirror writes, made by its regular activity instead of a mirror local
     activity: ``record`` (the step's "running" record, with its input) at each attempt's
-    start, then its finished form when the attempt answers; ``run`` (the run's "running"
-    row, when no write has carried it yet) first. The interpreter sends one only when no
-    other record is waiting to be written."""
+    start, then its finished form when the attempt answers."""
 
     record: StepRecord
-    run: RunRecord | None = None
+    started: bool = False
+    """The interpreter wrote the "running" row (with records that were waiting): the first
+    attempt writes only its finished row."""
     prompt_ref: dict[str, Any] | None = None
     """An llm step's stored prompt (``rendered.promptRef``)."""
 
-    @field_serializer("record", "run")
-    def _lean(self, value: StepRecord | RunRecord | None) -> dict[str, Any] | None:
+    @field_serializer("record")
+    def _lean(self, value: StepRecord) -> dict[str, Any]:
         """Only what differs from the defaults travels (the activity input is kept in the
         history): reading it back gives the same record."""
-        return None if value is None else value.model_dump(mode="json", exclude_defaults=True)
+        return value.model_dump(mode="json", exclude_defaults=True)
 
 
 class SelfWritten(CamelModel):

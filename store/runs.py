@@ -131,23 +131,20 @@ class Store(WorkflowVersions):
         head = [_run_upsert(run)] if run is not None else []
         await write(self._raw, [*head, *(_step_upsert(r) for r in records)])
 
-    async def start_step(self, record: StepRecord, run: RunRecord | None = None) -> None:
-        """An activity attempt's own "running" write of its step (after the run's row, when
-        given). It reopens a row completed by an earlier attempt (one that wrote its answer
-        and was then lost, so Temporal runs the step again: no attempt starts after the one
-        whose answer the interpreter took), never a failed or cancelled row, nor a later
-        attempt's."""
-        head = [_run_upsert(run)] if run is not None else []
+    async def start_step(self, record: StepRecord) -> None:
+        """An activity attempt's own "running" write of its step. It reopens a row completed
+        by an earlier attempt (one that wrote its answer and was then lost, so Temporal runs
+        the step again: no attempt starts after the one whose answer the interpreter took),
+        never a failed or cancelled row, nor a later attempt's."""
         step = dataclasses.replace(_step_upsert(record), newer="attempts", reopens="completed")
-        await write(self._raw, [*head, step])
+        await write(self._raw, [step])
 
-    async def finish_step(self, record: StepRecord, run: RunRecord | None = None) -> bool:
-        """An activity's own write of the step it finished (after the run's row, when
-        given); whether it landed. It leaves alone a row already finished (the interpreter
-        decided first) or taken by a later attempt (this one was given up on)."""
-        head = [_run_upsert(run)] if run is not None else []
+    async def finish_step(self, record: StepRecord) -> bool:
+        """An activity's own write of the step it finished; whether it landed. It leaves
+        alone a row already finished (the interpreter decided first) or taken by a later
+        attempt (this one was given up on)."""
         step = dataclasses.replace(_step_upsert(record), held=TERMINAL_STEP, newer="attempts")
-        return (await write(self._raw, [*head, step]))[-1]
+        return (await write(self._raw, [step]))[0]
 
     async def upsert_step(self, record: StepRecord) -> None:
         """Idempotent write of one step, keyed by (run id, step id)."""

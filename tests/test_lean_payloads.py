@@ -12,7 +12,7 @@ from temporalio.converter import DataConverter
 from promptpilot.settings import PayloadSettings, Settings
 from promptpilot.temporal import data_converter
 from schema.activities import LlmResult, StepSelfWrite, ToolResult, ToolTrace
-from schema.run import RunRecord, StepRecord, record_digest
+from schema.run import StepRecord, record_digest
 
 SNIPPET = "a long search result snippet that should be in the history only once"
 
@@ -67,9 +67,7 @@ async def test_a_self_write_carries_only_what_differs_from_the_defaults() -> Non
     record = StepRecord(run_id=run_id, environment="dev", step_id="plan", step_index=0,
                         type="llm", status="running", input={"topic": "x"},
                         started_at=datetime.now(UTC))
-    run = RunRecord(run_id=run_id, environment="dev", workflow_id=str(uuid.uuid4()),
-                    workflow_version=1, status="running", input={"topic": "x"})
-    own = StepSelfWrite(record=record, run=run)
+    own = StepSelfWrite(record=record)
 
     back, data = await _round_trip(own)
 

@@ -40,9 +40,6 @@ class StepMirror:
         self.pending: list[StepRecord] = []
         self.pending_run: RunRecord | None = None
         """The run's "running" record, waiting for the first step write to carry it."""
-        self.run_unconfirmed: RunRecord | None = None
-        """The run's record, handed to a step's activity that has not said yet whether it
-        wrote it (no other step writes itself meanwhile: the run's row lands first)."""
 
     async def write(self, record: StepRecord, *, written: bool = False) -> None:
         """Upsert the record when the mirror is on (unless the step's own activity has
@@ -92,24 +89,17 @@ class StepMirror:
             self._keep_run(run)  # the next mirror write carries it
         return result
 
-    def own_write(self, record: StepRecord) -> StepSelfWrite | None:
-        """The step's rows for its own activity to write, when nothing else waits to be
-        written (so no record is held back while the activity queues); None: the
-        interpreter writes them."""
-        if not self.enabled or self.pending or self.run_unconfirmed is not None:
+    async def own_write(self, record: StepRecord) -> StepSelfWrite | None:
+        """The step's rows for its own activity to write (None: the mirror is off). When
+        other records wait (finished steps, the run's "running" row), they are written now
+        with the step's "running" row, and the activity writes only its finished row: no
+        record is left to an activity that may queue for a while."""
+        if not self.enabled:
             return None
-        run, self.pending_run = self.pending_run, None
-        self.run_unconfirmed = run
-        return StepSelfWrite(record=record.model_copy(), run=run)
-
-    def settled(self, own: StepSelfWrite | None, landed: bool) -> None:
-        """The step's activity is done with ``own``: unless its finished write ``landed``,
-        the run's record (if it carried it) goes with the next write."""
-        if own is None or own.run is None:
-            return
-        self.run_unconfirmed = None
-        if not landed:
-            self._keep_run(own.run)
+        started = bool(self.pending) or self.pending_run is not None
+        if started:
+            await self.flush(record)
+        return StepSelfWrite(record=record.model_copy(), started=started)
 
     @contextmanager
     def _carrying_run(self) -> Iterator[RunRecord | None]:

@@ -16,7 +16,6 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
-    from schema.activities import StepSelfWrite
     from schema.control import ApprovalDecision
     from schema.definition import (
         LlmStep,
@@ -122,15 +121,15 @@ class StepRunner:
             await self.finish(record, "failed", error=step_error(exc))
             raise StepFailed(step_error(exc)) from None
         record.input = mapped
-        own = self.writer.own_write(record) if self._writes_itself(step) else None
+        own = await self.writer.own_write(record) if self._writes_itself(step) else None
         if isinstance(step, TransformStep) or own is not None:
-            # No "running" row from here: a transform writes itself, finished, in a moment;
-            # an llm or tool step's activity writes its own rows.
+            # A transform writes itself, finished, in a moment; an llm or tool step's
+            # activity writes its own rows (the writer wrote what was waiting).
             self.steps[record.step_id] = record
         else:
             await self.mirror_step(record)
         try:
-            outcome = await self._run_kind(step, mapped, context, record, own)
+            outcome = await run_kind(self, self.writer, step, mapped, context, record, own)
         except (LlmStepFailed, OutcomeFailed) as failed:
             # What the failed work spent still counts: tokens, cost, attempts, repairs.
             await self.finish(record, "failed", outcome=failed.partial, error=failed.error)
@@ -182,16 +181,6 @@ class StepRunner:
             return True
         return isinstance(step, LlmStep) and step.models is None \
             and self.scope.ledger is None and self.scope.llm_cache != "use"
-
-    async def _run_kind(self, step: Step, mapped: dict[str, Any], context: dict[str, Any],
-                        record: StepRecord, own: StepSelfWrite | None) -> StepOutcome:
-        try:
-            outcome = await run_kind(self, self.writer, step, mapped, context, record, own)
-        except BaseException:
-            self.writer.settled(own, landed=False)
-            raise
-        self.writer.settled(own, landed=outcome.mirrored_as is not None)
-        return outcome
 
     def _add_spend(self, step: Step, outcome: StepOutcome) -> None:
         if isinstance(step, LlmStep | MapStep | WorkflowStep) or outcome.rolls_up \

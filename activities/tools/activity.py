@@ -49,12 +49,11 @@ class ToolActivities:
         """Run one tool call; errors are ApplicationErrors typed with schema.errors.ErrorType.
         With ``request.mirror``, the step's rows are written here (``SelfMirror``)."""
         own = request.mirror
-        run_written = await self._mirror.started(own, activity.info().attempt)
+        await self._mirror.started(own, activity.info().attempt)
         result = await self._run(request)
         if own is not None:
             result.finished_at = datetime.now(UTC)
-            result.mirrored = await self._mirror.finished(own, tool_completed(own, result),
-                                                          run_written=run_written)
+            result.mirrored = await self._mirror.finished(own, tool_completed(own, result))
         return result
 
     async def _run(self, request: ToolRequest) -> ToolResult:

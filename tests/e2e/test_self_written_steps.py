@@ -75,11 +75,11 @@ async def test_llm_and_tool_steps_need_no_mirror_local_activity(
     assert by_id["step1"]["tokensIn"] == 21
     assert by_id["step2"]["toolTrace"] == tool_row["tool_trace"]
 
-    # Two local activities in all: the transform (which writes itself) and the run's end.
-    # Around the llm and tool calls there is none: with one (the rows' "running" write, or
-    # the interpreter rewriting a finished row its activity wrote differently) this is 4.
+    # Three local activities in all: the run's "running" row (with the first step's), the
+    # transform (which writes itself) and the run's end. With a mirror write around the tool
+    # call, or the interpreter rewriting a finished row its activity wrote, there are more.
     events = await _history(service, run["id"])
-    assert _markers(events) == 2
+    assert _markers(events) == 3
 
 
 async def test_a_retried_call_records_the_attempt_that_answered(
@@ -96,7 +96,7 @@ async def test_a_retried_call_records_the_attempt_that_answered(
     row = (await _rows(service, run["id"]))["step1"]
     assert (row["status"], row["attempts"], row["retry_count"]) == ("completed", 2, 1)
     assert row["output_json"] == {"query": "second try"}
-    assert _markers(await _history(service, run["id"])) == 2
+    assert _markers(await _history(service, run["id"])) == 3
 
 
 async def test_a_failed_call_is_recorded_failed_by_the_interpreter(
