@@ -48,7 +48,14 @@ class LlmReport:
     scale_seconds: float = 0.0
 
     def _cpu_rows(self, names: list[str]) -> list[str]:
-        return _cpu_rows_of(self, names)
+        rows = []
+        for process in [*(self.cpu[0][names[0]] if self.cpu else []), "all"]:
+            per_run = {n: median([sum(r[n].values()) if process == "all" else r[n][process]
+                                  for r in self.cpu]) for n in names}
+            rows.append(f"| CPU ms per run, latency 0: {process} (median of {len(self.cpu)}) | "
+                        + " | ".join(f"{per_run[n]:.1f}" for n in names)
+                        + f" | {_vs_hand([per_run]):.2f} |")
+        return rows if self.cpu else []
 
     def markdown(self) -> list[str]:
         """The B4 and scale tables."""
@@ -65,12 +72,12 @@ class LlmReport:
                "| figure | " + " | ".join(names) + " | ours/hand-written |",
                "|---|" + "---:|" * (len(names) + 1)]
         fast = {n: median([r[n] for r in self.fast]) for n in names}
-        ratio = median([r["ours"] / r["hand-written"] for r in self.fast])
+        ratio = _vs_hand(self.fast)
         out.append(f"| runs/s, latency 0 (median of {len(self.fast)} rounds) | "
                    + " | ".join(f"{fast[n]:.1f}" for n in names) + f" | {ratio:.3f} |")
         if self.slow:
             slow = {n: median([r[n] for r in self.slow]) for n in names}
-            wall = median([r["ours"] / r["hand-written"] for r in self.slow])
+            wall = _vs_hand(self.slow)
             out.append(f"| wall s, {self.slow_runs} runs at once, latency {LATENCY:g} s "
                        f"(median of {len(self.slow)}; floor 2 s) | "
                        + " | ".join(f"{slow[n]:.2f}" for n in names) + f" | {wall:.3f} |")
@@ -103,18 +110,10 @@ class LlmReport:
         return out
 
 
-def _cpu_rows_of(report: LlmReport, names: list[str]) -> list[str]:
-    rows = []
-    processes = list(report.cpu[0][names[0]]) if report.cpu else []
-    for process in [*processes, "all"]:
-        def ms(name: str, process: str = process) -> float:
-            return median([sum(r[name].values()) if process == "all" else r[name][process]
-                           for r in report.cpu])
-        ours, hand = ms(names[0]), ms(names[1])
-        rows.append(f"| CPU ms per run, latency 0: {process} (median of {len(report.cpu)}) | "
-                    + " | ".join(f"{ms(n):.1f}" for n in names)
-                    + f" | {ours / hand if hand else float('nan'):.2f} |")
-    return rows
+def _vs_hand(rows: list[dict[str, float]]) -> float:
+    """The median of ours / hand-written over rows; NaN when either was not run."""
+    return median([r["ours"] / r["hand-written"] for r in rows
+                   if r.get("hand-written") and "ours" in r])
 
 
 @asynccontextmanager
@@ -242,7 +241,8 @@ async def b4(runners: dict[str, dict[str, Driver]], report: LlmReport, *, quick:
              rounds: int | None = None) -> None:
     """Interleaved rounds at latency 0 (runs/s, and CPU per run of each process in ``pids``)
     and at 1 s (wall time)."""
-    names = [n for n in runners if n in os.environ.get("BENCH_B4_VARIANTS", n)]
+    chosen = os.environ.get("BENCH_B4_VARIANTS")
+    names = [n for n in runners if chosen is None or n in chosen.split(",")]
     for name in names:  # warm-up: connections, caches
         await runners[name]["fast"](16, 8)
     default_rounds, runs = (2, 64) if quick else (5, 128)
