@@ -253,8 +253,12 @@ class StartDispatcher:
         await asyncio.shield(self._starts.fail(claimed.run_id, error.model_dump(mode="json")))
 
     async def _listen(self) -> None:
-        """Hear queued starts of other processes; best effort (the poll covers a miss)."""
-        if self._listener is not None and not self._listener.is_closed():
+        """Hear queued starts of other processes; best effort (the poll covers a miss).
+
+        A backstop (``min_age_seconds``) does not listen: every start it would hear of is too
+        fresh for it, and a claim per queued start (one statement per run, in B4) found none.
+        Its poll finds the ones left behind."""
+        if self._min_age > 0 or (self._listener is not None and not self._listener.is_closed()):
             return
         try:
             # Bounded: a Postgres that does not answer must not hold up the starts.

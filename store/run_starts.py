@@ -18,7 +18,7 @@ import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from store.runs import RUN_EVENTS_CHANNEL, RUN_STARTS_CHANNEL
-from store.sql import raw_connection
+from store.sql import kept_as_is, raw_connection
 
 __all__ = ["RUN_STARTS_CHANNEL", "ClaimedStart", "RunStarts"]
 
@@ -79,9 +79,10 @@ class RunStarts:
 
     async def open_pool(self, size: int = 2) -> None:
         """Connections of its own (a dispatcher's): no pre-ping round trip per statement and
-        no competition with the requests for the engine's pool."""
+        no competition with the requests for the engine's pool. Every statement here is one
+        autocommitted statement, so a connection goes back without asyncpg's reset."""
         self._pool = await asyncpg.create_pool(**_connect_options(self.engine), min_size=1,
-                                               max_size=size)
+                                               max_size=size, reset=kept_as_is)
 
     async def aclose(self) -> None:
         """Close the own connections, if any."""

@@ -20,6 +20,8 @@ from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from store.sql import kept_as_is
+
 
 class RawPool:
     """A plain asyncpg pool beside the engine, for the mirror's writes alone.
@@ -44,7 +46,7 @@ class RawPool:
                     _, params = self._engine.dialect.create_connect_args(self._engine.url)
                     size = max(2, int(getattr(self._engine.pool, "size", lambda: 5)()))
                     self._pool = await asyncpg.create_pool(min_size=0, max_size=size,
-                                                           reset=_kept_as_is, **params)
+                                                           reset=kept_as_is, **params)
         return self._pool
 
     async def aclose(self) -> None:
@@ -52,14 +54,6 @@ class RawPool:
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
-
-
-async def _kept_as_is(connection: asyncpg.Connection) -> None:
-    """A connection goes back to the pool as it is. asyncpg's default reset is one more round
-    trip per checkout (``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL``): 8 %
-    of the worker's event loop in B4. Nothing on this pool leaves state to reset: every
-    statement is one autocommitted upsert, insert or ``pg_notify``, with no ``SET``,
-    ``LISTEN``, cursor, session lock or open transaction."""
 
 
 @lru_cache(maxsize=32)
