@@ -77,7 +77,7 @@ class TriggerActivities:
 
     def __init__(self, store: Store, mirror: MirrorActivities, client: Client | None,
                  settings: Settings | None = None) -> None:
-        self._triggers = TriggerStore(store.engine)
+        self._triggers = TriggerStore(store.engine, raw=store.raw)
         self._store = store
         self._mirror = mirror
         self._client = client

@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import SQLModel, col
 
 from store.columns import utcnow
-from store.sql import from_record, raw_connection, select_sql
+from store.sql import from_plain_record, from_record, raw_connection, select_sql
 from store.tables import RunRow, WorkflowRow, WorkflowVersionRow
 from store.trigger_tables import TriggerRow, WebhookDeliveryRow, WebhookSeenIdRow
+from store.upsert import RawPool
 
 
 class VersionUnavailable(LookupError):
@@ -34,8 +35,10 @@ class SecretSealer(Protocol):
 class TriggerStore:
     """Reads and writes the trigger tables; webhook secrets are sealed on every write."""
 
-    def __init__(self, engine: AsyncEngine, sealer: SecretSealer | None = None) -> None:
+    def __init__(self, engine: AsyncEngine, sealer: SecretSealer | None = None,
+                 raw: RawPool | None = None) -> None:
         self._engine = engine
+        self._raw = raw  # the mirror's pool, in a worker: the run-end lookup goes there
         self._sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
         self._sealer = sealer
 
@@ -110,14 +113,18 @@ class TriggerStore:
                              source_workflow_id: str) -> Sequence[TriggerRow]:
         """Enabled event triggers listening to runs of one workflow.
 
-        Asked at the end of every run, so it is one prepared statement (see
-        ``store.runs.raw_connection``), not an ORM session."""
+        Asked at the end of every run, so it is one prepared statement, not an ORM session;
+        with the mirror's pool (``raw``) not even the engine pool's checkout ping."""
         table = SQLModel.metadata.tables[TriggerRow.__tablename__]
         where = ("environment = $1 AND type = 'event' AND enabled "
                  "AND config ->> 'sourceWorkflowId' = $2")
+        sql = select_sql(table, where)
+        if self._raw is not None:
+            async with (await self._raw.pool()).acquire() as driver:
+                records = await driver.fetch(sql, environment, source_workflow_id)
+            return [from_plain_record(TriggerRow, table, record) for record in records]
         async with raw_connection(self._engine) as driver:
-            records = await driver.fetch(select_sql(table, where), environment,
-                                         source_workflow_id)
+            records = await driver.fetch(sql, environment, source_workflow_id)
         return [from_record(TriggerRow, record) for record in records]
 
     async def resolve_version(
