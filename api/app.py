@@ -37,7 +37,6 @@ from api.state import AppState
 from api.ui import routes as ui
 from promptpilot.settings import Settings
 from store.database import make_engine
-from store.events import RunEventHub
 from store.keys import ApiKeys
 from store.run_starts import RunStarts
 from store.runs import Store
@@ -54,7 +53,7 @@ def create_app(settings: Settings, database_url: str | None = None) -> FastAPI:
         engine = make_engine(url, settings.database.pool_size)
         state = AppState(settings=settings, store=Store(engine), keys=ApiKeys(engine))
         app.state.services = state
-        app.state.run_events = RunEventHub(engine)
+        app.state.run_events = state.run_events
         # Runs are recorded here and started in Temporal by this dispatcher, off the request.
         state.starts = StartDispatcher(RunStarts(engine), state.temporal,
                                        settings.temporal.task_queue, settings.dispatch)

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import itertools
 import json
-import random
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from temporalio.client import WorkflowFailureError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from activities import metrics
 from api.errors import ApiError
@@ -23,7 +20,13 @@ from definition.limits import check_input_size
 from payloads.size_guard import run_limits
 from schema.api import RunOptions
 from schema.definition import WorkflowDefinition
-from schema.run import LlmCacheMode, RunRecord, RunWorkflowInput, SeedStep
+from schema.run import (
+    TERMINAL_RUN_STATUSES,
+    LlmCacheMode,
+    RunRecord,
+    RunWorkflowInput,
+    SeedStep,
+)
 from store.references import References
 from store.sql import Conflict
 from store.tables import WorkflowRow, WorkflowVersionRow
@@ -154,43 +157,51 @@ async def wait_for(state: AppState, environment: str, run_id: str, seconds: floa
 
     A run still queued is started from here (its dispatcher would take a moment to); with
     Temporal away the wait ends at `seconds` with the run still `pending`.
+
+    The wait is on the run's own record: the mirror's NOTIFY of its final row wakes it, the
+    moment a read would show the run finished, and no long poll is held on Temporal (a
+    server holds only so many: ~1,200 on the dev server). Every
+    ``api.run_wait_check_seconds`` it reads the run again, as ``GET`` does: a missed
+    notification, a start to make again, or a run ended outside the interpreter (checked
+    in Temporal, ``reconcile.read_check_seconds``).
     """
     if seconds <= 0:
         return False
     try:
-        return await asyncio.wait_for(_result(state, environment, run_id), seconds)
+        return await asyncio.wait_for(_recorded(state, environment, run_id), seconds)
     except TimeoutError:
         return False
 
 
-async def _result(state: AppState, environment: str, run_id: str) -> bool:
-    if state.starts is not None:
-        await state.starts.start_now(run_id)
-    client = await state.temporal(environment)
-    handle = client.get_workflow_handle(run_id)
-    for looks in itertools.count(1):
-        try:
-            await handle.result()
-        except WorkflowFailureError:
-            return True
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.RESOURCE_EXHAUSTED:
-                # More waits than the server holds long polls for (its namespace poller limit,
-                # ~1,200 on the dev server: hit with 2,000 runs waited on at once): wait here.
-                await asyncio.sleep(_BUSY_SECONDS * (0.5 + random.random()))
+async def _recorded(state: AppState, environment: str, run_id: str) -> bool:
+    async with state.run_events.subscribe(run_id) as events:
+        # Subscribed first: the final row cannot be written unseen from here on.
+        if state.starts is not None:
+            await state.starts.start_now(run_id)
+        check = state.settings.api.run_wait_check_seconds
+        while True:
+            try:
+                event = await asyncio.wait_for(events.get(), check)
+            except TimeoutError:
+                if await _finished_on_read(state, environment, run_id):
+                    return True
                 continue
-            # Not started yet (a dispatcher elsewhere is starting it, or Temporal was away):
-            # look again shortly, until the caller's deadline; every half second see whether
-            # the start went back to the queue (a failed try) and make it from here.
-            if exc.status not in _NOT_YET:
-                raise
-            await asyncio.sleep(0.01)
-            if state.starts is not None and looks % 50 == 0:
-                await state.starts.start_now(run_id)
-            continue
+            if event.get("kind") == "run" and event.get("status") in TERMINAL_RUN_STATUSES:
+                return True
+
+
+async def _finished_on_read(state: AppState, environment: str, run_id: str) -> bool:
+    """What a read of the run says now: finished, or not (started from here if still queued)."""
+    run = await state.store.get_run(environment, uuid.UUID(run_id))
+    if run is None or run.status in TERMINAL_RUN_STATUSES:
         return True
-    return False  # unreachable: the loop ends by returning
-
-
-_BUSY_SECONDS = 0.5
-_NOT_YET = (RPCStatusCode.NOT_FOUND, RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED)
+    if run.status == "pending" and state.starts is not None:
+        await state.starts.start_now(run_id)  # a failed start: try it again from here
+    try:  # ended outside the interpreter (terminated in the Temporal UI, timed out)?
+        reconciler = await state.reconciler(environment)
+        if not await reconciler.check_on_read(run_id, run.status, run.created_at):
+            return False
+    except (RPCError, RuntimeError, OSError):
+        return False  # Temporal away: the record stands
+    run = await state.store.get_run(environment, uuid.UUID(run_id))
+    return run is None or run.status in TERMINAL_RUN_STATUSES

@@ -13,6 +13,7 @@ from payloads.secret_box import SecretBox
 from promptpilot.settings import Settings
 from promptpilot.temporal import connect, key_ring
 from reconcile.reconciler import RunReconciler
+from store.events import RunEventHub
 from store.keys import ApiKeys
 from store.runs import Store
 
@@ -28,6 +29,8 @@ class AppState:
     reconcilers: dict[str, RunReconciler] = field(default_factory=dict)
     starts: StartDispatcher | None = None
     """Starts recorded runs in Temporal (set by the app's lifespan)."""
+    run_events: RunEventHub = field(init=False)
+    """The process's LISTEN on run events (connected on first use): waits and streams."""
     auth_throttle: AuthThrottle = field(init=False)
     """Failed-authentication counts of this process (API bearer check and inspector sign-in)."""
 
@@ -35,6 +38,7 @@ class AppState:
     """Seals webhook secrets at rest with the payload key ring."""
 
     def __post_init__(self) -> None:
+        self.run_events = RunEventHub(self.store.engine)
         self.auth_throttle = AuthThrottle(self.settings.api.auth_throttle)
         ring = key_ring(self.settings)
         self.secret_box = SecretBox(EncryptionCodec(ring) if ring is not None else None)

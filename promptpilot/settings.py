@@ -115,6 +115,10 @@ class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8000
     run_wait_seconds: float = 30.0
+    run_wait_check_seconds: float = Field(default=2.0, gt=0, le=60)
+    """A request waiting for its run (``?wait``) reads the run again this often besides the
+    notification of its final row: a start to make again, a run ended outside the
+    interpreter."""
     dev_api_key: SecretStr | None = None
     auth_throttle: AuthThrottleSettings = Field(default_factory=AuthThrottleSettings)
     public_url: str | None = Field(default=None, pattern=r"^https?://")

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -26,6 +27,7 @@ _DIALECT_ONLY = ("prepared_statement_cache_size", "prepared_statement_name_func"
                  "async_creator_fn")
 
 RunEvent = dict[str, Any]
+_RUN_ID = re.compile(r'"runId"\s*:\s*"([^"]*)"')
 
 
 class RunEventHub:
@@ -49,6 +51,10 @@ class RunEventHub:
             self._connection = connection
 
     def _dispatch(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
+        # Every run's events reach this process; only the subscribed ones are parsed.
+        found = _RUN_ID.search(payload)
+        if found is not None and found.group(1) not in self._queues:
+            return
         try:
             event: RunEvent = json.loads(payload)
         except ValueError:
