@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import random
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from temporalio.service import RPCError
+from temporalio.client import WorkflowFailureError
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities import metrics
 from api.errors import ApiError
@@ -158,9 +160,10 @@ async def wait_for(state: AppState, environment: str, run_id: str, seconds: floa
     A run still queued is started from here (its dispatcher would take a moment to); with
     Temporal away the wait ends at `seconds` with the run still `pending`.
 
-    The wait is on the run's own record: the mirror's NOTIFY of its final row wakes it, the
-    moment a read would show the run finished, and no long poll is held on Temporal (a
-    server holds only so many: ~1,200 on the dev server). Every
+    The wait is on the run's own record: the mirror's NOTIFY of its final row wakes it, and
+    only then is Temporal asked for the workflow's close (which follows within moments), so
+    no long poll is held on Temporal while the run goes on (a server holds only so many:
+    ~1,200 on the dev server). Every
     ``api.run_wait_check_seconds`` it reads the run again, as ``GET`` does: a missed
     notification, a start to make again, or a run ended outside the interpreter (checked
     in Temporal, ``reconcile.read_check_seconds``).
@@ -184,10 +187,34 @@ async def _recorded(state: AppState, environment: str, run_id: str) -> bool:
                 event = await asyncio.wait_for(events.get(), check)
             except TimeoutError:
                 if await _finished_on_read(state, environment, run_id):
-                    return True
+                    break
                 continue
             if event.get("kind") == "run" and event.get("status") in TERMINAL_RUN_STATUSES:
-                return True
+                break
+    await _closed_in_temporal(state, environment, run_id)
+    return True
+
+
+async def _closed_in_temporal(state: AppState, environment: str, run_id: str) -> None:
+    """Once the record is final, until Temporal has closed the workflow too (the final row is
+    written by the run's last activity, a moment before its workflow completes), so the
+    answer never says finished while Temporal still says running. No workflow at all (a run
+    cancelled before its start) or Temporal away: the record stands."""
+    client = await state.temporal(environment)
+    handle = client.get_workflow_handle(run_id)
+    while True:
+        try:
+            await handle.result()
+        except WorkflowFailureError:
+            return
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.RESOURCE_EXHAUSTED:
+                # Over the server's long polls (its namespace poller limit, ~1,200 on the dev
+                # server); only runs that are ending hold one, so this is brief.
+                await asyncio.sleep(_BUSY_SECONDS * (0.5 + random.random()))
+                continue
+            return
+        return
 
 
 async def _finished_on_read(state: AppState, environment: str, run_id: str) -> bool:
@@ -205,3 +232,6 @@ async def _finished_on_read(state: AppState, environment: str, run_id: str) -> b
         return False  # Temporal away: the record stands
     run = await state.store.get_run(environment, uuid.UUID(run_id))
     return run is None or run.status in TERMINAL_RUN_STATUSES
+
+
+_BUSY_SECONDS = 0.5

@@ -7,6 +7,7 @@ import asyncio
 import uuid
 
 from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import WorkflowExecutionStatus
 
 from api.launcher import wait_for
 from api.state import AppState
@@ -69,3 +70,21 @@ async def test_a_wait_answers_for_a_run_terminated_in_temporal(service: Service)
     run = answered.json()["run"]
     assert run["status"] == "failed"
     assert "operator 7 stopped it" in run["error"]["message"]
+
+
+async def test_a_wait_answers_finished_only_once_temporal_has_closed_the_run_too(
+        service: Service) -> None:
+    # The final row is written a moment before the workflow completes: an answer at the row
+    # alone would say `completed` while Temporal still says running (seen before the wait
+    # asked Temporal for the close).
+    slug = unique_slug("agrees")
+    await service.create_workflow({"id": slug, "name": "quick", "steps": [
+        {"id": "t1", "type": "transform", "expression": "{ok: `true`}"}]})
+    client = await connect(service.settings, "dev")
+    for _ in range(10):
+        answered = await service.http.post(f"/api/workflows/{slug}/run", params={"wait": 30},
+                                           json={"input": {}})
+        assert answered.status_code == 200, answered.text
+        run_id = answered.json()["run"]["id"]
+        description = await client.get_workflow_handle(run_id).describe()
+        assert description.status == WorkflowExecutionStatus.COMPLETED
