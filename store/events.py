@@ -37,7 +37,8 @@ class RunEventHub:
         self._engine = engine
         self._connection: asyncpg.Connection | None = None
         self._lock = asyncio.Lock()
-        self._queues: dict[str, set[asyncio.Queue[RunEvent]]] = {}
+        # Per run: each subscriber's queue and the event kinds it takes (None: every kind).
+        self._queues: dict[str, dict[asyncio.Queue[RunEvent], frozenset[str] | None]] = {}
 
     async def _connect(self) -> None:
         async with self._lock:
@@ -59,14 +60,18 @@ class RunEventHub:
             event: RunEvent = json.loads(payload)
         except ValueError:
             return
-        for queue in self._queues.get(str(event.get("runId")), ()):
-            queue.put_nowait(event)
+        kind = event.get("kind")
+        for queue, kinds in self._queues.get(str(event.get("runId")), {}).items():
+            if kinds is None or kind in kinds:
+                queue.put_nowait(event)
 
     @contextlib.asynccontextmanager
-    async def subscribe(self, run_id: str) -> AsyncIterator[asyncio.Queue[RunEvent]]:
-        """A queue of this run's events, live from the moment this returns."""
+    async def subscribe(self, run_id: str, kinds: frozenset[str] | None = None
+                        ) -> AsyncIterator[asyncio.Queue[RunEvent]]:
+        """A queue of this run's events (of ``kinds`` only, when given), live from the moment
+        this returns."""
         queue: asyncio.Queue[RunEvent] = asyncio.Queue()
-        self._queues.setdefault(run_id, set()).add(queue)
+        self._queues.setdefault(run_id, {})[queue] = kinds
         try:
             try:
                 await self._connect()
@@ -75,8 +80,8 @@ class RunEventHub:
                 log.warning("run events: LISTEN unavailable, polling instead: %s", exc)
             yield queue
         finally:
-            subscribers = self._queues.get(run_id, set())
-            subscribers.discard(queue)
+            subscribers = self._queues.get(run_id, {})
+            subscribers.pop(queue, None)
             if not subscribers:
                 self._queues.pop(run_id, None)
 
