@@ -29,6 +29,9 @@ Driver = Callable[[int, int], Awaitable[Cell]]
 LANES = ("fast", "slow")
 LATENCY = 1.0
 B4_CONCURRENCY = 64
+DECOMPOSITION = ("ours-direct", "ours-unmirrored")
+"""B4 variants run only when named in ``BENCH_B4_VARIANTS``: ours without the API, and
+without the mirror too (what each part of the product costs)."""
 SCALE_LEVELS = tuple(int(n) for n in os.environ.get("BENCH_SCALE_LEVELS",
                                                   "100,1000,2000").split(","))
 
@@ -242,7 +245,8 @@ async def b4(runners: dict[str, dict[str, Driver]], report: LlmReport, *, quick:
     """Interleaved rounds at latency 0 (runs/s, and CPU per run of each process in ``pids``)
     and at 1 s (wall time)."""
     chosen = os.environ.get("BENCH_B4_VARIANTS")
-    names = [n for n in runners if chosen is None or n in chosen.split(",")]
+    names = [n for n in runners if n in chosen.split(",")] if chosen else \
+        [n for n in runners if n not in DECOMPOSITION]
     for name in names:  # warm-up: connections, caches
         await runners[name]["fast"](16, 8)
     default_rounds, runs = (2, 64) if quick else (5, 128)

@@ -147,7 +147,16 @@ class Suite:
                      for lane in llm_suite.LANES},
             "hand-written": {lane: llm_suite.driven(llm_suite.hand(self.client, "bench-hand",
                                                                    lane))
-                             for lane in llm_suite.LANES}}
+                             for lane in llm_suite.LANES},
+            # What the product's parts cost (only when named in BENCH_B4_VARIANTS): ours
+            # started eagerly on the worker's client (no API, no start queue, no ?wait), and
+            # the same with the mirror off.
+            "ours-direct": {lane: llm_suite.driven(variants.b3(
+                self.client, "bench", {5: self.pipeline_defs[lane]}, mirror=True))
+                for lane in llm_suite.LANES},
+            "ours-unmirrored": {lane: llm_suite.driven(variants.b3(
+                self.client, "bench", {5: self.pipeline_defs[lane]}, mirror=False))
+                for lane in llm_suite.LANES}}
 
         self.runners = {
             "B0": variants.b0(),
