@@ -177,8 +177,9 @@ async def wait_for(state: AppState, environment: str, run_id: str, seconds: floa
 
 
 async def _recorded(state: AppState, environment: str, run_id: str) -> bool:
-    # Only the run's own transitions: its steps' and their text would each wake the wait.
-    async with state.run_events.subscribe(run_id, _RUN_ONLY) as events:
+    # Only the run's end: its steps' transitions and text would each wake the wait (and
+    # listening to them, each process hears every run's ~15 per run).
+    async with state.run_events.subscribe(run_id, ends_only=True) as events:
         # Subscribed first: the final row cannot be written unseen from here on.
         if state.starts is not None:
             await state.starts.start_now(run_id)
@@ -236,4 +237,3 @@ async def _finished_on_read(state: AppState, environment: str, run_id: str) -> b
 
 
 _BUSY_SECONDS = 0.5
-_RUN_ONLY = frozenset({"run"})

@@ -18,7 +18,7 @@ from reconcile.outcomes import TemporalView
 from schema.run import TERMINAL_RUN_STATUSES, StepError
 from store.columns import utcnow
 from store.run_starts import RunStarts
-from store.runs import RUN_EVENTS_CHANNEL, Store
+from store.runs import RUN_EVENTS_CHANNEL, Store, run_channel
 from store.sql import raw_connection
 
 _OPEN_STEPS = ", ".join(f"'{s}'" for s in ("pending", "running", "waiting"))
@@ -130,7 +130,7 @@ class RunRepairs:
                 _json(result.output) if result else None,
                 result.actual_cost if result else None,
                 result.tokens_in if result else 0, result.tokens_out if result else 0,
-                RUN_EVENTS_CHANNEL)
+                run_channel(view.status))
         return bool(written)
 
     async def _select(self, where: str, environment: str, *args: Any) -> dict[str, MirrorRun]:

@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from store.runs import RUN_EVENTS_CHANNEL, RUN_STARTS_CHANNEL
+from store.runs import RUN_ENDS_CHANNEL, RUN_STARTS_CHANNEL
 from store.sql import kept_as_is, raw_connection
 
 __all__ = ["RUN_STARTS_CHANNEL", "ClaimedStart", "RunStarts"]
@@ -129,7 +129,7 @@ class RunStarts:
     async def fail(self, run_id: str, error: dict[str, Any]) -> None:
         """Temporal refused the start for good: the run is ``failed`` with ``error``."""
         async with self._driver() as driver:
-            await driver.fetch(_DROP, uuid.UUID(run_id), json.dumps(error), RUN_EVENTS_CHANNEL,
+            await driver.fetch(_DROP, uuid.UUID(run_id), json.dumps(error), RUN_ENDS_CHANNEL,
                                "failed", False)
 
     async def cancel(self, run_id: str, error: dict[str, Any]) -> bool:
@@ -137,7 +137,7 @@ class RunStarts:
         now ``cancelled``. A claimed start may be in Temporal already: False."""
         async with self._driver() as driver:
             written = await driver.fetch(_DROP, uuid.UUID(run_id), json.dumps(error),
-                                         RUN_EVENTS_CHANNEL, "cancelled", True)
+                                         RUN_ENDS_CHANNEL, "cancelled", True)
         return bool(written)
 
     async def queued(self, run_ids: Sequence[str]) -> set[str]:

@@ -37,6 +37,14 @@ HELD_RUN = ("stalled",)
 # Every mirror write that changes a row also NOTIFYs this channel in its own transaction, so
 # live subscribers (the run events stream) hear of it exactly when it is committed.
 RUN_EVENTS_CHANNEL = "promptpilot_run_events"
+# A run's final row NOTIFYs this channel instead: requests waiting for runs to end (``?wait``)
+# listen to it alone, not to every step transition and delta of every run.
+RUN_ENDS_CHANNEL = "promptpilot_run_ends"
+
+
+def run_channel(status: str) -> str:
+    """The channel a run row's write in ``status`` NOTIFYs."""
+    return RUN_ENDS_CHANNEL if status in TERMINAL_RUN else RUN_EVENTS_CHANNEL
 # NOTIFYed (payload: the run id) when a start is queued, so idle dispatchers in other
 # processes take it at once (store/run_starts.py).
 RUN_STARTS_CHANNEL = "promptpilot_run_starts"
@@ -283,4 +291,4 @@ def _run_upsert(record: RunRecord) -> Upsert:
     event = {"kind": "run", "runId": record.run_id, "status": record.status,
              "actualCost": record.actual_cost}
     return Upsert(SQLModel.metadata.tables[RunRow.__tablename__], row, ("id",),
-                  TERMINAL_RUN, RUN_EVENTS_CHANNEL, event, HELD_RUN)
+                  TERMINAL_RUN, run_channel(record.status), event, HELD_RUN)

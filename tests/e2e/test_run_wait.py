@@ -12,7 +12,8 @@ from temporalio.client import WorkflowExecutionStatus
 from api.launcher import wait_for
 from api.state import AppState
 from promptpilot.temporal import connect
-from schema.run import RunRecord
+from schema.run import RunRecord, StepRecord
+from store.events import RunEventHub
 from store.keys import ApiKeys
 from store.runs import Store
 from tests.conftest import Service, unique_slug
@@ -88,3 +89,33 @@ async def test_a_wait_answers_finished_only_once_temporal_has_closed_the_run_too
         run_id = answered.json()["run"]["id"]
         description = await client.get_workflow_handle(run_id).describe()
         assert description.status == WorkflowExecutionStatus.COMPLETED
+
+
+async def test_a_wait_hears_only_its_runs_end_and_a_stream_hears_everything(
+        service: Service, engine: AsyncEngine) -> None:
+    # A waiting request takes the run's final row alone (the channel of ends, not every step
+    # transition of every run); a live stream still takes the steps and the end.
+    workflow = await service.create_workflow(waiting(unique_slug("channels")))
+    store = Store(engine)
+    hub = RunEventHub(engine)
+    run_id = str(uuid.uuid4())
+    record = RunRecord(run_id=run_id, environment="dev", workflow_id=workflow["id"],
+                       workflow_version=1, status="running", input={})
+    step = StepRecord(run_id=run_id, environment="dev", step_id="prep", step_index=0,
+                      type="transform", status="completed", output={"ok": True})
+    try:
+        async with hub.subscribe(run_id, ends_only=True) as ends, \
+                hub.subscribe(run_id) as everything:
+            await store.upsert_run(record)
+            await store.upsert_steps([step])
+            await store.upsert_run(record.model_copy(update={"status": "completed"}))
+
+            heard = [await asyncio.wait_for(everything.get(), 10) for _ in range(3)]
+            end = await asyncio.wait_for(ends.get(), 10)
+            assert ends.empty()
+        assert [(e["kind"], e["status"]) for e in heard] == [
+            ("run", "running"), ("step", "completed"), ("run", "completed")]
+        assert (end["kind"], end["status"]) == ("run", "completed")
+    finally:
+        await hub.aclose()
+        await store.aclose()
